@@ -1,0 +1,63 @@
+"""commbox-async: the asyncio-native (and trio-friendly) client for the CommBox REST API."""
+
+from ._client import DEFAULT_BASE_URL, DEFAULT_BURST, DEFAULT_RATE_LIMIT, AsyncCommBox
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ClientStateError,
+    CommBoxError,
+    ConfigurationError,
+    DeadlineExceededError,
+    DecodeError,
+    InvalidResponseError,
+    NotFoundError,
+    NotImplementedAPIError,
+    PartialSuccessError,
+    RateLimitError,
+    ServerError,
+)
+from ._files import Attachment
+from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent
+from ._response import APIResponse
+from ._throttle import Throttle, TokenBucket
+from ._version import __version__
+
+__all__ = [
+    "__version__",
+    # client
+    "AsyncCommBox",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_RATE_LIMIT",
+    "DEFAULT_BURST",
+    "APIResponse",
+    "Attachment",
+    # throttling and observability
+    "Throttle",
+    "TokenBucket",
+    "Hooks",
+    "ClientStats",
+    "RequestEvent",
+    "ResponseEvent",
+    "RetryEvent",
+    "ThrottleEvent",
+    # errors
+    "CommBoxError",
+    "ConfigurationError",
+    "ClientStateError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "DeadlineExceededError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "NotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "NotImplementedAPIError",
+    "PartialSuccessError",
+    "InvalidResponseError",
+    "DecodeError",
+]

@@ -1,0 +1,422 @@
+"""The request pipeline: auth, throttle, retries, deadlines, logging, hooks and decoding.
+
+Resources stay thin: they name the endpoint and the model, and call :meth:`BaseClient._request`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import attrs
+import httpx
+
+from ._exceptions import (
+    AuthenticationError,
+    ClientStateError,
+    CommBoxError,
+    ConfigurationError,
+    DeadlineExceededError,
+    RateLimitError,
+)
+from ._files import AttachmentInput, coerce_attachments, open_files
+from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent, emit
+from ._response import Envelope, parse_response, record_envelope
+from ._retry import RetryPolicy, parse_retry_after, retry_reason
+from ._throttle import Throttle
+from ._transport import build_path, join_url, map_transport_error
+
+__all__ = ["BaseClient", "ClientOptions", "TokenProvider", "TokenSource", "logger"]
+
+logger = logging.getLogger("commbox_async")
+
+TokenSource = str | Callable[[], str | Awaitable[str]]
+
+
+class TokenProvider:
+    """Holds the token (or the callable that returns it) and never shows it."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: TokenSource) -> None:
+        if isinstance(source, str):
+            if not source.strip():
+                raise ConfigurationError("the CommBox token is empty")
+        elif not callable(source):
+            raise ConfigurationError(
+                f"token must be a string or a callable returning one, got {type(source).__name__}"
+            )
+        self._source = source
+
+    @property
+    def rotates(self) -> bool:
+        """True when the token comes from a callable, which is asked again after a 401."""
+        return not isinstance(self._source, str)
+
+    async def get(self) -> str:
+        source = self._source
+        if isinstance(source, str):
+            return source
+        value: Any = source()
+        if inspect.isawaitable(value):
+            value = await value
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigurationError(
+                "the token callable returned no token (an empty or non-str value)"
+            )
+        return value
+
+    def __repr__(self) -> str:
+        return "TokenProvider(<redacted>)"
+
+    __str__ = __repr__
+
+
+@attrs.frozen(kw_only=True)
+class ClientOptions:
+    """Per-view options; ``with_options`` derives new ones, the pool and throttle are shared."""
+
+    timeout: httpx.Timeout
+    max_retries: int
+    deadline: float | None
+    max_retry_after: float
+    initial_backoff: float
+    max_backoff: float
+    retry_uncertain: bool
+    user_agent: str
+    headers: Mapping[str, str]
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ConfigurationError(f"deadline must be positive seconds, got {self.deadline}")
+        if self.max_retry_after < 0:
+            raise ConfigurationError(f"max_retry_after must be >= 0, got {self.max_retry_after}")
+        if any(k.lower() == "authorization" for k in self.headers):
+            raise ConfigurationError("set the token with token=, not an Authorization header")
+
+
+class _Core:
+    """State shared by a client and all its views: pool, throttle, token, counters, lifecycle."""
+
+    def __init__(
+        self,
+        *,
+        base_url: httpx.URL,
+        http: httpx.AsyncClient,
+        owns_http: bool,
+        token: TokenProvider,
+        throttle: Throttle | None,
+        hooks: Hooks,
+    ) -> None:
+        self.base_url = base_url
+        self.http = http
+        self.owns_http = owns_http
+        self.token = token
+        self.throttle = throttle
+        self.hooks = hooks
+        self.stats = ClientStats()
+        self.closed = False
+        self.loop: object | None = None
+
+    def check_usable(self) -> None:
+        if self.closed:
+            raise ClientStateError(
+                "this AsyncCommBox is closed; create a new client (or use it inside "
+                "'async with AsyncCommBox(...)')"
+            )
+        try:
+            current = anyio.lowlevel.current_token().native_token
+        except Exception:
+            raise ClientStateError(
+                "AsyncCommBox must be used from inside a running event loop"
+            ) from None
+        if self.loop is None:
+            self.loop = current
+        elif self.loop is not current:
+            raise ClientStateError(
+                "this AsyncCommBox was opened on another event loop; its connections belong to "
+                "that loop, so create one client per event loop"
+            )
+        if self.http.is_closed:
+            raise ClientStateError("the httpx.AsyncClient given to AsyncCommBox has been closed")
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.owns_http:
+            await self.http.aclose()
+
+
+@attrs.define
+class _Call:
+    method: str
+    path: str
+    url: httpx.URL
+    params: Mapping[str, Any] | None
+    json: Any
+    data: Mapping[str, Any] | None
+    attachments: list[Any]
+    allow_partial: bool
+    deadline_at: float | None
+    attempt: int = 0
+    in_flight: bool = False
+    refreshed_token: bool = False
+    last_error: BaseException | None = None
+
+
+class BaseClient:
+    """Owns the request pipeline; :class:`~commbox_async.AsyncCommBox` adds the resources."""
+
+    _core: _Core
+    _options: ClientOptions
+
+    def _policy(self) -> RetryPolicy:
+        o = self._options
+        return RetryPolicy(
+            max_retries=o.max_retries,
+            initial_backoff=o.initial_backoff,
+            max_backoff=o.max_backoff,
+            max_retry_after=o.max_retry_after,
+        )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        path_params: Mapping[str, object] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        files: Sequence[AttachmentInput] | None = None,
+        allow_partial: bool = False,
+    ) -> Envelope:
+        """Send one API call with auth, throttle, retries and decoding; return its envelope."""
+        core = self._core
+        core.check_usable()
+        method = method.upper()
+        encoded_path = build_path(path, path_params or {})
+        attachments = coerce_attachments(files)
+        opts = self._options
+        deadline_at = time.monotonic() + opts.deadline if opts.deadline is not None else None
+        call = _Call(
+            method=method,
+            path=encoded_path,
+            url=join_url(core.base_url, encoded_path),
+            params={k: v for k, v in params.items() if v is not None} if params else None,
+            json=json,
+            data=data,
+            attachments=attachments,
+            allow_partial=allow_partial,
+            deadline_at=deadline_at,
+        )
+        policy = self._policy()
+
+        async def before_sleep(exc: BaseException, wait: float, attempt: int) -> None:
+            reason = retry_reason(exc)
+            core.stats.retries[reason] += 1
+            logger.info(
+                "retrying %s %s in %.2fs after %s (attempt %d of %d)",
+                method,
+                encoded_path,
+                wait,
+                reason,
+                attempt,
+                opts.max_retries + 1,
+            )
+            await emit(
+                core.hooks.on_retry,
+                RetryEvent(
+                    method=method,
+                    path=encoded_path,
+                    attempt=attempt,
+                    reason=reason,
+                    wait=wait,
+                    error=exc,
+                ),
+            )
+
+        controller = policy.controller(
+            method=method,
+            retry_uncertain=opts.retry_uncertain,
+            max_retries=opts.max_retries,
+            deadline_at=deadline_at,
+            before_sleep=before_sleep,
+        )
+        scope: AbstractContextManager[Any] = (
+            anyio.fail_after(opts.deadline) if opts.deadline is not None else nullcontext()
+        )
+        try:
+            with scope:
+                envelope: Envelope = await controller(self._attempt, call)
+        except TimeoutError:
+            last = call.last_error
+            maybe = call.in_flight or bool(getattr(last, "may_have_been_processed", False))
+            raise DeadlineExceededError(
+                f"the call's deadline of {opts.deadline:g}s ran out "
+                f"after {call.attempt} attempt(s)",
+                method=method,
+                path=encoded_path,
+                may_have_been_processed=maybe,
+                reason="deadline",
+            ) from last
+        record_envelope(envelope)
+        return envelope
+
+    async def _attempt(self, call: _Call) -> Envelope:
+        core = self._core
+        call.attempt += 1
+        while True:
+            await self._throttle_wait(call)
+            token = await core.token.get()
+            try:
+                return await self._send(call, token)
+            except AuthenticationError as exc:
+                call.last_error = exc
+                if not core.token.rotates or call.refreshed_token:
+                    raise
+                # A rotating key may just have been replaced: ask the callable once more.
+                call.refreshed_token = True
+                core.stats.token_refreshes += 1
+                logger.info("401 on %s %s: asking the token callable again", call.method, call.path)
+            except RateLimitError as exc:
+                call.last_error = exc
+                core.stats.rate_limited += 1
+                if core.throttle is not None:
+                    pause = exc.retry_after
+                    if pause is None:
+                        pause = self._policy().backoff(call.attempt)
+                    await core.throttle.pause(min(pause, self._options.max_retry_after))
+                raise
+            except CommBoxError as exc:
+                call.last_error = exc
+                raise
+
+    async def _throttle_wait(self, call: _Call) -> None:
+        core = self._core
+        if core.throttle is None:
+            return
+        waited = await core.throttle.acquire()
+        if waited > 0:
+            core.stats.throttle_waits += 1
+            core.stats.throttle_wait_seconds += waited
+            await emit(
+                core.hooks.on_throttle,
+                ThrottleEvent(method=call.method, path=call.path, waited=waited),
+            )
+
+    def _attempt_timeout(self, call: _Call) -> httpx.Timeout:
+        timeout = self._options.timeout
+        if call.deadline_at is None:
+            return timeout
+        left = max(0.001, call.deadline_at - time.monotonic())
+
+        def clamp(value: float | None) -> float:
+            return left if value is None else min(value, left)
+
+        return httpx.Timeout(
+            connect=clamp(timeout.connect),
+            read=clamp(timeout.read),
+            write=clamp(timeout.write),
+            pool=clamp(timeout.pool),
+        )
+
+    async def _send(self, call: _Call, token: str) -> Envelope:
+        core = self._core
+        opts = self._options
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": opts.user_agent,
+            **opts.headers,
+            "Authorization": f"Bearer {token}",
+        }
+        with open_files(call.attachments) as file_entries:
+            request = core.http.build_request(
+                call.method,
+                call.url,
+                params=call.params,
+                json=call.json if not file_entries else None,
+                data=call.data,
+                files=file_entries or None,
+                headers=headers,
+                timeout=self._attempt_timeout(call),
+            )
+            await emit(
+                core.hooks.on_request,
+                RequestEvent(method=call.method, path=call.path, attempt=call.attempt),
+            )
+            core.stats.requests += 1
+            start = time.monotonic()
+            call.in_flight = True
+            try:
+                response = await core.http.send(request)
+            except httpx.TransportError as exc:
+                err = map_transport_error(exc, method=call.method, path=call.path)
+                logger.debug(
+                    "%s %s -> %s in %.3fs (attempt %d)",
+                    call.method,
+                    call.path,
+                    err.reason,
+                    time.monotonic() - start,
+                    call.attempt,
+                    extra={
+                        "commbox_method": call.method,
+                        "commbox_path": call.path,
+                        "commbox_status": None,
+                        "commbox_attempt": call.attempt,
+                    },
+                )
+                raise err from exc
+            except RuntimeError:
+                if core.http.is_closed:
+                    raise ClientStateError(
+                        "the httpx.AsyncClient under AsyncCommBox was closed during the call"
+                    ) from None
+                raise
+            finally:
+                call.in_flight = False
+        elapsed = time.monotonic() - start
+        core.stats.responses += 1
+        logger.debug(
+            "%s %s -> %d in %.3fs (attempt %d)",
+            call.method,
+            call.path,
+            response.status_code,
+            elapsed,
+            call.attempt,
+            extra={
+                "commbox_method": call.method,
+                "commbox_path": call.path,
+                "commbox_status": response.status_code,
+                "commbox_attempt": call.attempt,
+                "commbox_elapsed": elapsed,
+            },
+        )
+        await emit(
+            core.hooks.on_response,
+            ResponseEvent(
+                method=call.method,
+                path=call.path,
+                attempt=call.attempt,
+                http_status=response.status_code,
+                elapsed=elapsed,
+            ),
+        )
+        return parse_response(
+            response,
+            method=call.method,
+            path=call.path,
+            attempts=call.attempt,
+            elapsed=elapsed,
+            allow_partial=call.allow_partial,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )

@@ -1,0 +1,308 @@
+"""AsyncCommBox: the client users hold."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+import httpx
+
+from ._base_client import BaseClient, ClientOptions, TokenProvider, TokenSource, _Core
+from ._exceptions import ConfigurationError
+from ._files import AttachmentInput
+from ._hooks import ClientStats, Hooks
+from ._response import to_raw_response
+from ._throttle import Throttle, TokenBucket
+from ._transport import check_base_url, make_http_client
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .resources.managers import Managers, ManagersWithRawResponse
+    from .resources.objects import Objects, ObjectsWithRawResponse
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_BURST", "DEFAULT_RATE_LIMIT", "AsyncCommBox"]
+
+DEFAULT_BASE_URL = "https://api.commbox.io"
+#: CommBox publishes no rate limit. 10 requests/s with a burst of 10 stays well clear of
+#: throttling on a single API key; 429 handling (with Retry-After) carries the rest.
+DEFAULT_RATE_LIMIT = 10.0
+DEFAULT_BURST = 10
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+class _NotGiven:
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Any = _NotGiven()
+
+
+def _timeout(value: float | httpx.Timeout | None) -> httpx.Timeout:
+    if isinstance(value, httpx.Timeout):
+        return value
+    if value is None:
+        return httpx.Timeout(None)
+    if value <= 0:
+        raise ConfigurationError(f"timeout must be positive seconds, got {value}")
+    return httpx.Timeout(value, connect=min(value, DEFAULT_TIMEOUT.connect or value))
+
+
+class AsyncCommBox(BaseClient):
+    """The asynchronous CommBox client.
+
+    Use it as an async context manager so its connection pool is closed::
+
+        async with AsyncCommBox(token="...") as cb:
+            conversation = await cb.objects.get(532, 293854, include_children=True)
+
+    Every option is keyword-only:
+
+    - ``token``: the API key (Settings > API), or a sync/async callable returning it, asked per
+      request and once more after a 401 (keys rotate). Default: ``$COMMBOX_TOKEN``.
+    - ``base_url``: ``https://api.commbox.io`` or your brand's own API host. Default:
+      ``$COMMBOX_BASE_URL``. Plain ``http://`` is refused except for loopback hosts.
+    - ``timeout``: seconds per attempt (or an ``httpx.Timeout``); default 30 s, 10 s to connect.
+    - ``deadline``: total seconds for a call, all attempts and waits included; default none.
+    - ``max_retries``: retries after the first attempt (default 2). POSTs are retried only when
+      CommBox certainly did not process them, unless ``retry_uncertain=True``.
+    - ``max_retry_after``: the longest ``Retry-After`` (s) worth sleeping for; a longer one raises
+      at once (default 60).
+    - ``rate_limit`` / ``burst``: the client-side token bucket in requests/s (default 10/s, burst
+      10); ``rate_limit=None`` turns it off. ``throttle=`` plugs in another :class:`Throttle`
+      (e.g. one shared through Redis).
+    - ``max_connections``, ``max_keepalive_connections``, ``keepalive_expiry``, ``http2``: the pool.
+    - ``user_agent``, ``default_headers``, ``hooks``.
+    - ``http_client``: an ``httpx.AsyncClient`` of your own, used as-is and never closed here.
+      ``transport``: an ``httpx.AsyncBaseTransport`` for the pool this client creates (the
+      testing seam: ``httpx.ASGITransport(app)``, ``httpx.MockTransport``...).
+    """
+
+    def __init__(
+        self,
+        *,
+        token: TokenSource | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        deadline: float | None = None,
+        max_retries: int = 2,
+        max_retry_after: float = 60.0,
+        retry_uncertain: bool = False,
+        rate_limit: float | None = DEFAULT_RATE_LIMIT,
+        burst: int | None = DEFAULT_BURST,
+        throttle: Throttle | None = None,
+        max_connections: int = 50,
+        max_keepalive_connections: int | None = 20,
+        keepalive_expiry: float | None = 5.0,
+        http2: bool = False,
+        user_agent: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        hooks: Hooks | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 8.0,
+    ) -> None:
+        if token is None:
+            token = os.environ.get("COMMBOX_TOKEN") or None
+        if token is None:
+            raise ConfigurationError(
+                "no CommBox token: pass token=... or set COMMBOX_TOKEN "
+                "(an admin finds the API key under Settings > API)"
+            )
+        provider = TokenProvider(token)
+        url = check_base_url(base_url or os.environ.get("COMMBOX_BASE_URL") or DEFAULT_BASE_URL)
+        if throttle is None and rate_limit is not None:
+            throttle = TokenBucket(rate_limit, burst)
+        if throttle is not None and not isinstance(throttle, Throttle):
+            raise ConfigurationError("throttle must have async acquire() and pause(seconds)")
+        if max_connections < 1:
+            raise ConfigurationError(f"max_connections must be >= 1, got {max_connections}")
+        if http_client is not None and transport is not None:
+            raise ConfigurationError("pass either http_client= or transport=, not both")
+        options = ClientOptions(
+            timeout=_timeout(timeout),
+            max_retries=max_retries,
+            deadline=deadline,
+            max_retry_after=max_retry_after,
+            initial_backoff=initial_backoff,
+            max_backoff=max_backoff,
+            retry_uncertain=retry_uncertain,
+            user_agent=user_agent or f"commbox-async/{__version__} httpx/{httpx.__version__}",
+            headers=dict(default_headers or {}),
+        )
+        owns = http_client is None
+        http = http_client or make_http_client(
+            timeout=options.timeout,
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+            http2=http2,
+            transport=transport,
+        )
+        self._core = _Core(
+            base_url=url,
+            http=http,
+            owns_http=owns,
+            token=provider,
+            throttle=throttle,
+            hooks=hooks or Hooks(),
+        )
+        self._options = options
+
+    # -- views --------------------------------------------------------------------------------
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = NOT_GIVEN,
+        deadline: float | None = NOT_GIVEN,
+        max_retries: int = NOT_GIVEN,
+        max_retry_after: float = NOT_GIVEN,
+        retry_uncertain: bool = NOT_GIVEN,
+        default_headers: Mapping[str, str] = NOT_GIVEN,
+    ) -> AsyncCommBox:
+        """A view with other per-call options that shares this client's pool, throttle, token,
+        hooks and counters. Closing either closes both."""
+        changes: dict[str, Any] = {}
+        if timeout is not NOT_GIVEN:
+            changes["timeout"] = _timeout(timeout)
+        if deadline is not NOT_GIVEN:
+            changes["deadline"] = deadline
+        if max_retries is not NOT_GIVEN:
+            changes["max_retries"] = max_retries
+        if max_retry_after is not NOT_GIVEN:
+            changes["max_retry_after"] = max_retry_after
+        if retry_uncertain is not NOT_GIVEN:
+            changes["retry_uncertain"] = retry_uncertain
+        if default_headers is not NOT_GIVEN:
+            changes["headers"] = {**self._options.headers, **default_headers}
+        view = object.__new__(type(self))
+        view._core = self._core
+        view._options = attrs.evolve(self._options, **changes)
+        return view
+
+    @cached_property
+    def with_raw_response(self) -> AsyncCommBoxWithRawResponse:
+        """The same methods, returning :class:`APIResponse` (status, headers, envelope) too."""
+        return AsyncCommBoxWithRawResponse(self)
+
+    # -- resources ----------------------------------------------------------------------------
+
+    @cached_property
+    def objects(self) -> Objects:
+        """Conversations (objects) and their messages (children): ``/streams/.../objects``."""
+        from .resources.objects import Objects
+
+        return Objects(self)
+
+    @cached_property
+    def managers(self) -> Managers:
+        """Agents and admins: ``/managers``."""
+        from .resources.managers import Managers
+
+        return Managers(self)
+
+    # -- escape hatch -------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: Literal["GET", "POST", "PATCH", "DELETE", "PUT"] | str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        files: Sequence[AttachmentInput] | None = None,
+        allow_partial: bool = False,
+        **path_params: str | int,
+    ) -> Any:
+        """Call an endpoint without a method yet, with the same auth, throttle, retries, errors.
+
+        ``path`` is a template; its ``{fields}`` come from keyword arguments and each is encoded
+        as one path segment: ``await cb.request("GET", "/managers/{manager_id}", manager_id=7)``.
+        Returns the envelope's ``data`` as decoded JSON.
+        """
+        envelope = await self._request(
+            method,
+            path,
+            path_params=path_params,
+            params=params,
+            json=json,
+            data=data,
+            files=files,
+            allow_partial=allow_partial,
+        )
+        return envelope.data
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return str(self._core.base_url)
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters: requests, retries by reason, 429s, time spent throttled."""
+        return self._core.stats
+
+    @property
+    def throttle(self) -> Throttle | None:
+        return self._core.throttle
+
+    @property
+    def is_closed(self) -> bool:
+        return self._core.closed
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless it was passed in as ``http_client``). Idempotent."""
+        await self._core.aclose()
+
+    async def __aenter__(self) -> AsyncCommBox:
+        self._core.check_usable()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        o = self._options
+        return (
+            f"AsyncCommBox(base_url={self.base_url!r}, token=<redacted>, "
+            f"max_retries={o.max_retries}, throttle={self._core.throttle!r}"
+            f"{', closed' if self._core.closed else ''})"
+        )
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("AsyncCommBox cannot be pickled (it holds a token and a connection pool)")
+
+
+class AsyncCommBoxWithRawResponse:
+    """``cb.with_raw_response``: every method returns an :class:`APIResponse`."""
+
+    def __init__(self, client: AsyncCommBox) -> None:
+        self._client = client
+        self.request = to_raw_response(client.request)
+
+    @cached_property
+    def objects(self) -> ObjectsWithRawResponse:
+        from .resources.objects import ObjectsWithRawResponse
+
+        return ObjectsWithRawResponse(self._client.objects)
+
+    @cached_property
+    def managers(self) -> ManagersWithRawResponse:
+        from .resources.managers import ManagersWithRawResponse
+
+        return ManagersWithRawResponse(self._client.managers)

@@ -1,0 +1,217 @@
+"""The CommBox envelope ``{status, description, response_time, data}`` and raw responses."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, ParamSpec, TypeVar
+
+import attrs
+import httpx
+
+from ._exceptions import APIStatusError, InvalidResponseError, status_error_class
+
+__all__ = ["APIResponse", "Envelope", "parse_response", "to_raw_response"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+_SNIPPET = 200
+
+
+@attrs.frozen(kw_only=True)
+class Envelope:
+    """One decoded response: HTTP facts plus the envelope's fields, before typing ``data``."""
+
+    http_status: int
+    headers: Mapping[str, str]
+    envelope_status: int | None
+    description: str | None
+    response_time: str | None
+    data: Any
+    body: Any
+    elapsed: float
+    attempts: int
+
+
+@attrs.frozen(kw_only=True)
+class APIResponse(Generic[T]):
+    """What ``cb.with_raw_response.<resource>.<method>(...)`` returns: the typed value and the
+    HTTP/envelope facts of the response it came from, without a second request."""
+
+    parsed: T
+    http_status: int
+    headers: Mapping[str, str]
+    envelope_status: int | None
+    description: str | None
+    response_time: str | None
+    #: The whole decoded JSON body.
+    json: Any
+    elapsed: float
+    attempts: int
+
+
+def _status_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _snippet(content: bytes) -> str:
+    return content[:_SNIPPET].decode("utf-8", errors="replace")
+
+
+def parse_response(
+    response: httpx.Response,
+    *,
+    method: str,
+    path: str,
+    attempts: int,
+    elapsed: float,
+    allow_partial: bool,
+    retry_after: float | None,
+) -> Envelope:
+    """Decode a response into an :class:`Envelope`, or raise the typed error it stands for."""
+    status = response.status_code
+    headers = dict(response.headers)
+    content = response.content
+    content_type = response.headers.get("content-type")
+    body: Any = None
+    is_json = False
+    if content.strip():
+        try:
+            body = json.loads(content)
+            is_json = True
+        except ValueError:
+            body = None
+    envelope = (
+        body
+        if is_json
+        and isinstance(body, dict)
+        and ("status" in body or "data" in body or "description" in body)
+        else None
+    )
+    env_status = _status_int(envelope.get("status")) if envelope is not None else None
+    description = envelope.get("description") if envelope is not None else None
+    if description is not None and not isinstance(description, str):
+        description = str(description)
+
+    def error(cls_status: int, message: str) -> APIStatusError:
+        cls = status_error_class(cls_status)
+        return cls(
+            message,
+            http_status=status,
+            envelope_status=env_status,
+            description=description
+            if envelope is not None
+            else (None if is_json else (_snippet(content) or None)),
+            method=method,
+            path=path,
+            headers=headers,
+            body=body if is_json else _snippet(content),
+            data=envelope.get("data") if envelope is not None else None,
+            retry_after=retry_after,
+        )
+
+    if status >= 400 or (status == 206 and not allow_partial):
+        raise error(status, _MESSAGES.get(status, "CommBox returned an error"))
+    if not (200 <= status < 300):
+        raise error(status, "unexpected HTTP status")
+    if status == 204:
+        return Envelope(
+            http_status=status,
+            headers=headers,
+            envelope_status=None,
+            description=None,
+            response_time=None,
+            data=None,
+            body=None,
+            elapsed=elapsed,
+            attempts=attempts,
+        )
+    if not is_json:
+        raise InvalidResponseError(
+            "CommBox returned a body that is not JSON"
+            if content.strip()
+            else "CommBox returned an empty body",
+            http_status=status,
+            content_type=content_type,
+            snippet=_snippet(content),
+            method=method,
+            path=path,
+        )
+    if env_status is not None and (env_status >= 400 or (env_status == 206 and not allow_partial)):
+        raise error(env_status, "CommBox reported a failure inside an HTTP 200 response")
+    response_time = envelope.get("response_time") if envelope is not None else None
+    return Envelope(
+        http_status=status,
+        headers=headers,
+        envelope_status=env_status,
+        description=description,
+        response_time=str(response_time) if response_time is not None else None,
+        data=envelope.get("data") if envelope is not None else body,
+        body=body,
+        elapsed=elapsed,
+        attempts=attempts,
+    )
+
+
+_MESSAGES = {
+    206: "partial success",
+    400: "bad request",
+    401: "unauthorized",
+    404: "not found",
+    429: "too many requests",
+    500: "server error",
+    501: "not implemented",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "gateway timeout",
+}
+
+# The raw-response views set a capture slot for the duration of one call; the base client
+# fills it with the last envelope. A contextvar keeps concurrent calls apart.
+_capture: contextvars.ContextVar[list[Envelope] | None] = contextvars.ContextVar(
+    "commbox_raw_capture", default=None
+)
+
+
+def record_envelope(envelope: Envelope) -> None:
+    slot = _capture.get()
+    if slot is not None:
+        slot.append(envelope)
+
+
+def to_raw_response(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[APIResponse[T]]]:
+    """Wrap a resource method so it returns an :class:`APIResponse` around its usual value."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> APIResponse[T]:
+        slot: list[Envelope] = []
+        token = _capture.set(slot)
+        try:
+            value = await fn(*args, **kwargs)
+        finally:
+            _capture.reset(token)
+        if not slot:
+            raise RuntimeError(f"{getattr(fn, '__qualname__', fn)} made no request")
+        env = slot[-1]
+        return APIResponse(
+            parsed=value,
+            http_status=env.http_status,
+            headers=env.headers,
+            envelope_status=env.envelope_status,
+            description=env.description,
+            response_time=env.response_time,
+            json=env.body,
+            elapsed=env.elapsed,
+            attempts=env.attempts,
+        )
+
+    return wrapper

@@ -1,0 +1,180 @@
+"""The HTTP layer under the client: URLs, the connection pool, and transport error mapping."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import string
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ._exceptions import APIConnectionError, APITimeoutError, ConfigurationError
+
+__all__ = [
+    "build_path",
+    "check_base_url",
+    "encode_segment",
+    "is_loopback",
+    "make_http_client",
+    "map_transport_error",
+]
+
+_FIELD_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str) -> httpx.URL:
+    """Parse a base URL: HTTPS, or plain HTTP to a loopback host only."""
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigurationError(f"invalid base_url {base_url!r}: {exc}") from None
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ConfigurationError(
+            f"base_url must be an absolute https:// URL such as https://api.commbox.io, "
+            f"got {base_url!r}"
+        )
+    if url.scheme == "http" and not is_loopback(url.host):
+        raise ConfigurationError(
+            f"refusing plain-HTTP base_url {base_url!r}: CommBox is served over HTTPS only and the "
+            "token must not travel in clear text (http:// is allowed only for loopback hosts)"
+        )
+    if url.query or url.fragment:
+        raise ConfigurationError(f"base_url must not have a query or fragment, got {base_url!r}")
+    return url
+
+
+def encode_segment(value: object, *, name: str = "path parameter") -> str:
+    """Percent-encode a value as exactly one path segment.
+
+    ``/``, ``?``, ``#``, ``%`` and ``=`` are all escaped, and a segment that is ``.`` or ``..``
+    is escaped too, so no id can change the path or the query.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigurationError(f"{name} must be an int or a str, got {type(value).__name__}")
+    text = str(value)
+    if text == "":
+        raise ConfigurationError(f"{name} must not be empty")
+    encoded = quote(text, safe="")
+    if encoded in (".", ".."):
+        encoded = encoded.replace(".", "%2E")
+    return encoded
+
+
+def build_path(template: str, params: Mapping[str, object]) -> str:
+    """Fill ``{name}`` fields of a path template, each value encoded as one segment."""
+    names = _FIELD_RE.findall(template)
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise ConfigurationError(f"path {template!r} needs values for {', '.join(missing)}")
+    extra = sorted(set(params) - set(names))
+    if extra:
+        raise ConfigurationError(f"path {template!r} has no field named {', '.join(extra)}")
+    # Literal parts of the template come from this library, never from callers' data; still,
+    # refuse anything that is not a plain path.
+    literal = _FIELD_RE.sub("", template)
+    if (
+        not template.startswith("/")
+        or any(c in literal for c in "?#%")
+        or any(c in string.whitespace for c in literal)
+    ):
+        raise ConfigurationError(
+            f"path template must be a plain path starting with '/': {template!r}"
+        )
+    return _FIELD_RE.sub(lambda m: encode_segment(params[m.group(1)], name=m.group(1)), template)
+
+
+def join_url(base: httpx.URL, path: str) -> httpx.URL:
+    prefix = base.raw_path.decode("ascii").rstrip("/")
+    return base.copy_with(raw_path=(prefix + path).encode("ascii"))
+
+
+def make_http_client(
+    *,
+    timeout: httpx.Timeout,
+    max_connections: int,
+    max_keepalive_connections: int | None,
+    keepalive_expiry: float | None,
+    http2: bool,
+    transport: httpx.AsyncBaseTransport | None,
+) -> httpx.AsyncClient:
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_keepalive_connections,
+        keepalive_expiry=keepalive_expiry,
+    )
+    kwargs: dict[str, Any] = {"timeout": timeout, "limits": limits, "follow_redirects": False}
+    if transport is not None:
+        kwargs["transport"] = transport
+    elif http2:
+        try:
+            import h2  # noqa: F401
+        except ImportError:
+            raise ConfigurationError(
+                "http2=True needs the h2 package: pip install 'commbox-async[http2]'"
+            ) from None
+        kwargs["http2"] = True
+    return httpx.AsyncClient(**kwargs)
+
+
+# (httpx error class, our class, message, reason, may have been processed). First match wins,
+# so subclasses come before their bases.
+_TRANSPORT_ERRORS: tuple[tuple[type[Exception], type[APIConnectionError], str, str, bool], ...] = (
+    (httpx.ConnectTimeout, APITimeoutError, "timed out connecting", "connect_timeout", False),
+    (
+        httpx.PoolTimeout,
+        APITimeoutError,
+        "timed out waiting for a pooled connection",
+        "pool_timeout",
+        False,
+    ),
+    (
+        httpx.ReadTimeout,
+        APITimeoutError,
+        "timed out waiting for the response",
+        "read_timeout",
+        True,
+    ),
+    (httpx.WriteTimeout, APITimeoutError, "timed out sending the request", "write_timeout", True),
+    (httpx.ConnectError, APIConnectionError, "could not connect", "connect_error", False),
+    (httpx.UnsupportedProtocol, APIConnectionError, "could not connect", "connect_error", False),
+    (httpx.LocalProtocolError, APIConnectionError, "request not sent", "connect_error", False),
+)
+
+
+def map_transport_error(exc: httpx.TransportError, *, method: str, path: str) -> APIConnectionError:
+    """An httpx transport error as a typed error with the "may have been processed" verdict.
+
+    Connect failures and pool timeouts happen before a byte of the request is sent. Anything
+    after that (read timeout, reset, the server closing without a response) may follow a
+    request CommBox already acted on.
+    """
+    detail = str(exc) or type(exc).__name__
+    for httpx_cls, cls, message, reason, maybe in _TRANSPORT_ERRORS:
+        if isinstance(exc, httpx_cls):
+            return cls(
+                f"{message}: {detail}",
+                method=method,
+                path=path,
+                may_have_been_processed=maybe,
+                reason=reason,
+            )
+    return APIConnectionError(
+        f"connection failed after the request was sent: {detail}",
+        method=method,
+        path=path,
+        may_have_been_processed=True,
+        reason="connection_lost",
+    )

@@ -1,0 +1,45 @@
+"""Sessions: tests, lint, typecheck, bench, demo. ``nox -s tests`` is the README's test command."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole suite, on asyncio and trio."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[test]", "mypy")
+    session.run("mypy", "--strict", "commbox_async")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Every benchmark under benchmarks/, each reporting ratios against an in-run baseline."""
+    session.install("-e", ".[bench]")
+    names = session.posargs or ["bench_transport", "bench_throttle", "bench_decode"]
+    for name in names:
+        session.run("python", f"benchmarks/{name}.py")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    session.install("-e", ".[cli]")
+    session.run("commbox", "demo", *session.posargs)

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json as jsonlib
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from commbox_async import AsyncCommBox
+
+TOKEN = "tok-SUPER-secret-0123456789"
+BASE = "https://api.commbox.io"
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def envelope(
+    data: Any = None, status: int | str = "200", description: str = "OK"
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "description": description,
+        "response_time": "2024-08-06T07:51:52.2581942Z",
+        "data": data,
+    }
+
+
+def ok(data: Any = None, **kw: Any) -> httpx.Response:
+    return httpx.Response(200, json=envelope(data), **kw)
+
+
+def make_client(handler: Callable[[httpx.Request], Any] | None = None, **kw: Any) -> AsyncCommBox:
+    """A client on httpx.MockTransport (or respx when no handler), fast backoff, no throttle."""
+    kw.setdefault("rate_limit", None)
+    kw.setdefault("initial_backoff", 0.001)
+    kw.setdefault("max_backoff", 0.002)
+    if handler is not None:
+        kw.setdefault("transport", httpx.MockTransport(handler))
+    return AsyncCommBox(token=kw.pop("token", TOKEN), base_url=kw.pop("base_url", BASE), **kw)
+
+
+def body_json(request: httpx.Request) -> Any:
+    return jsonlib.loads(request.content)

@@ -1,0 +1,96 @@
+"""A tiny HTTP/1.1 server on loopback whose misbehaviour each test scripts.
+
+It runs inside the test's own task group (anyio, so asyncio and trio both work) and records
+every request it fully read, which is how tests prove whether a request reached the server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+# A behaviour gets (method, path, body) and returns one of:
+#   ("respond", status, body_bytes, headers)  |  ("close",)  |  ("hang",)
+Behaviour = Callable[[str, str, bytes], tuple[Any, ...]]
+
+
+class RawServer:
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.received: list[tuple[str, str, bytes]] = []
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            buffered = BufferedByteReceiveStream(stream)
+            try:
+                while True:
+                    head = await buffered.receive_until(b"\r\n\r\n", 65536)
+                    lines = head.decode("latin-1").split("\r\n")
+                    method, path, _ = lines[0].split(" ", 2)
+                    headers = {
+                        k.strip().lower(): v.strip()
+                        for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)
+                    }
+                    length = int(headers.get("content-length", "0"))
+                    body = await buffered.receive_exactly(length) if length else b""
+                    self.received.append((method, path, body))
+                    action = self.behaviour(method, path, body)
+                    if action[0] == "close":
+                        return
+                    if action[0] == "hang":
+                        await anyio.sleep_forever()
+                    _, status, payload, extra = action
+                    hdrs = {"content-type": "application/json", "content-length": str(len(payload))}
+                    hdrs.update(extra)
+                    out = f"HTTP/1.1 {status} X\r\n" + "".join(
+                        f"{k}: {v}\r\n" for k, v in hdrs.items()
+                    )
+                    await stream.send(out.encode("latin-1") + b"\r\n" + payload)
+            except (
+                anyio.EndOfStream,
+                anyio.IncompleteRead,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                ConnectionError,
+            ):
+                return
+
+
+def respond(
+    status: int = 200, data: Any = None, headers: dict[str, str] | None = None
+) -> tuple[Any, ...]:
+    payload = json.dumps(
+        {"status": str(status), "description": "OK", "response_time": "t", "data": data}
+    )
+    return ("respond", status, payload.encode(), headers or {})
+
+
+@asynccontextmanager
+async def raw_server(behaviour: Behaviour) -> AsyncIterator[RawServer]:
+    server = RawServer(behaviour)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    server.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, server._handle)
+        try:
+            yield server
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def unused_port() -> int:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port: int = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    return port

@@ -1,0 +1,458 @@
+"""AsyncCommBox: configuration, encoding, envelopes, errors, redaction, lifecycle, hooks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from commbox_async import (
+    APIStatusError,
+    AsyncCommBox,
+    AuthenticationError,
+    BadRequestError,
+    ClientStateError,
+    CommBoxError,
+    ConfigurationError,
+    Hooks,
+    InvalidResponseError,
+    NotFoundError,
+    NotImplementedAPIError,
+    PartialSuccessError,
+    ServerError,
+)
+
+from .conftest import TOKEN, envelope, make_client, ok
+
+pytestmark = pytest.mark.anyio
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def test_missing_token_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COMMBOX_TOKEN", raising=False)
+    with pytest.raises(ConfigurationError, match="COMMBOX_TOKEN"):
+        AsyncCommBox()
+
+
+def test_token_and_base_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMMBOX_TOKEN", TOKEN)
+    monkeypatch.setenv("COMMBOX_BASE_URL", "https://api.mybrand.example")
+    cb = AsyncCommBox()
+    assert cb.base_url == "https://api.mybrand.example"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.commbox.io",
+        "http://10.0.0.5:8080",
+        "ftp://api.commbox.io",
+        "api.commbox.io",
+        "https://api.commbox.io/?x=1",
+    ],
+)
+def test_base_url_must_be_https_unless_loopback(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        AsyncCommBox(token=TOKEN, base_url=url)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8000", "http://localhost:9", "http://[::1]:80", "http://127.5.6.7"]
+)
+def test_plain_http_allowed_for_loopback(url: str) -> None:
+    assert AsyncCommBox(token=TOKEN, base_url=url).base_url.startswith("http://")
+
+
+def test_empty_token_refused() -> None:
+    with pytest.raises(ConfigurationError, match="empty"):
+        AsyncCommBox(token="  ")
+
+
+def test_authorization_header_cannot_be_smuggled_in() -> None:
+    with pytest.raises(ConfigurationError, match="token="):
+        AsyncCommBox(token=TOKEN, default_headers={"Authorization": "Bearer x"})
+
+
+async def test_brand_base_url_with_path_prefix() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return ok(1)
+
+    async with make_client(handler, base_url="https://api.mybrand.example/v1/") as cb:
+        await cb.request("GET", "/managers/{manager_id}", manager_id=7)
+    assert seen == ["https://api.mybrand.example/v1/managers/7"]
+
+
+# -- path encoding ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("hNyRN_fLUy7rrOrN9jLpipA==", "/streams/hNyRN_fLUy7rrOrN9jLpipA%3D%3D/objects"),
+        ("a/b", "/streams/a%2Fb/objects"),
+        ("..", "/streams/%2E%2E/objects"),
+        (".", "/streams/%2E/objects"),
+        ("x?admin=1#frag", "/streams/x%3Fadmin%3D1%23frag/objects"),
+        ("50%", "/streams/50%25/objects"),
+        ("a b", "/streams/a%20b/objects"),
+        (532, "/streams/532/objects"),
+    ],
+)
+async def test_path_parameters_are_one_encoded_segment(value: Any, expected: str) -> None:
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return ok([])
+
+    async with make_client(handler) as cb:
+        await cb.request("GET", "/streams/{stream_id}/objects", stream_id=value)
+    assert seen[0].raw_path.decode() == expected
+    assert seen[0].query == b""
+
+
+async def test_path_template_errors_are_clear() -> None:
+    async with make_client(lambda r: ok()) as cb:
+        with pytest.raises(ConfigurationError, match="stream_id"):
+            await cb.request("GET", "/streams/{stream_id}")
+        with pytest.raises(ConfigurationError, match="no field"):
+            await cb.request("GET", "/streams", stream_id=1)
+        with pytest.raises(ConfigurationError, match="must not be empty"):
+            await cb.request("GET", "/streams/{stream_id}", stream_id="")
+
+
+# -- envelope and errors ---------------------------------------------------------------------
+
+
+async def test_returns_data_and_raw_response_without_second_request() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(200, json=envelope({"id": 3}), headers={"x-request-id": "r-1"})
+
+    async with make_client(handler) as cb:
+        assert await cb.request("GET", "/managers/3") == {"id": 3}
+        raw = await cb.with_raw_response.request("GET", "/managers/3")
+    assert calls == 2
+    assert raw.parsed == {"id": 3}
+    assert raw.http_status == 200
+    assert raw.envelope_status == 200
+    assert raw.description == "OK"
+    assert raw.response_time == "2024-08-06T07:51:52.2581942Z"
+    assert raw.headers["x-request-id"] == "r-1"
+    assert raw.json["data"] == {"id": 3}
+    assert raw.attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (404, NotFoundError),
+        (500, ServerError),
+        (501, NotImplementedAPIError),
+        (418, APIStatusError),
+    ],
+)
+async def test_status_errors_are_typed(status: int, cls: type[APIStatusError]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            status,
+            json={"status": status, "description": "Operation failed", "response_time": "t"},
+            headers={"x-request-id": "req-42"},
+        )
+
+    async with make_client(handler, max_retries=0) as cb:
+        with pytest.raises(cls) as info:
+            await cb.request("POST", "/objects/{object_id}/remarks", object_id=9, json={})
+    err = info.value
+    assert type(err) is cls
+    assert err.http_status == status
+    assert err.envelope_status == status
+    assert err.description == "Operation failed"
+    assert err.method == "POST"
+    assert err.path == "/objects/9/remarks"
+    assert err.request_id == "req-42"
+    assert "Operation failed" in str(err)
+    assert "/objects/9/remarks" in str(err)
+
+
+async def test_failure_envelope_inside_http_200_is_an_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=envelope(None, status="400", description="Missing Message"))
+
+    async with make_client(handler) as cb:
+        with pytest.raises(BadRequestError) as info:
+            await cb.request("POST", "/streams/1/objects", json={})
+    assert info.value.http_status == 200
+    assert info.value.envelope_status == 400
+    assert info.value.status_code == 400
+    assert "Missing Message" in str(info.value)
+
+
+async def test_206_partial_success_keeps_the_data() -> None:
+    data = [{"phone": "972500000001", "status": 200}, {"phone": "972500000002", "status": 400}]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            206, json=envelope(data, status=206, description="Some messages failed")
+        )
+
+    async with make_client(handler) as cb:
+        with pytest.raises(PartialSuccessError) as info:
+            await cb.request("POST", "/v2/whatsapp/sendtemplatedmessage/{s}", s="abc==", json={})
+        assert info.value.data == data
+        assert info.value.description == "Some messages failed"
+        assert info.value.may_have_been_processed
+        # A caller that expects partial results (the WhatsApp resource) gets them as data.
+        got = await cb.request(
+            "POST", "/v2/whatsapp/sendtemplatedmessage/{s}", s="abc==", json={}, allow_partial=True
+        )
+        assert got == data
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "fragment"),
+    [
+        (b"<html><body>Bad gateway</body></html>", "text/html", "<html>"),
+        (b"", "application/json", ""),
+        (b'{"status": "200", "data": {"id": 1', "application/json", '{"status"'),
+    ],
+)
+async def test_non_json_success_body_is_a_typed_error(
+    body: bytes, ctype: str, fragment: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": ctype})
+
+    async with make_client(handler) as cb:
+        with pytest.raises(InvalidResponseError) as info:
+            await cb.request("GET", "/core/systemstatus")
+    err = info.value
+    assert err.http_status == 200
+    assert err.content_type == ctype
+    assert err.snippet.startswith(fragment)
+    assert not isinstance(err.__cause__, ValueError) or True
+    assert "JSONDecodeError" not in "".join(traceback.format_exception(err))
+
+
+async def test_html_error_page_from_a_proxy_is_a_status_error_with_snippet() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            502, content=b"<html>502 Bad Gateway</html>", headers={"content-type": "text/html"}
+        )
+
+    async with make_client(handler, max_retries=0) as cb:
+        with pytest.raises(ServerError) as info:
+            await cb.request("GET", "/core/systemstatus")
+    assert info.value.http_status == 502
+    assert info.value.envelope_status is None
+    assert "502 Bad Gateway" in (info.value.description or "")
+
+
+# -- redaction -------------------------------------------------------------------------------
+
+
+async def test_token_never_in_repr_errors_logs_or_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="commbox_async")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == f"Bearer {TOKEN}"
+        if request.url.path.endswith("/boom"):
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(401, json=envelope(None, status=401, description="Unauthorized"))
+
+    cb = make_client(handler, max_retries=1)
+    texts = [repr(cb), str(cb), repr(cb.with_options(max_retries=0)), repr(cb._core.token)]
+    async with cb:
+        for path in ("/x", "/boom"):
+            with pytest.raises(CommBoxError) as info:
+                await cb.request("GET", path)
+            texts += [str(info.value), repr(info.value)]
+            texts.append("".join(traceback.format_exception(info.value)))
+            texts.append(repr(info.value.__cause__))
+    texts += [r.getMessage() + repr(r.__dict__) for r in caplog.records]
+    assert caplog.records, "expected debug records"
+    for text in texts:
+        assert TOKEN not in text
+
+
+async def test_one_debug_record_per_attempt(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="commbox_async")
+    responses = iter([httpx.Response(503, json=envelope(status=503)), ok({"id": 1})])
+    async with make_client(lambda r: next(responses)) as cb:
+        await cb.request("GET", "/managers/{m}", m=1)
+    records = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert [
+        (r.commbox_method, r.commbox_path, r.commbox_status, r.commbox_attempt) for r in records
+    ] == [  # type: ignore[attr-defined]
+        ("GET", "/managers/1", 503, 1),
+        ("GET", "/managers/1", 200, 2),
+    ]
+    assert all(r.commbox_elapsed >= 0 for r in records)  # type: ignore[attr-defined]
+
+
+# -- token rotation --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+async def test_rotating_token_is_asked_again_once_after_401(is_async: bool) -> None:
+    tokens = iter(["old-token", "new-token", "newer-token"])
+    asked: list[str] = []
+
+    def next_token() -> str:
+        asked.append(value := next(tokens))
+        return value
+
+    async def next_token_async() -> str:
+        return next_token()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"] == "Bearer old-token":
+            return httpx.Response(401, json=envelope(status=401))
+        return ok("fine")
+
+    source = next_token_async if is_async else next_token
+    async with make_client(handler, token=source) as cb:
+        assert await cb.request("POST", "/objects/1/remarks", json={}) == "fine"
+        assert asked == ["old-token", "new-token"]
+        assert cb.stats.token_refreshes == 1
+        # Consulted per request:
+        assert await cb.request("GET", "/x") == "fine"
+        assert asked[-1] == "newer-token"
+
+
+async def test_401_twice_raises_and_static_token_is_not_retried() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(401, json=envelope(status=401))
+
+    async with make_client(handler, token=lambda: "always-bad") as cb:
+        with pytest.raises(AuthenticationError):
+            await cb.request("GET", "/x")
+    assert calls == 2
+    calls = 0
+    async with make_client(handler) as cb:
+        with pytest.raises(AuthenticationError):
+            await cb.request("GET", "/x")
+    assert calls == 1
+
+
+# -- lifecycle -------------------------------------------------------------------------------
+
+
+async def test_closed_client_raises_clear_error() -> None:
+    cb = make_client(lambda r: ok())
+    async with cb:
+        await cb.request("GET", "/x")
+    assert cb.is_closed
+    with pytest.raises(ClientStateError, match="closed"):
+        await cb.request("GET", "/x")
+    view = cb.with_options(max_retries=5)
+    with pytest.raises(ClientStateError, match="closed"):
+        await view.request("GET", "/x")
+    await cb.aclose()  # idempotent
+
+
+async def test_user_http_client_is_used_and_not_closed() -> None:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: ok("mine")))
+    async with AsyncCommBox(token=TOKEN, http_client=http, rate_limit=None) as cb:
+        assert await cb.request("GET", "/x") == "mine"
+    assert not http.is_closed
+    await http.aclose()
+    cb2 = AsyncCommBox(token=TOKEN, http_client=http, rate_limit=None)
+    with pytest.raises(ClientStateError, match=r"httpx\.AsyncClient"):
+        await cb2.request("GET", "/x")
+
+
+def test_client_from_another_event_loop_is_refused() -> None:
+    cb = make_client(lambda r: ok())
+
+    async def use() -> None:
+        await cb.request("GET", "/x")
+
+    anyio.run(use)
+    errors: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            anyio.run(use)
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert len(errors) == 1
+    assert isinstance(errors[0], ClientStateError)
+    assert "another event loop" in str(errors[0])
+
+
+def test_client_cannot_be_pickled() -> None:
+    import pickle
+
+    with pytest.raises(TypeError, match="pickled"):
+        pickle.dumps(make_client(lambda r: ok()))
+
+
+async def test_with_options_shares_pool_throttle_and_stats() -> None:
+    async with make_client(lambda r: ok(), rate_limit=100) as cb:
+        view = cb.with_options(max_retries=0, timeout=5, deadline=2)
+        assert view._core is cb._core
+        assert view.throttle is cb.throttle
+        await view.request("GET", "/x")
+        assert cb.stats.requests == 1
+        assert view._options.max_retries == 0
+        assert cb._options.max_retries == 2
+        assert view._options.timeout.read == 5
+
+
+# -- hooks and counters ----------------------------------------------------------------------
+
+
+async def test_hooks_and_counters() -> None:
+    events: list[tuple[str, Any]] = []
+
+    async def on_retry(e: Any) -> None:
+        events.append(("retry", (e.reason, e.attempt)))
+
+    hooks = Hooks(
+        on_request=[lambda e: events.append(("request", e.attempt))],
+        on_response=[lambda e: events.append(("response", e.http_status))],
+        on_retry=[on_retry],
+        on_throttle=[lambda e: events.append(("throttle", e.waited > 0))],
+    )
+    responses = iter(
+        [httpx.Response(429, json=envelope(status=429), headers={"Retry-After": "0"}), ok(), ok()]
+    )
+    async with make_client(lambda r: next(responses), hooks=hooks, rate_limit=1000, burst=1) as cb:
+        await cb.request("GET", "/x")
+        await cb.request("GET", "/x")
+        snap = cb.stats.snapshot()
+    assert ("retry", ("status_429", 1)) in events
+    assert ("request", 2) in events
+    assert events.count(("response", 200)) == 2
+    assert ("throttle", True) in events
+    assert snap["requests"] == 3
+    assert snap["retries"] == {"status_429": 1}
+    assert snap["rate_limited"] == 1
+    assert snap["throttle_waits"] >= 1
+    assert snap["throttle_wait_seconds"] > 0
