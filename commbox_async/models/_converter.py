@@ -1,0 +1,601 @@
+"""The one cattrs converter, configured here and nowhere else.
+
+Input is tolerant: keys match in any casing (``ObjectId``, ``objectId``, ``objectid``,
+``object_id``); numbers in strings become ints (exact beyond 2**53); ``""`` for an optional
+number or date is None; ``Content``/``Data`` may be a JSON string or an object; a single object
+where a list is expected becomes a one-element list; dates in every format the docs show become
+timezone-aware UTC datetimes. Unknown keys are kept in ``extra``.
+
+Output is exact: request models unstructure to the wire form of the docs' examples, key for key,
+with None-valued fields omitted; decoded models unstructure with the keys they were read from.
+
+Each model gets a decoder compiled once from its attrs fields (the hot path of decoding a
+1,000-child conversation or a webhook burst), registered with cattrs as a hook factory.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+import re
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, TypeVar, Union
+
+import attrs
+import cattrs
+
+from .._exceptions import DecodeError
+from ._enums import OpenIntEnum, StreamProviderType, coerce_enum
+
+__all__ = [
+    "EMPTY",
+    "JsonObject",
+    "Model",
+    "converter",
+    "parse_date",
+    "parse_datetime",
+    "structure",
+    "unstructure",
+    "wire",
+]
+
+T = TypeVar("T")
+EMPTY: Mapping[str, Any] = types.MappingProxyType({})
+
+#: A JSON object that CommBox may also send as a JSON string (``Content``, ``Data``). When the
+#: string is not a JSON object it is kept as the string, so nothing is lost.
+JsonObject = Union[dict[str, Any], str]
+
+_WIRE = "commbox_wire"
+_ALIASES = "commbox_aliases"
+
+
+def wire(name: str, *aliases: str, default: Any = None, factory: Any = None) -> Any:
+    """A model field whose wire name is ``name``; ``aliases`` are other spellings to accept.
+
+    Any casing of the name or an alias matches (``objectId``, ``ObjectID``, ``object_id``).
+    """
+    meta = {_WIRE: name, _ALIASES: aliases}
+    if factory is not None:
+        return attrs.field(factory=factory, metadata=meta)
+    return attrs.field(default=default, metadata=meta)
+
+
+@attrs.frozen(kw_only=True)
+class Model:
+    """Base of every CommBox model: frozen, slotted, keyword-only.
+
+    ``extra`` holds the fields CommBox sent that the model does not name, under their original
+    keys. ``wire_keys`` remembers the spelling of the keys a decoded value was read from, so
+    unstructuring it gives the same keys back; it takes no part in equality.
+    """
+
+    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    wire_keys: Mapping[str, str] = attrs.field(default=EMPTY, repr=False, eq=False, hash=False)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON form CommBox reads and writes (the model's wire names, None omitted)."""
+        result: dict[str, Any] = converter.unstructure(self)
+        return result
+
+    @classmethod
+    def from_wire(cls: type[T], data: Any) -> T:
+        """Decode a JSON value (a dict, or a JSON string of one); raises :class:`DecodeError`."""
+        return structure(data, cls)
+
+
+# -- scalars ---------------------------------------------------------------------------------
+
+_NULLS = frozenset({"", "null", "none", "undefined"})
+
+
+def _is_null_text(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower() in _NULLS
+
+
+def to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("expected an integer, got a bool")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an integer") from None
+        if number.is_integer():
+            return int(number)
+        raise ValueError(f"{value!r} is not a whole number")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise TypeError(f"expected an integer, got {type(value).__name__}")
+
+
+def to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError("expected a number, got a bool")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value.strip())
+    raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f"})
+
+
+def to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise ValueError(f"expected a boolean, got {value!r}")
+
+
+def to_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # The spec's examples give phone numbers and unique ids as bare numbers.
+        return str(value)
+    raise TypeError(f"expected a string, got {type(value).__name__}")
+
+
+def to_json_object(value: Any) -> dict[str, Any] | str:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(decoded, dict):
+            return decoded
+        return value
+    raise TypeError(f"expected a JSON object or a JSON string of one, got {type(value).__name__}")
+
+
+def to_any(value: Any) -> Any:
+    return value
+
+
+# -- dates -----------------------------------------------------------------------------------
+
+_TIME = r"(?:[T\s]+(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*([AaPp][Mm])?)?"
+_ZONE = r"\s*(Z|z|UTC|GMT|[+-]\d{2}:?\d{2})?\s*$"
+_YMD = re.compile(r"^\s*(\d{4})-(\d{1,2})[-\s]+(\d{1,2})" + _TIME + _ZONE)
+_DMY = re.compile(r"^\s*(\d{1,2})-(\d{1,2})-(\d{4})" + _TIME + _ZONE)  # 09-06-2024 07:28:47
+_MDY = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})" + _TIME + _ZONE)  # 03/28/2017 05:30:00
+
+
+def _zone(text: str | None) -> timezone:
+    if not text or text.upper() in ("Z", "UTC", "GMT"):
+        return timezone.utc
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+
+
+def parse_datetime(value: Any) -> datetime:
+    """Any date-time form the docs show, as an aware UTC datetime (naive times are UTC)."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        dt = _parse_datetime_text(value)
+    else:
+        raise TypeError(f"expected a date-time string, got {type(value).__name__}")
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def _parse_datetime_text(text: str) -> datetime:
+    if sys.version_info >= (3, 11):
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    for pattern, order in ((_YMD, "ymd"), (_DMY, "dmy"), (_MDY, "mdy")):
+        m = pattern.match(text)
+        if m is None:
+            continue
+        a, b, c, hh, mm, ss, frac, ampm, zone = m.groups()
+        parts = dict(zip(order, (int(a), int(b), int(c))))
+        hour = int(hh or 0)
+        if ampm:
+            hour = hour % 12 + (12 if ampm.lower() == "pm" else 0)
+        micro = int((frac or "0")[:6].ljust(6, "0"))
+        return datetime(
+            parts["y"],
+            parts["m"],
+            parts["d"],
+            hour,
+            int(mm or 0),
+            int(ss or 0),
+            micro,
+            tzinfo=_zone(zone) if zone else None,
+        )
+    raise ValueError(f"unrecognised date-time {text!r}")
+
+
+def parse_date(value: Any) -> date:
+    """A date-only value (birthdays): ``1951-10-10``, ``01/01/1980``, or a date-time's date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"expected a date string, got {type(value).__name__}")
+    for pattern, order in ((_YMD, "ymd"), (_DMY, "dmy"), (_MDY, "mdy")):
+        m = pattern.match(value)
+        if m is not None:
+            parts = dict(zip(order, (int(x) for x in m.groups()[:3])))
+            return date(parts["y"], parts["m"], parts["d"])
+    raise ValueError(f"unrecognised date {value!r}")
+
+
+def format_datetime(value: datetime) -> str:
+    value = value.astimezone(timezone.utc) if value.tzinfo else value
+    text = value.replace(tzinfo=None).isoformat()
+    return text + "Z"
+
+
+# -- compiling decoders and encoders ---------------------------------------------------------
+
+Decoder = Callable[[Any], Any]
+Encoder = Callable[[Any], Any]
+
+_SCALARS: dict[Any, Decoder] = {
+    int: to_int,
+    float: to_float,
+    bool: to_bool,
+    str: to_str,
+    datetime: parse_datetime,
+    date: parse_date,
+    Any: to_any,
+    object: to_any,
+}
+
+
+def _union_args(tp: Any) -> tuple[Any, ...] | None:
+    origin = typing.get_origin(tp)
+    if origin is Union or origin is types.UnionType:
+        return typing.get_args(tp)
+    return None
+
+
+def _is_json_object(args: tuple[Any, ...]) -> bool:
+    return set(args) - {type(None)} == {dict[str, Any], str}
+
+
+def compile_decoder(tp: Any) -> Decoder:
+    """A decoder for a field type, built once per model class."""
+    if tp in _SCALARS:
+        return _SCALARS[tp]
+    args = _union_args(tp)
+    if args is not None:
+        optional = type(None) in args
+        rest = tuple(a for a in args if a is not type(None))
+        if _is_json_object(args):
+            inner = to_json_object
+            return _optional(inner, null_text=False) if optional else inner
+        if rest == (StreamProviderType, str):
+            inner = _provider_type
+        elif len(rest) == 1:
+            inner = compile_decoder(rest[0])
+        else:
+            inner = _first_of([compile_decoder(a) for a in rest])
+        if optional:
+            return _optional(inner, null_text=rest[0] is not str)
+        return inner
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        item_args = typing.get_args(tp)
+        return _sequence(compile_decoder(item_args[0]))
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        return _mapping
+    if isinstance(tp, type) and issubclass(tp, OpenIntEnum):
+        return functools.partial(coerce_enum, tp)
+    if isinstance(tp, type) and issubclass(tp, Model):
+        return _lazy_model_decoder(tp)
+    raise TypeError(f"no decoder for field type {tp!r}")
+
+
+def _optional(inner: Decoder, *, null_text: bool) -> Decoder:
+    def decode(value: Any) -> Any:
+        if value is None or (null_text and _is_null_text(value)):
+            return None
+        return inner(value)
+
+    return decode
+
+
+def _provider_type(value: Any) -> StreamProviderType | str:
+    try:
+        return coerce_enum(StreamProviderType, value)
+    except ValueError:
+        if isinstance(value, str):
+            return value  # a provider name CommBox added after these docs ("BumpYard")
+        raise
+
+
+def _first_of(decoders: list[Decoder]) -> Decoder:
+    def decode(value: Any) -> Any:
+        errors = []
+        for dec in decoders:
+            try:
+                return dec(value)
+            except (TypeError, ValueError) as exc:
+                errors.append(str(exc))
+        raise ValueError("; ".join(errors))
+
+    return decode
+
+
+def _mapping(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, str):
+        decoded = json.loads(value)
+        if isinstance(decoded, dict):
+            return decoded
+    raise TypeError(f"expected an object, got {type(value).__name__}")
+
+
+def _sequence(item: Decoder) -> Decoder:
+    def decode(value: Any) -> tuple[Any, ...]:
+        if value is None or value == "":
+            return ()
+        if isinstance(value, Mapping):
+            # XML-shaped JSON wraps lists: {"Activities": {"Activity": {...} or [...]}}.
+            if len(value) == 1:
+                (only,) = value.values()
+                if isinstance(only, (list, Mapping)):
+                    value = only
+            if isinstance(value, Mapping):
+                value = [value]
+        elif isinstance(value, str):
+            value = [value] if not value.lstrip().startswith("[") else json.loads(value)
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        out = []
+        for index, element in enumerate(value):
+            try:
+                out.append(item(element))
+            except DecodeError as exc:
+                raise _prefixed(exc, f"[{index}]") from None
+            except Exception as exc:
+                raise DecodeError(
+                    str(exc), model="list item", path=f"[{index}]", value=element
+                ) from None
+        return tuple(out)
+
+    return decode
+
+
+def _prefixed(exc: DecodeError, prefix: str) -> DecodeError:
+    if not exc.path:
+        path = prefix
+    elif exc.path.startswith("["):
+        path = prefix + exc.path
+    else:
+        path = f"{prefix}.{exc.path}"
+    return DecodeError(exc.message, model=exc.model, path=path, value=exc.value)
+
+
+@functools.cache
+def _norm_key(key: str) -> str:
+    return key.replace("_", "").replace(" ", "").replace("-", "").lower()
+
+
+_DECODERS: dict[type[Any], Decoder] = {}
+_ENCODERS: dict[type[Any], Encoder] = {}
+
+
+def _lazy_model_decoder(cls: type[Model]) -> Decoder:
+    # Models refer to each other (and to themselves); resolve on first use.
+    def decode(value: Any) -> Any:
+        dec = _DECODERS.get(cls)
+        if dec is None:
+            dec = _build_model_decoder(cls)
+        return dec(value)
+
+    return decode
+
+
+def _field_specs(cls: type[Model]) -> list[tuple[attrs.Attribute[Any], str, tuple[str, ...]]]:
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for a in attrs.fields(cls):
+        if a.name in ("extra", "wire_keys"):
+            continue
+        wire_name = a.metadata.get(_WIRE) or a.name
+        specs.append((a.evolve(type=hints[a.name]), wire_name, a.metadata.get(_ALIASES, ())))
+    return specs
+
+
+def _build_model_decoder(cls: type[Model]) -> Decoder:
+    name = cls.__name__
+    by_key: dict[str, tuple[str, Decoder, str]] = {}
+    by_norm: dict[str, tuple[str, Decoder, str]] = {}
+    for a, wire_name, aliases in _field_specs(cls):
+        spec = (a.name, compile_decoder(a.type), wire_name)
+        by_key[wire_name] = spec
+        for key in (wire_name, a.name, *aliases):
+            by_norm.setdefault(_norm_key(key), spec)
+
+    def decode(data: Any) -> Model:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise DecodeError("expected an object", model=name, path="", value=data) from None
+        if not isinstance(data, Mapping):
+            raise DecodeError(
+                f"expected an object, got {type(data).__name__}", model=name, path="", value=data
+            )
+        kwargs: dict[str, Any] = {}
+        extra: dict[str, Any] | None = None
+        keys: dict[str, str] | None = None
+        for key, value in data.items():
+            spec = by_key.get(key) if type(key) is str else None
+            if spec is None and isinstance(key, str):
+                spec = by_norm.get(_norm_key(key))
+            if spec is None or spec[0] in kwargs:
+                if extra is None:
+                    extra = {}
+                extra[key] = value
+                continue
+            field_name, dec, canonical = spec
+            try:
+                kwargs[field_name] = dec(value)
+            except DecodeError as exc:
+                raise _prefixed(exc, key) from None
+            except Exception as exc:
+                raise DecodeError(
+                    str(exc) or type(exc).__name__, model=name, path=key, value=value
+                ) from None
+            if key != canonical:
+                if keys is None:
+                    keys = {}
+                keys[field_name] = key
+        return cls(extra=extra if extra is not None else {}, wire_keys=keys or EMPTY, **kwargs)
+
+    _DECODERS[cls] = decode
+    return decode
+
+
+def compile_encoder(tp: Any) -> Encoder | None:
+    """None means "emit as is" (str, int, bool, plain JSON)."""
+    if tp in (int, float, bool, str, Any, object):
+        return None
+    args = _union_args(tp)
+    if args is not None:
+        encoders = [compile_encoder(a) for a in args if a is not type(None)]
+        real = [e for e in encoders if e is not None]
+        if not real:
+            return None
+        return _encode_any
+    if tp is datetime:
+        return format_datetime
+    if tp is date:
+        return date.isoformat
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        item = compile_encoder(typing.get_args(tp)[0])
+        if item is None:
+            return list
+        return lambda seq: [item(v) for v in seq]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return int
+    if isinstance(tp, type) and issubclass(tp, Model):
+        return _encode_any
+    return None
+
+
+def _encode_any(value: Any) -> Any:
+    if isinstance(value, Model):
+        return unstructure(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_encode_any(v) for v in value]
+    return value
+
+
+def _build_model_encoder(cls: type[Model]) -> Encoder:
+    plan = [(a.name, wire_name, compile_encoder(a.type)) for a, wire_name, _ in _field_specs(cls)]
+
+    def encode(obj: Model) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        keys = obj.wire_keys
+        for field_name, wire_name, enc in plan:
+            value = getattr(obj, field_name)
+            if value is None or value == ():
+                continue
+            out[keys.get(field_name, wire_name) if keys else wire_name] = (
+                value if enc is None else enc(value)
+            )
+        if obj.extra:
+            for key, value in obj.extra.items():
+                out.setdefault(key, value)
+        return out
+
+    _ENCODERS[cls] = encode
+    return encode
+
+
+# -- the converter ---------------------------------------------------------------------------
+
+converter = cattrs.Converter()
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, Model)
+
+
+def _structure_hook_factory(cls: type[Model]) -> Callable[[Any, Any], Any]:
+    dec = _DECODERS.get(cls) or _build_model_decoder(cls)
+    return lambda value, _: dec(value)
+
+
+def _unstructure_hook_factory(cls: type[Model]) -> Callable[[Any], Any]:
+    return _ENCODERS.get(cls) or _build_model_encoder(cls)
+
+
+converter.register_structure_hook_factory(_is_model, _structure_hook_factory)
+converter.register_unstructure_hook_factory(_is_model, _unstructure_hook_factory)
+converter.register_structure_hook(datetime, lambda v, _: parse_datetime(v))
+converter.register_structure_hook(date, lambda v, _: parse_date(v))
+converter.register_unstructure_hook(datetime, format_datetime)
+converter.register_unstructure_hook(date, date.isoformat)
+converter.register_structure_hook_func(
+    lambda tp: isinstance(tp, type) and issubclass(tp, OpenIntEnum),
+    lambda v, tp: coerce_enum(tp, v),
+)
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Decode JSON into ``cls`` (a model, or e.g. ``list[Model]``); every failure is a DecodeError."""
+    try:
+        if _is_model(cls):
+            dec = _DECODERS.get(cls) or _build_model_decoder(cls)  # type: ignore[arg-type]
+            return typing.cast(T, dec(data))
+        return typing.cast(T, compile_decoder(cls)(data))
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(
+            str(exc), model=getattr(cls, "__name__", str(cls)), path="", value=data
+        ) from None
+
+
+def unstructure(obj: Any) -> Any:
+    """The wire (JSON) form of a model or a list of models."""
+    if isinstance(obj, Model):
+        enc = _ENCODERS.get(type(obj)) or _build_model_encoder(type(obj))
+        return enc(obj)
+    return converter.unstructure(obj)

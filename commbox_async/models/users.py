@@ -1,0 +1,107 @@
+"""Users (customers and agents), their identities, and managers (agents/admins)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import attrs
+
+from ._converter import JsonObject, Model, wire
+from ._enums import StreamProviderType, UserPermission
+
+__all__ = ["Manager", "User", "UserIdentity"]
+
+
+@attrs.frozen(kw_only=True)
+class UserIdentity(Model):
+    """A user's identity on one channel (Developer Guide "User Identity").
+
+    Wire names: ``Id``, ``StreamProviderId``, ``StreamProviderType``, ``StreamProviderEmail``,
+    ``UserName``, ``FirstName``, ``LastName``, ``ThumbnailUrl``, ``NumObjects`` (any casing;
+    the activities list writes the id as ``identityId``).
+    """
+
+    id: int | None = wire("Id", "identityId")
+    stream_provider_id: str | None = wire("StreamProviderId")
+    stream_provider_type: StreamProviderType | str | None = wire("StreamProviderType")
+    stream_provider_email: str | None = wire("StreamProviderEmail")
+    user_name: str | None = wire("UserName")
+    first_name: str | None = wire("FirstName")
+    last_name: str | None = wire("LastName")
+    thumbnail_url: str | None = wire("ThumbnailUrl")
+    num_objects: int | None = wire("NumObjects")
+
+
+@attrs.frozen(kw_only=True)
+class User(Model):
+    """A customer or agent (Developer Guide "User").
+
+    Wire names: ``Id``, ``UniqueId`` (``UniqueID``), ``Phone1``, ``Phone2``, ``Email``,
+    ``FirstName`` (``first_name``), ``LastName``, ``Gender``, ``Locale``, ``Birthday`` (date
+    only), ``NumIdentities`` (``numberIdentities``), ``IsManager``, ``Remarks``, ``Content``,
+    ``Identity``, ``NumObjects``, ``ManagerId``; Get Object nests the conversation's messages in
+    the user as ``childs``.
+    """
+
+    id: int | None = wire("Id")
+    unique_id: str | None = wire("UniqueId")
+    phone1: str | None = wire("Phone1")
+    phone2: str | None = wire("Phone2")
+    email: str | None = wire("Email")
+    first_name: str | None = wire("FirstName")
+    last_name: str | None = wire("LastName")
+    gender: str | None = wire("Gender")
+    locale: str | None = wire("Locale")
+    birthday: date | None = wire("Birthday")
+    num_identities: int | None = wire("NumIdentities", "numberIdentities")
+    is_manager: bool | None = wire("IsManager")
+    remarks: str | None = wire("Remarks")
+    content: JsonObject | None = wire("Content")
+    identity: UserIdentity | None = wire("Identity")
+    num_objects: int | None = wire("NumObjects")
+    manager_id: int | None = wire("ManagerId")
+    children: tuple[ObjectChild, ...] = wire("childs", "Children", "Childs", factory=tuple)
+
+
+@attrs.frozen(kw_only=True)
+class Manager(Model):
+    """An agent or admin: the Developer Guide's "Manager" load figures and the fields
+    ``GET /managers/{MANAGER_ID}`` returns.
+
+    Wire names: ``Id``, ``AsyncAssignedNoResponse``, ``AsyncAssignedInProccess`` (sic),
+    ``SyncAssignedNoResponse``, ``SyncAssignedInProccess``, ``FaceToFaceStatus``,
+    ``TotalAsyncAssigned``, ``TotalSyncAssigned``; and ``content``, ``identityId``,
+    ``streamProviderId``, ``thumbnailUrl``, ``brandId``, ``permissionId``, ``firstName``,
+    ``lastName``, ``email``, ``userName``, ``teamId``, ``teamName``, ``profiles``,
+    ``maxSyncObjectsAssignments``, ``maxAsyncObjectsAssignments``, ``multiReplyAccess``.
+    """
+
+    id: int | None = wire("Id")
+    async_assigned_no_response: int | None = wire("AsyncAssignedNoResponse")
+    async_assigned_in_process: int | None = wire(
+        "AsyncAssignedInProccess", "AsyncAssignedInProcess"
+    )
+    sync_assigned_no_response: int | None = wire("SyncAssignedNoResponse")
+    sync_assigned_in_process: int | None = wire("SyncAssignedInProccess", "SyncAssignedInProcess")
+    face_to_face_status: bool | None = wire("FaceToFaceStatus")
+    total_async_assigned: int | None = wire("TotalAsyncAssigned")
+    total_sync_assigned: int | None = wire("TotalSyncAssigned")
+    content: JsonObject | None = wire("content")
+    identity_id: int | None = wire("identityId")
+    stream_provider_id: str | None = wire("streamProviderId")
+    thumbnail_url: str | None = wire("thumbnailUrl")
+    brand_id: int | None = wire("brandId")
+    permission_id: UserPermission | None = wire("permissionId")
+    first_name: str | None = wire("firstName")
+    last_name: str | None = wire("lastName")
+    email: str | None = wire("email")
+    user_name: str | None = wire("userName")
+    team_id: int | None = wire("teamId")
+    team_name: str | None = wire("teamName")
+    profiles: str | None = wire("profiles")
+    max_sync_objects_assignments: int | None = wire("maxSyncObjectsAssignments")
+    max_async_objects_assignments: int | None = wire("maxAsyncObjectsAssignments")
+    multi_reply_access: str | None = wire("multiReplyAccess")
+
+
+from .objects import ObjectChild  # noqa: E402  (User and ObjectChild refer to each other)
