@@ -24,6 +24,17 @@ from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent,
 from ._response import APIResponse
 from ._throttle import Throttle, TokenBucket
 from ._version import __version__
+from .models import (
+    CustomIndicator,
+    EmailAddress,
+    NewChild,
+    NewObject,
+    NewUser,
+    ObjectActivityType,
+    ObjectStatusType,
+    ObjectType,
+    StreamProviderType,
+)
 
 __all__ = [
     "__version__",
@@ -34,6 +45,16 @@ __all__ = [
     "DEFAULT_BURST",
     "APIResponse",
     "Attachment",
+    # requests and the enums they take
+    "NewObject",
+    "NewChild",
+    "NewUser",
+    "EmailAddress",
+    "CustomIndicator",
+    "ObjectType",
+    "ObjectStatusType",
+    "StreamProviderType",
+    "ObjectActivityType",
     # throttling and observability
     "Throttle",
     "TokenBucket",

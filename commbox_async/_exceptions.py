@@ -204,6 +204,7 @@ class InvalidResponseError(CommBoxError):
         snippet: str,
         method: str,
         path: str,
+        body: Any = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -212,6 +213,8 @@ class InvalidResponseError(CommBoxError):
         self.snippet = snippet
         self.method = method
         self.path = path
+        #: The decoded body when it was JSON of an unexpected shape, so nothing is lost.
+        self.body = body
 
     def __str__(self) -> str:
         return (

@@ -26,7 +26,25 @@ AttachmentInput = Union["Attachment", str, "os.PathLike[str]", bytes, IO[bytes]]
 _DEFAULT_TYPE = "application/octet-stream"
 
 
+# The attachments CommBox's docs show, fixed here so the result does not depend on the
+# machine's mime.types.
+_KNOWN_TYPES = {
+    ".pdf": "application/pdf",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".csv": "text/csv",
+    ".txt": "text/plain",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+}
+
+
 def _guess_type(filename: str) -> str:
+    known = _KNOWN_TYPES.get(os.path.splitext(filename)[1].lower())
+    if known:
+        return known
     guessed, _ = mimetypes.guess_type(filename, strict=False)
     return guessed or _DEFAULT_TYPE
 

@@ -106,7 +106,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Capped exponential backoff with +-jitter for the wait after ``attempt`` (1-based)."""
-        base = min(self.max_backoff, self.initial_backoff * (2 ** (attempt - 1)))
+        base = min(self.max_backoff, self.initial_backoff * 2.0 ** (attempt - 1))
         spread = base * self.jitter
         return max(0.0, base + random.uniform(-spread, spread))  # noqa: S311 - not crypto
 
@@ -137,7 +137,9 @@ class RetryPolicy:
             if outcome is None or not outcome.failed:
                 return False
             exc = outcome.exception()
-            return is_retryable(exc, method=method, retry_uncertain=retry_uncertain)
+            return exc is not None and is_retryable(
+                exc, method=method, retry_uncertain=retry_uncertain
+            )
 
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None

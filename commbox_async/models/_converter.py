@@ -49,7 +49,7 @@ EMPTY: Mapping[str, Any] = types.MappingProxyType({})
 
 #: A JSON object that CommBox may also send as a JSON string (``Content``, ``Data``). When the
 #: string is not a JSON object it is kept as the string, so nothing is lost.
-JsonObject = Union[dict[str, Any], str]
+JsonObject = dict[str, Any] | str
 
 _WIRE = "commbox_wire"
 _ALIASES = "commbox_aliases"
@@ -295,6 +295,7 @@ def compile_decoder(tp: Any) -> Decoder:
     if args is not None:
         optional = type(None) in args
         rest = tuple(a for a in args if a is not type(None))
+        inner: Decoder
         if _is_json_object(args):
             inner = to_json_object
             return _optional(inner, null_text=False) if optional else inner
@@ -579,7 +580,7 @@ converter.register_structure_hook_func(
 
 
 def structure(data: Any, cls: type[T]) -> T:
-    """Decode JSON into ``cls`` (a model, or e.g. ``list[Model]``); every failure is a DecodeError."""
+    """Decode JSON into ``cls`` (a model, or e.g. ``list[Model]``); failures are DecodeErrors."""
     try:
         if _is_model(cls):
             dec = _DECODERS.get(cls) or _build_model_decoder(cls)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ merged into the body as given.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import attrs
 
@@ -37,7 +37,7 @@ class EmailAddress(Model):
     name: str | None = wire("name")
 
 
-EmailAddressInput = Union[EmailAddress, str, tuple[str, str], Mapping[str, str]]
+EmailAddressInput = EmailAddress | str | tuple[str, str] | Mapping[str, str]
 
 
 def _address(value: EmailAddressInput, where: str) -> EmailAddress:
