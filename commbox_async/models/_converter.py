@@ -315,17 +315,44 @@ def compile_decoder(tp: Any) -> Decoder:
     if origin in (dict, Mapping) or tp in (dict, Mapping):
         return _mapping
     if isinstance(tp, type) and issubclass(tp, OpenIntEnum):
-        return functools.partial(coerce_enum, tp)
+        return _enum_decoder(tp)
     if isinstance(tp, type) and issubclass(tp, Model):
-        return _lazy_model_decoder(tp)
+        return _LazyModel(tp)
     raise TypeError(f"no decoder for field type {tp!r}")
 
 
-def _optional(inner: Decoder, *, null_text: bool) -> Decoder:
+def _enum_decoder(cls: type[OpenIntEnum]) -> Decoder:
+    members = cls._value2member_map_
+
     def decode(value: Any) -> Any:
-        if value is None or (null_text and _is_null_text(value)):
+        if type(value) is int:
+            member = members.get(value)
+            if member is not None:
+                return member
+        return coerce_enum(cls, value)
+
+    return decode
+
+
+def _optional(inner: Decoder, *, null_text: bool) -> Decoder:
+    if not null_text:
+
+        def decode_plain(value: Any) -> Any:
+            return None if value is None else inner(value)
+
+        return decode_plain
+
+    def decode(value: Any) -> Any:
+        if value is None:
             return None
-        return inner(value)
+        try:
+            return inner(value)
+        except (TypeError, ValueError):
+            # "" / "null" for a number, date or enum means "no value"; checked only when the
+            # value did not decode, which keeps the common path to one call.
+            if _is_null_text(value):
+                return None
+            raise
 
     return decode
 
@@ -412,15 +439,29 @@ _DECODERS: dict[type[Any], Decoder] = {}
 _ENCODERS: dict[type[Any], Encoder] = {}
 
 
-def _lazy_model_decoder(cls: type[Model]) -> Decoder:
-    # Models refer to each other (and to themselves); resolve on first use.
-    def decode(value: Any) -> Any:
-        dec = _DECODERS.get(cls)
+class _LazyModel:
+    """A nested model's decoder, resolved on the enclosing decoder's first use (models refer
+    to each other, and to themselves)."""
+
+    __slots__ = ("cls", "dec")
+
+    def __init__(self, cls: type[Model]) -> None:
+        self.cls = cls
+        self.dec: Decoder | None = None
+
+    def __call__(self, value: Any) -> Any:
+        dec = self.dec
         if dec is None:
-            dec = _build_model_decoder(cls)
+            dec = self.dec = _model_decoder(self.cls)
         return dec(value)
 
-    return decode
+
+def _model_decoder(cls: type[Model]) -> Decoder:
+    return _DECODERS.get(cls) or _build_model_decoder(cls)
+
+
+def _resolve(dec: Decoder) -> Decoder:
+    return _model_decoder(dec.cls) if isinstance(dec, _LazyModel) else dec
 
 
 def _field_specs(cls: type[Model]) -> list[tuple[attrs.Attribute[Any], str, tuple[str, ...]]]:
@@ -434,47 +475,95 @@ def _field_specs(cls: type[Model]) -> list[tuple[attrs.Attribute[Any], str, tupl
     return specs
 
 
+def _fast_type(tp: Any) -> type | None:
+    """A type whose values the field takes as they are, skipping the decoder."""
+    args = _union_args(tp)
+    if args is not None:
+        rest = [a for a in args if a is not type(None)]
+        if _is_json_object(args):
+            return dict
+        if len(rest) == 1:
+            tp = rest[0]
+        elif rest == [StreamProviderType, str]:
+            return None
+    if tp in (int, str, bool, float):
+        return typing.cast(type, tp)
+    return None
+
+
+_MAX_SPELLINGS = 4096
+
+
 def _build_model_decoder(cls: type[Model]) -> Decoder:
     name = cls.__name__
-    by_key: dict[str, tuple[str, Decoder, str]] = {}
-    by_norm: dict[str, tuple[str, Decoder, str]] = {}
-    for a, wire_name, aliases in _field_specs(cls):
-        spec = (a.name, compile_decoder(a.type), wire_name)
-        by_key[wire_name] = spec
-        for key in (wire_name, a.name, *aliases):
-            by_norm.setdefault(_norm_key(key), spec)
+    # key as received -> (field name, decoder, fast type, canonical spelling)
+    by_key: dict[str, tuple[str, Decoder, type | None, str]] = {}
+    by_norm: dict[str, tuple[str, Decoder, type | None, str]] = {}
+    plan = [
+        (a.name, compile_decoder(a.type), _fast_type(a.type), wire_name, aliases)
+        for a, wire_name, aliases in _field_specs(cls)
+    ]
+    resolved = False
+
+    def resolve() -> None:
+        # Nested models are looked up once, on first use, when every model class exists.
+        for field_name, dec, fast, wire_name, aliases in plan:
+            spec = (field_name, _resolve(dec), fast, wire_name)
+            by_key[wire_name] = spec
+            for key in (wire_name, field_name, *aliases):
+                by_norm.setdefault(_norm_key(key), spec)
 
     def decode(data: Any) -> Model:
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except ValueError:
-                raise DecodeError("expected an object", model=name, path="", value=data) from None
-        if not isinstance(data, Mapping):
-            raise DecodeError(
-                f"expected an object, got {type(data).__name__}", model=name, path="", value=data
-            )
+        nonlocal resolved
+        if not resolved:
+            resolve()
+            resolved = True
+        if type(data) is not dict:
+            if isinstance(data, str):
+                try:
+                    data = json.loads(data)
+                except ValueError:
+                    raise DecodeError(
+                        "expected an object", model=name, path="", value=data
+                    ) from None
+            if not isinstance(data, Mapping):
+                raise DecodeError(
+                    f"expected an object, got {type(data).__name__}",
+                    model=name,
+                    path="",
+                    value=data,
+                )
         kwargs: dict[str, Any] = {}
         extra: dict[str, Any] | None = None
         keys: dict[str, str] | None = None
         for key, value in data.items():
-            spec = by_key.get(key) if type(key) is str else None
-            if spec is None and isinstance(key, str):
-                spec = by_norm.get(_norm_key(key))
-            if spec is None or spec[0] in kwargs:
+            spec = by_key.get(key)
+            if spec is None:
+                spec = by_norm.get(_norm_key(key)) if isinstance(key, str) else None
+                if spec is None:
+                    if extra is None:
+                        extra = {}
+                    extra[key] = value
+                    continue
+                if len(by_key) < _MAX_SPELLINGS:
+                    by_key[key] = spec  # remember this spelling for the next payload
+            field_name, dec, fast, canonical = spec
+            if field_name in kwargs:
                 if extra is None:
                     extra = {}
                 extra[key] = value
                 continue
-            field_name, dec, canonical = spec
-            try:
-                kwargs[field_name] = dec(value)
-            except DecodeError as exc:
-                raise _prefixed(exc, key) from None
-            except Exception as exc:
-                raise DecodeError(
-                    str(exc) or type(exc).__name__, model=name, path=key, value=value
-                ) from None
+            if type(value) is fast:
+                kwargs[field_name] = value
+            else:
+                try:
+                    kwargs[field_name] = dec(value)
+                except DecodeError as exc:
+                    raise _prefixed(exc, key) from None
+                except Exception as exc:
+                    raise DecodeError(
+                        str(exc) or type(exc).__name__, model=name, path=key, value=value
+                    ) from None
             if key != canonical:
                 if keys is None:
                     keys = {}
@@ -559,7 +648,7 @@ def _is_model(tp: Any) -> bool:
 
 
 def _structure_hook_factory(cls: type[Model]) -> Callable[[Any, Any], Any]:
-    dec = _DECODERS.get(cls) or _build_model_decoder(cls)
+    dec = _model_decoder(cls)
     return lambda value, _: dec(value)
 
 
@@ -583,8 +672,7 @@ def structure(data: Any, cls: type[T]) -> T:
     """Decode JSON into ``cls`` (a model, or e.g. ``list[Model]``); failures are DecodeErrors."""
     try:
         if _is_model(cls):
-            dec = _DECODERS.get(cls) or _build_model_decoder(cls)  # type: ignore[arg-type]
-            return typing.cast(T, dec(data))
+            return typing.cast(T, _model_decoder(cls)(data))  # type: ignore[arg-type]
         return typing.cast(T, compile_decoder(cls)(data))
     except DecodeError:
         raise

@@ -73,7 +73,9 @@ def coerce_enum(cls: type[E], value: Any) -> E:
     if isinstance(value, str):
         text = value.strip()
         if text.lstrip("-").isdigit():
-            return cls(int(text))
+            number = int(text)
+            member = cls._value2member_map_.get(number)
+            return member if member is not None else cls(number)  # type: ignore[return-value]
         member = cls.from_name(text)
         if member is not None:
             return member
