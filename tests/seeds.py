@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# CI runs a clone with the reference material beside it, as ../shared.
+SHARED = Path(os.environ.get("COMMBOX_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 SEEDS = SHARED / "seeds"
 SPEC = SHARED / "reference" / "commbox-openapi.json"
 
