@@ -34,7 +34,12 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmark under benchmarks/, each reporting ratios against an in-run baseline."""
     session.install("-e", ".[bench]")
-    names = session.posargs or ["bench_transport", "bench_throttle", "bench_decode"]
+    names = session.posargs or [
+        "bench_transport",
+        "bench_throttle",
+        "bench_decode",
+        "bench_webhooks",
+    ]
     for name in names:
         session.run("python", f"benchmarks/{name}.py")
 

@@ -121,6 +121,29 @@ def set_status(
     run(ctx, main)
 
 
+@cli.command("parse-webhook")
+@click.argument("file", type=click.File("rb"))
+@click.option("--subscription", default=None, help='The trigger\'s subscription, e.g. "Object".')
+@click.option("--name", default=None, help='The trigger\'s name, e.g. "OnNewChild".')
+@click.option(
+    "--content-type", default=None, help="application/xml or application/json (default: sniffed)."
+)
+def parse_webhook(
+    file: Any, subscription: str | None, name: str | None, content_type: str | None
+) -> None:
+    """Print the typed event a webhook body (XML or JSON; - for stdin) parses into."""
+    from .webhooks import WebhookParseError, parse_event
+
+    try:
+        event = parse_event(
+            file.read(), content_type=content_type, subscription=subscription, name=name
+        )
+    except WebhookParseError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise SystemExit(1) from None
+    console.print(event)
+
+
 @cli.command("fake-server")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

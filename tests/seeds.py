@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 # CI runs a clone with the reference material beside it, as ../shared.
-SHARED = Path(os.environ.get("COMMBOX_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+SHARED = Path(
+    os.environ.get("COMMBOX_SHARED") or Path(__file__).resolve().parents[1].parent / "shared"
+)
 SEEDS = SHARED / "seeds"
 SPEC = SHARED / "reference" / "commbox-openapi.json"
 

@@ -377,3 +377,73 @@ def test_cli_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COMMBOX_TOKEN", raising=False)
     result = CliRunner().invoke(cli_module.cli, ["set-status", "1", "bogus"])
     assert result.exit_code != 0
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+async def test_outbox_delivers_webhooks_into_a_router(fmt: str) -> None:
+    from commbox_async.webhooks import (
+        ObjectNew,
+        ObjectNewActivity,
+        ObjectNewChild,
+        RemarkData,
+        WebhookRouter,
+    )
+
+    fake = FakeCommBox()
+    router = WebhookRouter()
+    got: list[Any] = []
+    router.on_any()(got.append)
+    async with fast(fake) as cb:
+        oid = await cb.objects.create(STREAM, SMS)
+        await cb.objects.create_child(
+            STREAM,
+            oid,
+            NewChild.from_customer(
+                user_stream_provider_id="972544444444", user_stream_provider_type=5, message="again"
+            ),
+        )
+        await cb.objects.add_remark(oid, "note")
+    assert await fake.deliver(router, format=fmt) == 3
+    assert [type(e) for e in got] == [ObjectNew, ObjectNewChild, ObjectNewActivity]
+    assert all(e.object_id == oid for e in got)
+    assert got[2].activity.data == RemarkData(text="note")
+    assert fake.outbox == []
+
+
+async def test_outbox_delivers_to_a_callback_url() -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from commbox_async.webhooks import WebhookRouter
+    from commbox_async.webhooks.starlette import webhook_app
+
+    fake = FakeCommBox()
+    router = WebhookRouter()
+    got: list[Any] = []
+    router.on_any()(got.append)
+    async with fast(fake) as cb:
+        await cb.objects.create(STREAM, SMS)
+    app = Starlette(routes=[Mount("/hooks", webhook_app(router))])
+    statuses = await fake.deliver_to(
+        "http://receiver/hooks", transport=httpx.ASGITransport(app=app)
+    )
+    assert statuses == [200]
+    assert type(got[0]).__name__ == "ObjectNew"
+
+
+def test_cli_parse_webhook(tmp_path: Any) -> None:
+    from commbox_async.cli import cli
+
+    path = tmp_path / "hook.xml"
+    path.write_text(
+        '<Event Subscription="Satisfaction" Name="OnSubmit" Brand="commbox">'
+        '<Satisfaction ObjectId="901733"><Score>100</Score></Satisfaction></Event>'
+    )
+    result = CliRunner().invoke(cli, ["parse-webhook", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "SatisfactionSubmit" in result.output and "901733" in result.output
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    result = CliRunner().invoke(cli, ["parse-webhook", str(bad)])
+    assert result.exit_code == 1
+    assert "malformed JSON" in result.output

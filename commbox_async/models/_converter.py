@@ -158,6 +158,24 @@ def to_str(value: Any) -> str:
     raise TypeError(f"expected a string, got {type(value).__name__}")
 
 
+_LENIENT = json.JSONDecoder(strict=False)
+_CURLY = str.maketrans({"\u201c": '"', "\u201d": '"'})
+
+
+def loads_lenient(text: str) -> Any:
+    """JSON as CommBox's docs write it inside strings: raw line breaks inside string values,
+    stray closing braces after the value, curly quotes. Raises ValueError otherwise."""
+    for candidate in (text, text.translate(_CURLY)):
+        stripped = candidate.strip()
+        try:
+            value, end = _LENIENT.raw_decode(stripped)
+        except ValueError:
+            continue
+        if not stripped[end:].strip(" \t\r\n}"):
+            return value
+    raise ValueError("not JSON")
+
+
 def to_json_object(value: Any) -> dict[str, Any] | str:
     if isinstance(value, dict):
         return value
@@ -165,7 +183,10 @@ def to_json_object(value: Any) -> dict[str, Any] | str:
         try:
             decoded = json.loads(value)
         except ValueError:
-            return value
+            try:
+                decoded = loads_lenient(value)
+            except ValueError:
+                return value
         if isinstance(decoded, dict):
             return decoded
         return value

@@ -176,6 +176,8 @@ class FakeCommBox:
         """Forget every object, request and event (also ``POST /_fake/reset``)."""
         self.objects: dict[int, _Object] = {}
         self.streams: dict[str, list[int]] = {s: [] for s in (self.fixed_streams or ())}
+        # An encrypted stream id stands for a numeric one, which records and webhooks carry.
+        self._stream_numbers: dict[str, int] = {}
         self.managers: dict[int, dict[str, Any]] = {
             int(m["id"]): dict(m) for m in self._default_managers
         }
@@ -221,6 +223,60 @@ class FakeCommBox:
     def all_objects(self) -> list[dict[str, Any]]:
         """Every conversation's record (the shape Get Object returns, without children)."""
         return [o.record for o in self.objects.values()]
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def webhook_bodies(self, *, format: str = "json") -> list[tuple[str, str, bytes]]:
+        """The outbox as webhook bodies: (subscription, name, body) in CommBox's JSON form
+        (``{"payload": ...}``) or XML form (``<Event Subscription= Name= Brand=>``)."""
+        out = []
+        for event in self.outbox:
+            sub, name, payload = event["subscription"], event["name"], event["payload"]
+            if format == "json":
+                body = json.dumps({"payload": payload}).encode()
+            elif format == "xml":
+                body = _event_xml(sub, name, payload)
+            else:
+                raise ValueError(f"format must be 'json' or 'xml', got {format!r}")
+            out.append((sub, name, body))
+        return out
+
+    async def deliver(self, router: Any, *, format: str = "json", clear: bool = True) -> int:
+        """Parse every outbox event as CommBox would send it and dispatch it into a
+        :class:`~commbox_async.webhooks.WebhookRouter`; return how many were delivered."""
+        from ..webhooks import parse_event
+
+        bodies = self.webhook_bodies(format=format)
+        for sub, name, body in bodies:
+            await router.dispatch(parse_event(body, subscription=sub, name=name))
+        if clear:
+            self.outbox.clear()
+        return len(bodies)
+
+    async def deliver_to(
+        self,
+        url: str,
+        *,
+        format: str = "json",
+        clear: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> list[int]:
+        """POST every outbox event to a callback URL (one route per trigger:
+        ``{url}/{subscription}/{name}``, lower-cased); return the statuses. ``transport`` lets a
+        test deliver into an ASGI app without sockets."""
+        statuses = []
+        ctype = "application/json" if format == "json" else "application/xml"
+        async with httpx.AsyncClient(transport=transport) as http:
+            for sub, name, body in self.webhook_bodies(format=format):
+                response = await http.post(
+                    f"{url.rstrip('/')}/{sub.lower()}/{name.lower()}",
+                    content=body,
+                    headers={"content-type": ctype},
+                )
+                statuses.append(response.status_code)
+        if clear:
+            self.outbox.clear()
+        return statuses
 
     # -- clients -------------------------------------------------------------------------------
 
@@ -388,6 +444,12 @@ class FakeCommBox:
             self.streams[stream_id] = []
         return self.streams[stream_id]
 
+    def stream_number(self, stream_id: str) -> int:
+        """The numeric id of a stream (encrypted ids get one of their own)."""
+        if stream_id.isdigit():
+            return int(stream_id)
+        return self._stream_numbers.setdefault(stream_id, 24569 + len(self._stream_numbers))
+
     def _object(self, object_id: str, stream_id: str | None = None) -> _Object:
         try:
             obj = self.objects[int(object_id)]
@@ -399,22 +461,65 @@ class FakeCommBox:
         return obj
 
     def _activity(self, obj: _Object, type_: ObjectActivityType, data: dict[str, Any]) -> None:
-        activity = {
-            "objectId": str(obj.id),
-            "user": {"id": 0, "first_name": "API", "last_name": "", "identity": {"identityId": 0}},
-            "type": int(type_),
-            "data": json.dumps(data),
-            "createdTime": _now()[:19],
+        created = datetime.now(timezone.utc)
+        activity_id = next(self._ids)
+        obj.activities.append(
+            {
+                "objectId": str(obj.id),
+                "user": {
+                    "id": 0,
+                    "first_name": "API",
+                    "last_name": "",
+                    "identity": {"identityId": 0},
+                },
+                "type": int(type_),
+                "data": json.dumps(data),
+                "createdTime": created.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        )
+        # Webhooks carry activities in their own shape (the webhooks page's examples).
+        webhook_activity = {
+            "User": {"Id": "0"},
+            "Data": data,
+            "Id": str(activity_id),
+            "Type": str(int(type_)),
+            "CreateDate": created.strftime("%d-%m-%Y %H:%M:%S"),
         }
-        obj.activities.append(activity)
         self._event(
             "Object",
             "OnNewActivity",
-            {"Id": str(obj.id), "StreamId": obj.stream, "Activities": {"Activity": activity}},
+            {
+                "Activities": {"Activity": webhook_activity},
+                "Id": str(obj.id),
+                "StreamId": str(obj.record["streamid"]),
+                "SubStreamId": "0",
+            },
         )
 
     def _event(self, subscription: str, name: str, payload: dict[str, Any]) -> None:
         self.outbox.append({"subscription": subscription, "name": name, "payload": payload})
+
+
+def _event_xml(subscription: str, name: str, payload: Mapping[str, Any]) -> bytes:
+    """The XML form of an outbox event, as the Developer Guide's webhook examples show it."""
+    from xml.etree.ElementTree import Element, SubElement, tostring
+
+    def fill(element: Element, value: Mapping[str, Any]) -> None:
+        for key, item in value.items():
+            if key in ("Message", "Content", "Data", "Snippet"):
+                SubElement(element, key).text = item if isinstance(item, str) else json.dumps(item)
+            elif isinstance(item, Mapping):
+                fill(SubElement(element, key), item)
+            elif isinstance(item, list):
+                for entry in item:
+                    if isinstance(entry, Mapping):
+                        fill(SubElement(element, key), entry)
+            elif item is not None:
+                element.set(key, str(item))
+
+    root = Element("Event", Subscription=subscription, Name=name, Brand="fake")
+    fill(SubElement(root, subscription), payload)
+    return tostring(root)
 
 
 Handler = Callable[
@@ -475,7 +580,7 @@ async def _create_object(
     now = _now()
     record = {
         "objectId": object_id,
-        "streamid": int(p["stream"]) if p["stream"].isdigit() else 0,
+        "streamid": fake.stream_number(p["stream"]),
         "substreamid": _get(data, "SubStreamId") or 0,
         "streamProviderId": str(_get(data, "StreamProviderId") or ""),
         "streamProviderType": _get(data, "StreamProviderType") or 0,
@@ -528,7 +633,7 @@ async def _create_object(
         "OnNew",
         {
             "Id": str(object_id),
-            "StreamId": p["stream"],
+            "StreamId": str(record["streamid"]),
             "Message": message,
             "Type": str(record["type"]),
             "StatusID": str(record["statusId"]),
@@ -573,7 +678,7 @@ def _new_child(fake: FakeCommBox, obj: _Object, data: dict[str, Any]) -> int:
         "OnNewChild",
         {
             "Id": str(obj.id),
-            "StreamId": obj.stream,
+            "StreamId": str(obj.record["streamid"]),
             "Children": {"Child": {"Id": str(child_id), "Message": message}},
         },
     )
@@ -726,7 +831,7 @@ async def _set_tag(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> t
             "OnUpdateTag",
             {
                 "Id": str(obj.id),
-                "StreamId": obj.stream,
+                "StreamId": str(obj.record["streamid"]),
                 "Tags": {"Tag": {"Id": p["tag"], "Action": "Add"}},
             },
         )
@@ -744,7 +849,7 @@ async def _remove_tag(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -
         "OnUpdateTag",
         {
             "Id": str(obj.id),
-            "StreamId": obj.stream,
+            "StreamId": str(obj.record["streamid"]),
             "Tags": {"Tag": {"Id": p["tag"], "Action": "Remove"}},
         },
     )

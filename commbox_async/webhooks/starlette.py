@@ -1,0 +1,66 @@
+"""A Starlette/FastAPI receiver (needs the ``fake`` or ``webhooks`` extra: starlette).
+
+    app.mount("/commbox", webhook_app(router, secret="..."))
+
+Routes: ``POST /commbox/{subscription}/{name}`` (e.g. ``/object/onnewchild``, one callback URL
+per trigger) and ``POST /commbox`` (XML, or JSON whose kind is inferred from its shape).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, Router
+
+from ._receiver import ReceiverConfig, check, secret_ok
+from .router import WebhookRouter
+
+__all__ = ["webhook_app"]
+
+
+def webhook_app(router: WebhookRouter, **options: Any) -> Router:
+    """An ASGI app (a Starlette ``Router``) receiving CommBox webhooks into ``router``.
+
+    Options are :class:`ReceiverConfig`'s: ``secret``, ``secret_param``, ``secret_header``,
+    ``max_bytes``, ``background``.
+    """
+    config = ReceiverConfig(**options)
+
+    async def receive(request: Request) -> PlainTextResponse:
+        if not secret_ok(config, request.query_params, request.headers):
+            return PlainTextResponse("unauthorized", status_code=401)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > config.max_bytes:
+            return PlainTextResponse("payload too large", status_code=413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > config.max_bytes:
+                return PlainTextResponse("payload too large", status_code=413)
+        trigger = None
+        if "subscription" in request.path_params:
+            trigger = f"{request.path_params['subscription']}/{request.path_params['name']}"
+        verdict = check(
+            config, bytes(body), content_type=request.headers.get("content-type"), trigger=trigger
+        )
+        if verdict.event is None:
+            return PlainTextResponse(verdict.message, status_code=verdict.status)
+        if config.background:
+            return PlainTextResponse(
+                "accepted", background=BackgroundTask(router.dispatch, verdict.event)
+            )
+        await router.dispatch(verdict.event)  # an exception here answers 500: CommBox re-delivers
+        return PlainTextResponse("ok")
+
+    async def failing(request: Request, exc: Exception) -> PlainTextResponse:
+        return PlainTextResponse("handler failed", status_code=500)
+
+    return Router(
+        routes=[
+            Route("/", receive, methods=["POST"]),
+            Route("/{subscription}/{name}", receive, methods=["POST"]),
+        ],
+    )
