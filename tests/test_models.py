@@ -573,3 +573,30 @@ def test_converter_is_the_one_cattrs_converter() -> None:
     obj = _converter.converter.structure({"objectId": "5"}, ObjectDetails)
     assert obj.object_id == 5
     assert _converter.converter.unstructure(obj) == {"objectId": 5}
+
+
+def test_decoded_objects_behave_like_constructed_ones() -> None:
+    import pickle
+
+    decoded = structure(
+        {"Id": "7", "Message": "hi", "CreateDate": "09-06-2024 07:28:47"}, ObjectRecord
+    )
+    built = ObjectRecord(
+        id=7, message="hi", created_time=datetime(2024, 6, 9, 7, 28, 47, tzinfo=UTC)
+    )
+    assert decoded == built
+    assert decoded.user is None and decoded.children == () and decoded.extra == {}
+    assert repr(decoded) == repr(built)
+    assert attrs.evolve(decoded, message="bye").message == "bye"
+    assert pickle.loads(pickle.dumps(decoded)) == decoded
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        decoded.message = "changed"  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = decoded.nope  # type: ignore[attr-defined]
+
+
+def test_second_spelling_of_a_field_is_kept_in_extra() -> None:
+    obj = structure({"id": "1", "Id": "2", "ID": "3"}, ObjectRecord)
+    assert obj.id == 1
+    assert obj.extra == {"Id": "2", "ID": "3"}
+    assert unstructure(obj) == {"id": 1, "Id": "2", "ID": "3"}

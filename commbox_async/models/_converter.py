@@ -24,7 +24,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import attrs
 import cattrs
@@ -45,7 +45,25 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-EMPTY: Mapping[str, Any] = types.MappingProxyType({})
+
+
+class FrozenDict(dict[str, Any]):
+    """A read-only dict (shared defaults and key spellings); it pickles, unlike mappingproxy."""
+
+    __slots__ = ()
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("this mapping is read-only")
+
+    __setitem__ = __delitem__ = _readonly
+    clear = pop = popitem = setdefault = update = _readonly
+    __ior__ = _readonly
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+
+EMPTY: Mapping[str, Any] = FrozenDict()
 
 #: A JSON object that CommBox may also send as a JSON string (``Content``, ``Data``). When the
 #: string is not a JSON object it is kept as the string, so nothing is lost.
@@ -78,6 +96,20 @@ class Model:
     extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
     wire_keys: Mapping[str, str] = attrs.field(default=EMPTY, repr=False, eq=False, hash=False)
 
+    if not TYPE_CHECKING:
+        # Decoded instances set only the slots a payload has; an unset slot reads as the
+        # field's default. Type checkers do not see this, so attribute typos stay errors.
+        def __getattr__(self, name: str) -> Any:
+            defaults = _DEFAULTS.get(type(self))
+            if defaults is None:
+                defaults = _defaults(type(self))
+            try:
+                return defaults[name]
+            except KeyError:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}"
+                ) from None
+
     def to_wire(self) -> dict[str, Any]:
         """The JSON form CommBox reads and writes (the model's wire names, None omitted)."""
         result: dict[str, Any] = converter.unstructure(self)
@@ -87,6 +119,23 @@ class Model:
     def from_wire(cls: type[T], data: Any) -> T:
         """Decode a JSON value (a dict, or a JSON string of one); raises :class:`DecodeError`."""
         return structure(data, cls)
+
+
+_DEFAULTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _defaults(cls: type[Any]) -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    for a in attrs.fields(cls):
+        default = a.default
+        factory = getattr(default, "factory", None)  # an attrs.Factory
+        if factory is not None:
+            made = factory()
+            # Shared defaults must be immutable: tuples stay, dicts become read-only.
+            default = EMPTY if isinstance(made, dict) else made
+        table[a.name] = default
+    _DEFAULTS[cls] = table
+    return table
 
 
 # -- scalars ---------------------------------------------------------------------------------
@@ -180,6 +229,8 @@ def to_json_object(value: Any) -> dict[str, Any] | str:
     if isinstance(value, dict):
         return value
     if isinstance(value, str):
+        if value == "{}":  # CommBox's most common Content
+            return {}
         try:
             decoded = json.loads(value)
         except ValueError:
@@ -258,6 +309,63 @@ def _parse_datetime_text(text: str) -> datetime:
     raise ValueError(f"unrecognised date-time {text!r}")
 
 
+_UTC = timezone.utc
+_fromisoformat = datetime.fromisoformat
+
+
+def _optional_int(value: Any) -> int | None:
+    # CommBox sends most numbers as strings ("3377699720568713"): int() takes them directly.
+    if type(value) is str:
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    if value is None:
+        return None
+    try:
+        return to_int(value)
+    except (TypeError, ValueError):
+        if _is_null_text(value):
+            return None
+        raise
+
+
+def _optional_enum(cls: type[OpenIntEnum]) -> Decoder:
+    members = cls._value2member_map_
+    slow = _optional(_enum_decoder(cls), null_text=True)
+
+    def decode(value: Any) -> Any:
+        if type(value) is str and value.isdigit():
+            member = members.get(int(value))
+            if member is not None:
+                return member
+        return slow(value)
+
+    return decode
+
+
+def _optional_datetime(value: Any) -> datetime | None:
+    # The hot path for CommBox's usual ISO timestamps; everything else takes parse_datetime.
+    if type(value) is str and sys.version_info >= (3, 11):
+        try:
+            dt = _fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            tz = dt.tzinfo
+            if tz is _UTC:
+                return dt
+            return dt.replace(tzinfo=_UTC) if tz is None else dt.astimezone(_UTC)
+    if value is None:
+        return None
+    try:
+        return parse_datetime(value)
+    except (TypeError, ValueError):
+        if _is_null_text(value):
+            return None
+        raise
+
+
 def parse_date(value: Any) -> date:
     """A date-only value (birthdays): ``1951-10-10``, ``01/01/1980``, or a date-time's date."""
     if isinstance(value, datetime):
@@ -322,6 +430,15 @@ def compile_decoder(tp: Any) -> Decoder:
             return _optional(inner, null_text=False) if optional else inner
         if rest == (StreamProviderType, str):
             inner = _provider_type
+        elif len(rest) == 1 and isinstance(rest[0], type) and issubclass(rest[0], Model):
+            # None never reaches a field decoder (the model decoder leaves the field unset).
+            return _LazyModel(rest[0])
+        elif rest == (datetime,):
+            return _optional_datetime
+        elif rest == (int,):
+            return _optional_int
+        elif len(rest) == 1 and isinstance(rest[0], type) and issubclass(rest[0], OpenIntEnum):
+            return _optional_enum(rest[0])
         elif len(rest) == 1:
             inner = compile_decoder(rest[0])
         else:
@@ -378,7 +495,14 @@ def _optional(inner: Decoder, *, null_text: bool) -> Decoder:
     return decode
 
 
+_PROVIDERS = StreamProviderType._value2member_map_
+
+
 def _provider_type(value: Any) -> StreamProviderType | str:
+    if type(value) is int or (type(value) is str and value.isdigit()):
+        member = _PROVIDERS.get(int(value))
+        if member is not None:
+            return member  # type: ignore[return-value]
     try:
         return coerce_enum(StreamProviderType, value)
     except ValueError:
@@ -412,6 +536,9 @@ def _mapping(value: Any) -> Any:
 
 def _sequence(item: Decoder) -> Decoder:
     def decode(value: Any) -> tuple[Any, ...]:
+        nonlocal item
+        if isinstance(item, _LazyModel):
+            item = _resolve(item)
         if value is None or value == "":
             return ()
         if isinstance(value, Mapping):
@@ -512,27 +639,59 @@ def _fast_type(tp: Any) -> type | None:
     return None
 
 
-_MAX_SPELLINGS = 4096
+_MAX_SHAPES = 512
 
 
 def _build_model_decoder(cls: type[Model]) -> Decoder:
     name = cls.__name__
-    # key as received -> (field name, decoder, fast type, canonical spelling)
-    by_key: dict[str, tuple[str, Decoder, type | None, str]] = {}
-    by_norm: dict[str, tuple[str, Decoder, type | None, str]] = {}
+    # key as received -> (field name, decoder, fast type, canonical spelling, slot setter)
+    by_key: dict[str, tuple[str, Decoder, type | None, str, Callable[[Any, Any], None]]] = {}
+    by_norm: dict[str, tuple[str, Decoder, type | None, str, Callable[[Any, Any], None]]] = {}
     plan = [
         (a.name, compile_decoder(a.type), _fast_type(a.type), wire_name, aliases)
         for a, wire_name, aliases in _field_specs(cls)
     ]
+    slots = {name: getattr(cls, name).__set__ for name in (a.name for a in attrs.fields(cls))}
+    set_extra, set_keys = slots["extra"], slots["wire_keys"]
+    new = object.__new__
     resolved = False
 
     def resolve() -> None:
         # Nested models are looked up once, on first use, when every model class exists.
         for field_name, dec, fast, wire_name, aliases in plan:
-            spec = (field_name, _resolve(dec), fast, wire_name)
+            spec = (field_name, _resolve(dec), fast, wire_name, slots[field_name])
             by_key[wire_name] = spec
             for key in (wire_name, field_name, *aliases):
                 by_norm.setdefault(_norm_key(key), spec)
+
+    # Payloads of one endpoint share their keys, so each distinct key tuple ("shape") is
+    # resolved once into a plan: which key feeds which field, what goes to extra, and the
+    # spellings to remember. Decoding an object is then one pass over its plan.
+    shapes: dict[tuple[Any, ...], tuple[list[Any], tuple[Any, ...], Mapping[str, str]]] = {}
+
+    def compile_shape(
+        shape: tuple[Any, ...],
+    ) -> tuple[list[Any], tuple[Any, ...], Mapping[str, str]]:
+        plan: list[Any] = []
+        extra_keys: list[Any] = []
+        keys: dict[str, str] = {}
+        taken: set[str] = set()
+        for key in shape:
+            spec = by_key.get(key) if isinstance(key, str) else None
+            if spec is None and isinstance(key, str):
+                spec = by_norm.get(_norm_key(key))
+            if spec is None or spec[0] in taken:
+                extra_keys.append(key)  # unknown, or a second spelling of a field: kept
+                continue
+            field_name, dec, fast, canonical, setter = spec
+            taken.add(field_name)
+            if key != canonical:
+                keys[field_name] = key
+            plan.append((key, dec, fast, setter))
+        entry = (plan, tuple(extra_keys), FrozenDict(keys) if keys else EMPTY)
+        if len(shapes) < _MAX_SHAPES:
+            shapes[shape] = entry
+        return entry
 
     def decode(data: Any) -> Model:
         nonlocal resolved
@@ -554,42 +713,32 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
                     path="",
                     value=data,
                 )
-        kwargs: dict[str, Any] = {}
-        extra: dict[str, Any] | None = None
-        keys: dict[str, str] | None = None
-        for key, value in data.items():
-            spec = by_key.get(key)
-            if spec is None:
-                spec = by_norm.get(_norm_key(key)) if isinstance(key, str) else None
-                if spec is None:
-                    if extra is None:
-                        extra = {}
-                    extra[key] = value
-                    continue
-                if len(by_key) < _MAX_SPELLINGS:
-                    by_key[key] = spec  # remember this spelling for the next payload
-            field_name, dec, fast, canonical = spec
-            if field_name in kwargs:
-                if extra is None:
-                    extra = {}
-                extra[key] = value
-                continue
+        shape = tuple(data)
+        entry = shapes.get(shape)
+        if entry is None:
+            entry = compile_shape(shape)
+        plan, extra_keys, keys = entry
+        # Built without __init__: only the fields present are set (see Model.__getattr__).
+        obj = new(cls)
+        for key, dec, fast, setter in plan:
+            value = data[key]
+            if value is None:
+                continue  # an unset slot reads as the field's default
             if type(value) is fast:
-                kwargs[field_name] = value
-            else:
-                try:
-                    kwargs[field_name] = dec(value)
-                except DecodeError as exc:
-                    raise _prefixed(exc, key) from None
-                except Exception as exc:
-                    raise DecodeError(
-                        str(exc) or type(exc).__name__, model=name, path=key, value=value
-                    ) from None
-            if key != canonical:
-                if keys is None:
-                    keys = {}
-                keys[field_name] = key
-        return cls(extra=extra if extra is not None else {}, wire_keys=keys or EMPTY, **kwargs)
+                setter(obj, value)
+                continue
+            try:
+                setter(obj, dec(value))
+            except DecodeError as exc:
+                raise _prefixed(exc, key) from None
+            except Exception as exc:
+                raise DecodeError(
+                    str(exc) or type(exc).__name__, model=name, path=key, value=value
+                ) from None
+        set_extra(obj, {k: data[k] for k in extra_keys} if extra_keys else {})
+        if keys:
+            set_keys(obj, keys)
+        return obj
 
     _DECODERS[cls] = decode
     return decode
