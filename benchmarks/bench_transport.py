@@ -1,87 +1,141 @@
-"""5,000 GETs against a local uvicorn server: AsyncCommBox (throttle off) vs bare httpx.
+"""Client overhead and transports, against one uvicorn server in another process on loopback.
 
-Both sides use the same pool size and concurrency and decode the JSON; the runs alternate
-(bare, client, bare, client, ...) and the best of each is kept, so a noisy neighbour hurts
-both equally. Target: AsyncCommBox >= 0.9x the bare client's throughput.
+Part 1 (the core's target): 5,000 GETs at concurrency 16, AsyncCommBox (throttle off) vs a bare
+``httpx.AsyncClient`` doing the same requests and JSON decoding: >= 0.9x.
+
+Part 2 (the transports): 1,500 GETs at concurrency 1, 8, 32 and 128 for AsyncCommBox on each
+transport, bare httpx, bare httpx with the httpx-aiohttp transport, and bare aiohttp. Goals:
+AsyncCommBox >= 0.9x of its own bare transport at every concurrency, and AsyncCommBox on the
+aiohttp transport >= 0.5x of bare aiohttp at concurrency 32.
+
+Runs alternate between clients and the best of the rounds is kept, so noise hurts all alike.
+Reproduce: ``nox -s bench -- bench_transport``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
+import aiohttp
 import httpx
 from _common import report, static_server
+from httpx_aiohttp import AiohttpTransport
 
 from commbox_async import AsyncCommBox
 
-N = 5_000
-CONCURRENCY = 16
-ROUNDS = 3
+PATH = "/managers/520760"
+HEADERS = {"Authorization": "Bearer t"}
 
 
-async def run_bare(base: str) -> float:
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=base, limits=limits) as client:
-        sem = asyncio.Semaphore(CONCURRENCY)
+async def drive(n: int, concurrency: int, one: Callable[[], Awaitable[object]]) -> float:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def task() -> None:
+        async with sem:
+            await one()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(task() for _ in range(n)))
+    return n / (time.perf_counter() - start)
+
+
+def limits(c: int) -> httpx.Limits:
+    return httpx.Limits(max_connections=c, max_keepalive_connections=c)
+
+
+async def bare_httpx(base: str, n: int, c: int, aio: bool = False) -> float:
+    kw = {"transport": AiohttpTransport(limits=limits(c))} if aio else {"limits": limits(c)}
+    async with httpx.AsyncClient(base_url=base, **kw) as client:  # type: ignore[arg-type]
 
         async def one() -> None:
-            async with sem:
-                r = await client.get("/managers/520760", headers={"Authorization": "Bearer t"})
+            r = await client.get(PATH, headers=HEADERS)
+            r.raise_for_status()
+            r.json()
+
+        await one()
+        return await drive(n, c, one)
+
+
+async def bare_aiohttp(base: str, n: int, c: int) -> float:
+    async with aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(limit=c)) as session:
+
+        async def one() -> None:
+            async with session.get(PATH, headers=HEADERS) as r:
                 r.raise_for_status()
-                r.json()
+                await r.json()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(N)))
-        return N / (time.perf_counter() - start)
+        await one()
+        return await drive(n, c, one)
 
 
-async def run_client(base: str) -> float:
+async def commbox(base: str, n: int, c: int, transport: str) -> float:
     async with AsyncCommBox(
         token="t",
         base_url=base,
         rate_limit=None,
-        max_connections=CONCURRENCY,
-        max_keepalive_connections=CONCURRENCY,
+        transport=transport,  # type: ignore[arg-type]
+        max_connections=c,
+        max_keepalive_connections=c,
     ) as cb:
-        sem = asyncio.Semaphore(CONCURRENCY)
 
         async def one() -> None:
-            async with sem:
-                await cb.request("GET", "/managers/{manager_id}", manager_id=520760)
+            await cb.request("GET", "/managers/{manager_id}", manager_id=520760)
 
-        start = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(N)))
-        return N / (time.perf_counter() - start)
+        await one()
+        return await drive(n, c, one)
 
 
 async def main() -> None:
     with static_server() as base:
-        await run_bare(base)  # warm-up
+        # Part 1
         bare, ours = [], []
-        for _ in range(ROUNDS):
-            bare.append(await run_bare(base))
-            ours.append(await run_client(base))
-    rows = [
-        {"client": "bare httpx.AsyncClient", "req/s": max(bare), "ratio": 1.0},
-        {
-            "client": "AsyncCommBox (throttle off)",
-            "req/s": max(ours),
-            "ratio": max(ours) / max(bare),
-        },
-    ]
-    ratio = max(ours) / max(bare)
-    report(
-        "bench_transport",
-        rows,
-        {
-            "requests": N,
-            "concurrency": CONCURRENCY,
-            "ratio": ratio,
-            "target": ">= 0.9",
-            "met": ratio >= 0.9,
-        },
-    )
+        for _ in range(3):
+            bare.append(await bare_httpx(base, 5000, 16))
+            ours.append(await commbox(base, 5000, 16, "httpx"))
+        core_ratio = max(ours) / max(bare)
+        report(
+            "bench_transport_core",
+            [
+                {"client": "bare httpx.AsyncClient", "req/s": max(bare), "ratio": 1.0},
+                {"client": "AsyncCommBox (throttle off)", "req/s": max(ours), "ratio": core_ratio},
+            ],
+            {"requests": 5000, "concurrency": 16, "target": ">= 0.9", "met": core_ratio >= 0.9},
+        )
+        print()
+
+        # Part 2
+        clients: dict[str, Callable[[int, int], Awaitable[float]]] = {
+            "bare httpx": lambda n, c: bare_httpx(base, n, c),
+            "AsyncCommBox httpx": lambda n, c: commbox(base, n, c, "httpx"),
+            "bare httpx+aiohttp transport": lambda n, c: bare_httpx(base, n, c, aio=True),
+            "AsyncCommBox aiohttp": lambda n, c: commbox(base, n, c, "aiohttp"),
+            "bare aiohttp": lambda n, c: bare_aiohttp(base, n, c),
+        }
+        rows = []
+        goals = {}
+        for c in (1, 8, 32, 128):
+            best = dict.fromkeys(clients, 0.0)
+            for _ in range(2):
+                for name, run in clients.items():
+                    best[name] = max(best[name], await run(1500, c))
+            httpx_ratio = best["AsyncCommBox httpx"] / best["bare httpx"]
+            aio_ratio = best["AsyncCommBox aiohttp"] / best["bare httpx+aiohttp transport"]
+            vs_aiohttp = best["AsyncCommBox aiohttp"] / best["bare aiohttp"]
+            rows.append(
+                {
+                    "concurrency": c,
+                    **{k: round(v) for k, v in best.items()},
+                    "CB/bare httpx": httpx_ratio,
+                    "CB aio/bare httpx+aio": aio_ratio,
+                    "CB aio/bare aiohttp": vs_aiohttp,
+                }
+            )
+            goals[f"c={c}: >= 0.9x own transport"] = httpx_ratio >= 0.9 and aio_ratio >= 0.9
+            if c == 32:
+                goals["c=32: CB aiohttp >= 0.5x bare aiohttp"] = vs_aiohttp >= 0.5
+        report("bench_transport", rows, goals)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Resources stay thin: they name the endpoint and the model, and call :meth:`BaseC
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -28,7 +29,7 @@ from ._exceptions import (
 from ._files import AttachmentInput, coerce_attachments, open_files
 from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent, emit
 from ._response import Envelope, parse_response, record_envelope
-from ._retry import RetryPolicy, parse_retry_after, retry_reason
+from ._retry import RetryPolicy, is_retryable, parse_retry_after, retry_reason
 from ._throttle import Throttle
 from ._transport import build_path, join_url, map_transport_error
 
@@ -115,7 +116,9 @@ class _Core:
         token: TokenProvider,
         throttle: Throttle | None,
         hooks: Hooks,
+        asyncio_only: bool = False,
     ) -> None:
+        self.asyncio_only = asyncio_only
         self.base_url = base_url
         self.http = http
         self.owns_http = owns_http
@@ -139,6 +142,11 @@ class _Core:
                 "AsyncCommBox must be used from inside a running event loop"
             ) from None
         if self.loop is None:
+            if self.asyncio_only and not isinstance(current, asyncio.AbstractEventLoop):
+                raise ClientStateError(
+                    "transport='aiohttp' runs on asyncio only; under trio use the default "
+                    "transport='httpx'"
+                )
             self.loop = current
         elif self.loop is not current:
             raise ClientStateError(
@@ -171,6 +179,9 @@ class _Call:
     in_flight: bool = False
     refreshed_token: bool = False
     last_error: BaseException | None = None
+
+
+_NO_FILES: AbstractContextManager[list[Any]] = nullcontext([])
 
 
 class BaseClient:
@@ -219,7 +230,6 @@ class BaseClient:
             allow_partial=allow_partial,
             deadline_at=deadline_at,
         )
-        policy = self._policy()
 
         async def before_sleep(exc: BaseException, wait: float, attempt: int) -> None:
             reason = retry_reason(exc)
@@ -245,19 +255,40 @@ class BaseClient:
                 ),
             )
 
-        controller = policy.controller(
-            method=method,
-            retry_uncertain=opts.retry_uncertain,
-            max_retries=opts.max_retries,
-            deadline_at=deadline_at,
-            before_sleep=before_sleep,
-        )
+        async def with_retries() -> Envelope:
+            # The first attempt runs directly: most calls succeed, and tenacity's per-call set-up
+            # costs more than the rest of the client's work on a request. A retryable failure is
+            # handed to tenacity as its first attempt, so waits, stops and logs are its own.
+            try:
+                return await self._attempt(call)
+            except CommBoxError as exc:
+                if opts.max_retries == 0 or not is_retryable(
+                    exc, method=method, retry_uncertain=opts.retry_uncertain
+                ):
+                    raise
+                replay: list[BaseException] = [exc]
+
+            async def attempt() -> Envelope:
+                if replay:
+                    raise replay.pop()
+                return await self._attempt(call)
+
+            controller = self._policy().controller(
+                method=method,
+                retry_uncertain=opts.retry_uncertain,
+                max_retries=opts.max_retries,
+                deadline_at=deadline_at,
+                before_sleep=before_sleep,
+            )
+            result: Envelope = await controller(attempt)
+            return result
+
         scope: AbstractContextManager[Any] = (
             anyio.fail_after(opts.deadline) if opts.deadline is not None else nullcontext()
         )
         try:
             with scope:
-                envelope: Envelope = await controller(self._attempt, call)
+                envelope = await with_retries()
         except TimeoutError:
             last = call.last_error
             maybe = call.in_flight or bool(getattr(last, "may_have_been_processed", False))
@@ -339,7 +370,7 @@ class BaseClient:
             **opts.headers,
             "Authorization": f"Bearer {token}",
         }
-        with open_files(call.attachments) as file_entries:
+        with open_files(call.attachments) if call.attachments else _NO_FILES as file_entries:
             request = core.http.build_request(
                 call.method,
                 call.url,
@@ -350,10 +381,11 @@ class BaseClient:
                 headers=headers,
                 timeout=self._attempt_timeout(call),
             )
-            await emit(
-                core.hooks.on_request,
-                RequestEvent(method=call.method, path=call.path, attempt=call.attempt),
-            )
+            if core.hooks.on_request:
+                await emit(
+                    core.hooks.on_request,
+                    RequestEvent(method=call.method, path=call.path, attempt=call.attempt),
+                )
             core.stats.requests += 1
             start = time.monotonic()
             call.in_flight = True
@@ -386,31 +418,33 @@ class BaseClient:
                 call.in_flight = False
         elapsed = time.monotonic() - start
         core.stats.responses += 1
-        logger.debug(
-            "%s %s -> %d in %.3fs (attempt %d)",
-            call.method,
-            call.path,
-            response.status_code,
-            elapsed,
-            call.attempt,
-            extra={
-                "commbox_method": call.method,
-                "commbox_path": call.path,
-                "commbox_status": response.status_code,
-                "commbox_attempt": call.attempt,
-                "commbox_elapsed": elapsed,
-            },
-        )
-        await emit(
-            core.hooks.on_response,
-            ResponseEvent(
-                method=call.method,
-                path=call.path,
-                attempt=call.attempt,
-                http_status=response.status_code,
-                elapsed=elapsed,
-            ),
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %d in %.3fs (attempt %d)",
+                call.method,
+                call.path,
+                response.status_code,
+                elapsed,
+                call.attempt,
+                extra={
+                    "commbox_method": call.method,
+                    "commbox_path": call.path,
+                    "commbox_status": response.status_code,
+                    "commbox_attempt": call.attempt,
+                    "commbox_elapsed": elapsed,
+                },
+            )
+        if core.hooks.on_response:
+            await emit(
+                core.hooks.on_response,
+                ResponseEvent(
+                    method=call.method,
+                    path=call.path,
+                    attempt=call.attempt,
+                    http_status=response.status_code,
+                    elapsed=elapsed,
+                ),
+            )
         return parse_response(
             response,
             method=call.method,

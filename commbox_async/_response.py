@@ -79,9 +79,9 @@ def parse_response(
 ) -> Envelope:
     """Decode a response into an :class:`Envelope`, or raise the typed error it stands for."""
     status = response.status_code
-    headers = dict(response.headers)
+    headers = response.headers  # a read-only view for callers; copied only for errors
     content = response.content
-    content_type = response.headers.get("content-type")
+    content_type = headers.get("content-type")
     body: Any = None
     is_json = False
     if content.strip():
@@ -113,7 +113,7 @@ def parse_response(
             else (None if is_json else (_snippet(content) or None)),
             method=method,
             path=path,
-            headers=headers,
+            headers=dict(headers),
             body=body if is_json else _snippet(content),
             data=envelope.get("data") if envelope is not None else None,
             retry_after=retry_after,

@@ -6,7 +6,7 @@ import ipaddress
 import re
 import string
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -101,6 +101,18 @@ def join_url(base: httpx.URL, path: str) -> httpx.URL:
     return base.copy_with(raw_path=(prefix + path).encode("ascii"))
 
 
+TransportOption = Literal["httpx", "aiohttp"] | httpx.AsyncBaseTransport | None
+
+
+def aiohttp_available() -> bool:
+    """True when the ``aiohttp`` extra (httpx-aiohttp) is installed."""
+    try:
+        import httpx_aiohttp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def make_http_client(
     *,
     timeout: httpx.Timeout,
@@ -108,7 +120,7 @@ def make_http_client(
     max_keepalive_connections: int | None,
     keepalive_expiry: float | None,
     http2: bool,
-    transport: httpx.AsyncBaseTransport | None,
+    transport: TransportOption,
 ) -> httpx.AsyncClient:
     limits = httpx.Limits(
         max_connections=max_connections,
@@ -116,7 +128,20 @@ def make_http_client(
         keepalive_expiry=keepalive_expiry,
     )
     kwargs: dict[str, Any] = {"timeout": timeout, "limits": limits, "follow_redirects": False}
-    if transport is not None:
+    if transport == "aiohttp":
+        if not aiohttp_available():
+            raise ConfigurationError(
+                "transport='aiohttp' needs the aiohttp extra: pip install 'commbox-async[aiohttp]'"
+            )
+        if http2:
+            raise ConfigurationError("the aiohttp transport speaks HTTP/1.1 only; drop http2=True")
+        kwargs["transport"] = make_aiohttp_transport(limits)
+    elif transport not in (None, "httpx"):
+        if not isinstance(transport, httpx.AsyncBaseTransport):
+            raise ConfigurationError(
+                "transport must be 'httpx', 'aiohttp' or an httpx.AsyncBaseTransport, "
+                f"got {transport!r}"
+            )
         kwargs["transport"] = transport
     elif http2:
         try:
@@ -178,3 +203,85 @@ def map_transport_error(exc: httpx.TransportError, *, method: str, path: str) ->
         may_have_been_processed=True,
         reason="connection_lost",
     )
+
+
+# -- the aiohttp transport -------------------------------------------------------------------
+
+
+def _aiohttp_error_map() -> tuple[tuple[type[BaseException], type[httpx.TransportError]], ...]:
+    """aiohttp's exceptions as their httpx counterparts, most specific first.
+
+    httpx-aiohttp's own table sends every ``ClientConnectionError`` (a server disconnecting
+    after the request was sent among them) to ``ConnectTimeout``, which would call a lost
+    response "never sent" and let a POST be retried into a duplicate. This table keeps
+    "before sending" (connect) and "after sending" (read, disconnect, reset) apart.
+    """
+    import asyncio
+
+    import aiohttp
+
+    table: list[tuple[type[BaseException], type[httpx.TransportError]]] = [
+        (aiohttp.ClientConnectorError, httpx.ConnectError),
+    ]
+    connection_timeout = getattr(aiohttp, "ConnectionTimeoutError", None)
+    if connection_timeout is not None:
+        table.append((connection_timeout, httpx.ConnectTimeout))
+    socket_timeout = getattr(aiohttp, "SocketTimeoutError", None)
+    if socket_timeout is not None:
+        table.append((socket_timeout, httpx.ReadTimeout))
+    table += [
+        (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+        (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+        (aiohttp.ClientPayloadError, httpx.ReadError),
+        (aiohttp.ClientOSError, httpx.ReadError),
+        (aiohttp.ClientConnectionError, httpx.ReadError),
+        (asyncio.TimeoutError, httpx.ReadTimeout),
+    ]
+    return tuple(table)
+
+
+def _remap(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
+    original = exc.__cause__ if isinstance(exc, httpx.TransportError) and exc.__cause__ else exc
+    for aio_cls, httpx_cls in _aiohttp_error_map():
+        if isinstance(original, aio_cls):
+            return httpx_cls(f"{type(original).__name__}: {original}", request=request)
+    return exc if isinstance(exc, httpx.TransportError) else None
+
+
+def make_aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """An httpx transport over an aiohttp session (asyncio only), with honest error mapping."""
+    from httpx_aiohttp import AiohttpTransport
+
+    class _Stream(httpx.AsyncByteStream):
+        def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request) -> None:
+            self._inner = inner
+            self._request = request
+
+        async def __aiter__(self) -> Any:
+            try:
+                async for chunk in self._inner:
+                    yield chunk
+            except Exception as exc:
+                mapped = _remap(exc, self._request)
+                if mapped is None or mapped is exc:
+                    raise
+                raise mapped from exc
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    class SafeAiohttpTransport(AiohttpTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            try:
+                response: httpx.Response = await super().handle_async_request(request)
+            except Exception as exc:
+                mapped = _remap(exc, request)
+                if mapped is None or mapped is exc:
+                    raise
+                raise mapped from exc
+            stream = response.stream
+            assert isinstance(stream, httpx.AsyncByteStream)
+            response.stream = _Stream(stream, request)  # errors while reading the body too
+            return response
+
+    return SafeAiohttpTransport(limits=limits)

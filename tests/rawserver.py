@@ -16,7 +16,7 @@ import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 # A behaviour gets (method, path, body) and returns one of:
-#   ("respond", status, body_bytes, headers)  |  ("close",)  |  ("hang",)
+#   ("respond", status, body_bytes, headers)  |  ("close",)  |  ("reset",)  |  ("hang",)
 Behaviour = Callable[[str, str, bytes], tuple[Any, ...]]
 
 
@@ -47,6 +47,14 @@ class RawServer:
                     self.received.append((method, path, body))
                     action = self.behaviour(method, path, body)
                     if action[0] == "close":
+                        return
+                    if action[0] == "reset":
+                        # SO_LINGER 0: closing sends a TCP RST instead of a FIN.
+                        import socket
+                        import struct
+
+                        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+                        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                         return
                     if action[0] == "hang":
                         await anyio.sleep_forever()

@@ -1,0 +1,177 @@
+"""The core's guarantees on both transports (httpx, and aiohttp through httpx-aiohttp), on real
+loopback sockets: the same typed errors and the same "may have been processed" verdicts."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from commbox_async import (
+    APIConnectionError,
+    APITimeoutError,
+    AsyncCommBox,
+    ClientStateError,
+    CommBoxError,
+    NewObject,
+    RateLimitError,
+    ServerError,
+)
+
+from .conftest import TOKEN
+from .rawserver import raw_server, respond, unused_port
+
+pytest.importorskip("httpx_aiohttp")
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["httpx", "aiohttp"])
+def transport(request: pytest.FixtureRequest, anyio_backend: str) -> str:
+    if request.param == "aiohttp" and anyio_backend != "asyncio":
+        pytest.skip("the aiohttp transport is asyncio-only (refusal tested separately)")
+    return str(request.param)
+
+
+def client(url: str, transport: str, **kw: Any) -> AsyncCommBox:
+    kw.setdefault("rate_limit", None)
+    kw.setdefault("initial_backoff", 0.001)
+    kw.setdefault("max_backoff", 0.002)
+    return AsyncCommBox(token=TOKEN, base_url=url, transport=transport, **kw)  # type: ignore[arg-type]
+
+
+def first_then_ok(action: tuple[Any, ...]) -> Any:
+    calls = 0
+
+    def behaviour(method: str, path: str, body: bytes) -> tuple[Any, ...]:
+        nonlocal calls
+        calls += 1
+        return action if calls == 1 else respond(200, {"id": 1})
+
+    return behaviour
+
+
+FAILURES: dict[str, tuple[Any, ...]] = {
+    "lost_response": ("close",),
+    "reset": ("reset",),
+    "read_timeout": ("hang",),
+    "429": respond(429, headers={"Retry-After": "0"}),
+    "503": respond(503, headers={"Retry-After": "0"}),
+    "500": respond(500),
+    "502": respond(502),
+}
+# (retried for GET, retried for POST, may_have_been_processed, error class)
+EXPECTED: dict[str, tuple[bool, bool, bool, type[CommBoxError]]] = {
+    "lost_response": (True, False, True, APIConnectionError),
+    "reset": (True, False, True, APIConnectionError),
+    "read_timeout": (True, False, True, APITimeoutError),
+    "429": (True, True, False, RateLimitError),
+    "503": (True, True, False, ServerError),
+    "500": (True, False, True, ServerError),
+    "502": (True, False, True, ServerError),
+}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("failure", list(FAILURES))
+async def test_retry_matrix_on_both_transports(transport: str, method: str, failure: str) -> None:
+    retried_get, retried_post, maybe, error = EXPECTED[failure]
+    retried = retried_get if method == "GET" else retried_post
+    async with raw_server(first_then_ok(FAILURES[failure])) as server:
+        async with client(server.url, transport, timeout=0.3, max_retries=2) as cb:
+            if retried:
+                assert await cb.request(
+                    method, "/objects/1", json={} if method == "POST" else None
+                ) == {"id": 1}
+                assert len(server.received) == 2
+            else:
+                with pytest.raises(error) as info:
+                    await cb.request(method, "/objects/1", json={})
+                assert type(info.value) is error
+                assert info.value.may_have_been_processed is maybe
+                assert len(server.received) == 1  # sent once, never repeated on its own
+    if failure == "read_timeout" and not retried:
+        assert info.value.reason == "read_timeout"  # never reported as a connect error
+
+
+async def test_connection_refused_on_both_transports(transport: str) -> None:
+    port = await unused_port()
+    async with client(f"http://127.0.0.1:{port}", transport, max_retries=1) as cb:
+        with pytest.raises(APIConnectionError) as info:
+            await cb.request("POST", "/x", json={})
+        assert info.value.reason == "connect_error"
+        assert not info.value.may_have_been_processed
+        assert cb.stats.retries["connect_error"] == 1
+
+
+async def test_retry_after_pauses_on_both_transports(transport: str) -> None:
+    async with raw_server(first_then_ok(respond(429, headers={"Retry-After": "1"}))) as server:
+        async with client(server.url, transport) as cb:
+            start = anyio.current_time()
+            assert await cb.request("POST", "/x", json={}) == {"id": 1}
+            assert anyio.current_time() - start >= 0.95
+
+
+async def test_redaction_on_both_transports(
+    transport: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="commbox_async")
+    texts: list[str] = []
+    async with raw_server(lambda m, p, b: ("close",)) as server:
+        async with client(server.url, transport, max_retries=0) as cb:
+            texts.append(repr(cb))
+            with pytest.raises(CommBoxError) as info:
+                await cb.request("POST", "/x", json={})
+    texts += [str(info.value), "".join(traceback.format_exception(info.value))]
+    texts += [r.getMessage() + repr(r.__dict__) for r in caplog.records]
+    assert all(TOKEN not in t for t in texts)
+
+
+async def test_multipart_resent_whole_on_both_transports(transport: str, tmp_path: Path) -> None:
+    files = []
+    for name in ("report.pdf", "analysis.xlsx", "presentation.pptx"):
+        path = tmp_path / name
+        path.write_bytes(name.encode() * 20000)
+        files.append(path)
+    async with raw_server(first_then_ok(respond(503))) as server:
+        async with client(server.url, transport) as cb:
+            new = NewObject.email(
+                subject="s", message="m", to=["a@b.example"], user_stream_provider_id="me@x.example"
+            )
+            assert await cb.objects.create(1, new, files=files) == 1
+    assert len(server.received) == 2
+    for _, _, body in server.received:
+        for path in files:
+            assert path.read_bytes() in body
+
+
+async def test_lifecycle_on_both_transports(transport: str) -> None:
+    async with raw_server(lambda m, p, b: respond(200, {"ok": True})) as server:
+        cb = client(server.url, transport)
+        async with cb:
+            assert await cb.request("GET", "/x") == {"ok": True}
+        with pytest.raises(ClientStateError, match="closed"):
+            await cb.request("GET", "/x")
+
+
+def test_aiohttp_transport_refuses_trio_clearly() -> None:
+    cb = AsyncCommBox(token=TOKEN, transport="aiohttp", rate_limit=None)
+
+    async def main() -> None:
+        await cb.request("GET", "/x")
+
+    with pytest.raises(ClientStateError, match="asyncio only"):
+        anyio.run(main, backend="trio")
+
+
+def test_aiohttp_transport_needs_http1() -> None:
+    from commbox_async import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"HTTP/1\.1"):
+        AsyncCommBox(token=TOKEN, transport="aiohttp", http2=True)
+    with pytest.raises(ConfigurationError, match="transport must be"):
+        AsyncCommBox(token=TOKEN, transport="curl")  # type: ignore[arg-type]
