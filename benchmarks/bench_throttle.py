@@ -44,6 +44,106 @@ async def load(acquire: Callable[[], Awaitable[object]]) -> list[float]:
     return stamps
 
 
+WORKER = """
+import asyncio, json, sys, time
+sys.path.insert(0, sys.argv[6])
+from bench_throttle import load_until
+from commbox_async.redis_throttle import RedisThrottle
+url, out, start_at, callers = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+rate, burst = float(sys.argv[5].split(",")[0]), int(sys.argv[5].split(",")[1])
+async def main():
+    throttle = RedisThrottle(url, key="commbox:bench", rate=rate, burst=burst, timeout=2)
+    stamps = await load_until(throttle.acquire, start_at, callers)
+    open(out, "w").write(json.dumps(stamps))
+asyncio.run(main())
+"""
+
+
+async def load_until(
+    acquire: Callable[[], Awaitable[object]], start_at: float, callers: int
+) -> list[float]:
+    """Like load(), on the wall clock from ``start_at`` (shared by processes)."""
+    while time.time() < start_at:
+        await asyncio.sleep(0.005)
+    stamps: list[float] = []
+
+    async def caller() -> None:
+        while time.time() - start_at < DURATION:
+            await acquire()
+            now = time.time() - start_at
+            if now < DURATION:
+                stamps.append(now)
+
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return stamps
+
+
+def redis_rows() -> list[dict[str, object]]:
+    """RedisThrottle with one process of 1,000 callers, and four of 250, sharing one limit."""
+    import json
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        print("Redis rows skipped: no redis-server (apt-get install -y redis-server)")
+        return []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    rows: list[dict[str, object]] = []
+    try:
+        time.sleep(0.5)
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "worker.py"
+            script.write_text(WORKER)
+            for processes in (1, 4):
+                start_at = time.time() + 3
+                procs = [
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            str(script),
+                            f"redis://127.0.0.1:{port}/0",
+                            str(Path(tmp) / f"{processes}-{i}.json"),
+                            str(start_at),
+                            str(CALLERS // processes),
+                            f"{RATE},{BURST}",
+                            str(Path(__file__).parent),
+                        ]
+                    )
+                    for i in range(processes)
+                ]
+                for p in procs:
+                    p.wait(120)
+                stamps = [
+                    t
+                    for i in range(processes)
+                    for t in json.loads((Path(tmp) / f"{processes}-{i}.json").read_text())
+                ]
+                long_run = (len(stamps) - BURST) / DURATION
+                rows.append(
+                    {
+                        "limiter": f"RedisThrottle, {processes} process(es)",
+                        "max in any 1s": max_in_window(stamps),
+                        "bound": int(BURST + RATE),
+                        "long-run req/s": long_run,
+                        "error %": 100 * abs(long_run - RATE) / RATE,
+                    }
+                )
+    finally:
+        server.kill()
+    return rows
+
+
 async def main() -> None:
     rows = []
     limiters: list[tuple[str, int, Callable[[], Awaitable[object]]]] = []
@@ -66,6 +166,7 @@ async def main() -> None:
                 "error %": 100 * abs(long_run - RATE) / RATE,
             }
         )
+    rows += redis_rows()
     ours = rows[0]
     report(
         "bench_throttle",
