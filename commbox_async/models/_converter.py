@@ -320,14 +320,8 @@ def _optional_int(value: Any) -> int | None:
             return int(value)
         except ValueError:
             pass
-    if value is None:
-        return None
-    try:
-        return to_int(value)
-    except (TypeError, ValueError):
-        if _is_null_text(value):
-            return None
-        raise
+    result: int | None = _OPTIONAL_INT(value)
+    return result
 
 
 def _optional_enum(cls: type[OpenIntEnum]) -> Decoder:
@@ -356,14 +350,8 @@ def _optional_datetime(value: Any) -> datetime | None:
             if tz is _UTC:
                 return dt
             return dt.replace(tzinfo=_UTC) if tz is None else dt.astimezone(_UTC)
-    if value is None:
-        return None
-    try:
-        return parse_datetime(value)
-    except (TypeError, ValueError):
-        if _is_null_text(value):
-            return None
-        raise
+    result: datetime | None = _OPTIONAL_DATETIME(value)
+    return result
 
 
 def parse_date(value: Any) -> date:
@@ -496,6 +484,10 @@ def _optional(inner: Decoder, *, null_text: bool) -> Decoder:
 
 
 _PROVIDERS = StreamProviderType._value2member_map_
+
+
+_OPTIONAL_INT = _optional(to_int, null_text=True)
+_OPTIONAL_DATETIME = _optional(parse_datetime, null_text=True)
 
 
 def _provider_type(value: Any) -> StreamProviderType | str:

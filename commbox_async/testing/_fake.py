@@ -826,16 +826,20 @@ async def _set_tag(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> t
         raise _HTTPError(400, "Bad Request: invalid tag id")
     if int(p["tag"]) not in obj.tags:
         obj.tags.append(int(p["tag"]))
-        fake._event(
-            "Object",
-            "OnUpdateTag",
-            {
-                "Id": str(obj.id),
-                "StreamId": str(obj.record["streamid"]),
-                "Tags": {"Tag": {"Id": p["tag"], "Action": "Add"}},
-            },
-        )
+        _tag_event(fake, obj, p["tag"], "Add")
     return 200, None
+
+
+def _tag_event(fake: FakeCommBox, obj: _Object, tag: str, action: str) -> None:
+    fake._event(
+        "Object",
+        "OnUpdateTag",
+        {
+            "Id": str(obj.id),
+            "StreamId": str(obj.record["streamid"]),
+            "Tags": {"Tag": {"Id": tag, "Action": action}},
+        },
+    )
 
 
 @route("DELETE", "/streams/{stream}/objects/{object}/tags/{tag}")
@@ -844,15 +848,7 @@ async def _remove_tag(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -
     if not p["tag"].isdigit() or int(p["tag"]) not in obj.tags:
         raise _HTTPError(404, f"Tag {p['tag']} not on object {obj.id}")
     obj.tags.remove(int(p["tag"]))
-    fake._event(
-        "Object",
-        "OnUpdateTag",
-        {
-            "Id": str(obj.id),
-            "StreamId": str(obj.record["streamid"]),
-            "Tags": {"Tag": {"Id": p["tag"], "Action": "Remove"}},
-        },
-    )
+    _tag_event(fake, obj, p["tag"], "Remove")
     return 200, None
 
 
