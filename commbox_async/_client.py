@@ -21,6 +21,7 @@ from ._transport import TransportOption, check_base_url, make_http_client
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from .bulk import Bulk
     from .resources.managers import Managers, ManagersWithRawResponse
     from .resources.objects import Objects, ObjectsWithRawResponse
 
@@ -203,6 +204,13 @@ class AsyncCommBox(BaseClient):
         from .resources.objects import Objects
 
         return Objects(self)
+
+    @cached_property
+    def bulk(self) -> Bulk:
+        """High-volume sends with a resumable journal (see :mod:`commbox_async.bulk`)."""
+        from .bulk import Bulk
+
+        return Bulk(self)
 
     @cached_property
     def managers(self) -> Managers:

@@ -1,0 +1,230 @@
+"""Bulk sends: exactly one outcome per key, no duplicates under faults, resumable after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from commbox_async import ConfigurationError, NewChild, NewObject
+from commbox_async.bulk import BulkMessage, Journal
+from commbox_async.testing import FakeCommBox
+
+pytestmark = pytest.mark.anyio
+
+STREAM = 532
+
+
+def messages(n: int, prefix: str = "key") -> Iterator[BulkMessage]:
+    for i in range(n):
+        key = f"{prefix}-{i:06d}"
+        yield BulkMessage(
+            key=key,
+            stream_id=STREAM,
+            payload=NewObject.sms(user_stream_provider_id="972500000000", message=key),
+        )
+
+
+def check_invariants(
+    fake: FakeCommBox, outcomes: dict[str, Any], n: int, prefix: str = "key"
+) -> None:
+    in_fake = Counter(o["message"] for o in fake.all_objects())
+    ids = {o["message"]: o["objectId"] for o in fake.all_objects()}
+    assert set(outcomes) == {f"{prefix}-{i:06d}" for i in range(n)}  # every key, one outcome
+    assert all(count == 1 for count in in_fake.values())  # no key twice in the fake
+    for key, outcome in outcomes.items():
+        if outcome.outcome == "sent":
+            assert ids.get(key) == outcome.id  # every sent key exists once, same id
+    assert all(outcomes[key].outcome in ("sent", "uncertain") for key in in_fake)
+
+
+async def test_ten_thousand_sends_under_faults(anyio_backend: str) -> None:
+    n = 10_000 if anyio_backend == "asyncio" else 2_000
+    fake = FakeCommBox(
+        fault_rate=0.10,
+        seed=5,
+        slow_seconds=0.001,
+        faults=["500", "502", "503", "drop_before", "lost_after", "slow"],
+    )
+    async with fake.client(max_retries=4, initial_backoff=0.001, max_backoff=0.005) as cb:
+        report = await cb.bulk.send(messages(n), concurrency=32)
+    outcomes = {o.key: o for o in report.outcomes}
+    assert len(report.outcomes) == n
+    check_invariants(fake, outcomes, n)
+    assert report.counts["sent"] > 0.85 * n
+    assert report.counts["uncertain"] > 0  # the faults did happen
+    assert report.throughput > 0
+
+
+async def test_resume_skips_sent_keeps_uncertain_retries_retryable(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.sqlite"
+    fake = FakeCommBox()
+    fake.fail_next("lost_after")  # key-000000 is taken, but the answer is lost: uncertain
+    fake.fail_next("503", times=5)  # key-000001 certainly not taken, retries exhausted: failed
+    async with fake.client(max_retries=3, initial_backoff=0.001, max_backoff=0.002) as cb:
+        first = await cb.bulk.send(messages(5), journal=journal, concurrency=1)
+        assert {o.key: o.outcome for o in first.outcomes} == {
+            "key-000000": "uncertain",
+            "key-000001": "failed",
+            "key-000002": "sent",
+            "key-000003": "sent",
+            "key-000004": "sent",
+        }
+        assert next(o for o in first.outcomes if o.key == "key-000001").retryable
+        second = await cb.bulk.send(messages(5), journal=journal, concurrency=1)
+        # Outcomes arrive as they settle; compare by key.
+        assert {o.key: (o.outcome, o.previous) for o in second.outcomes} == {
+            "key-000000": ("skipped", "uncertain"),
+            "key-000001": ("sent", None),
+            "key-000002": ("skipped", "sent"),
+            "key-000003": ("skipped", "sent"),
+            "key-000004": ("skipped", "sent"),
+        }
+        third = await cb.bulk.send(
+            messages(5), journal=journal, resend_uncertain=True, concurrency=1
+        )
+        assert third.counts == Counter({"sent": 1, "skipped": 4})
+    assert Journal(journal).counts() == {"sent": 5}
+    assert len(fake.objects) == 6  # key-000000 twice, only because resend_uncertain asked for it
+
+
+async def test_duplicate_keys_bad_input_and_children(tmp_path: Path) -> None:
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        oid = await cb.objects.create(
+            STREAM, NewObject.sms(user_stream_provider_id="972500000000", message="x")
+        )
+        child = NewChild.from_customer(
+            user_stream_provider_id="972500000000", user_stream_provider_type=5, message="hello"
+        )
+        batch = [
+            BulkMessage(key="a", stream_id=STREAM, object_id=oid, payload=child),
+            BulkMessage(key="a", stream_id=STREAM, object_id=oid, payload=child),
+            BulkMessage(key="b", stream_id=STREAM, object_id=999, payload=child),
+        ]
+        report = await cb.bulk.send(batch, concurrency=1)
+    by_key = [(o.key, o.outcome, o.retryable) for o in report.outcomes]
+    assert ("a", "sent", False) in by_key
+    assert ("a", "failed", False) in by_key  # the duplicate, never sent
+    assert ("b", "failed", False) in by_key  # 404: will fail the same way again
+    assert len(fake.objects[oid].children) == 2
+    with pytest.raises(ConfigurationError, match="object_id"):
+        BulkMessage(key="c", stream_id=1, payload=child)
+
+
+async def test_stop_takes_no_new_messages_and_async_input() -> None:
+    fake = FakeCommBox()
+    stop = anyio.Event()
+    seen = 0
+
+    async def source() -> Any:
+        nonlocal seen
+        for message in messages(1000):
+            seen += 1
+            if seen == 50:
+                stop.set()
+            yield message
+
+    async with fake.client() as cb:
+        report = await cb.bulk.send(source(), concurrency=4, stop=stop)
+    assert report.stopped_early
+    assert seen < 100  # consumed lazily
+    assert sum(report.counts.values()) == len(fake.objects) < 60
+
+
+# -- kill -9 mid-run -------------------------------------------------------------------------
+
+SENDER = textwrap.dedent("""
+    import asyncio, sys
+    from commbox_async import AsyncCommBox, NewObject
+    from commbox_async.bulk import BulkMessage
+
+    url, journal, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    def messages():
+        for i in range(n):
+            key = f"key-{i:06d}"
+            sms = NewObject.sms(user_stream_provider_id="972500000000", message=key)
+            yield BulkMessage(key=key, stream_id=532, payload=sms)
+
+    async def main():
+        async with AsyncCommBox(token="t", base_url=url, rate_limit=300, burst=10, max_retries=4,
+                                initial_backoff=0.01, max_backoff=0.05) as cb:
+            report = await cb.bulk.send(messages(), journal=journal, concurrency=8)
+            print(dict(report.counts), flush=True)
+
+    asyncio.run(main())
+""")
+
+
+@pytest.fixture
+def fake_server() -> Iterator[tuple[FakeCommBox, str]]:
+    import uvicorn
+
+    fake = FakeCommBox(
+        fault_rate=0.1, seed=9, faults=["500", "503", "lost_after", "slow"], slow_seconds=0.01
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(fake, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield fake, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_kill_9_mid_run_then_resume(
+    fake_server: tuple[FakeCommBox, str], tmp_path: Path
+) -> None:
+    fake, url = fake_server
+    n = 1200
+    script = tmp_path / "sender.py"
+    script.write_text(SENDER)
+    journal = tmp_path / "journal.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), url, str(journal), str(n)], env=env, stdout=subprocess.PIPE
+    )
+    await anyio.sleep(2.0)
+    assert proc.poll() is None, "the sender finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    mid = Journal(journal).counts()
+    assert 0 < mid.get("sent", 0) < n
+    rerun = subprocess.run(
+        [sys.executable, str(script), url, str(journal), str(n)],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    counts = json.loads(rerun.stdout.decode().strip().replace("'", '"'))
+    assert counts.get("skipped", 0) > 0
+    rows = {r["key"]: r for r in Journal(journal).rows()}
+    assert len(rows) == n  # the journal accounts for every key
+    in_fake = Counter(o["message"] for o in fake.all_objects())
+    assert all(c == 1 for c in in_fake.values())  # at most once, across the kill
+    for key, row in rows.items():
+        if row["outcome"] == "sent":
+            assert in_fake[key] == 1
+    assert all(rows[k]["outcome"] in ("sent", "uncertain") for k in in_fake)
