@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 try:
@@ -29,6 +29,7 @@ import attrs
 
 from ._client import AsyncCommBox
 from ._exceptions import CommBoxError
+from .bulk import BulkMessage, Outcome
 from .models import NewObject, ObjectStatusType, unstructure
 
 T = TypeVar("T")
@@ -203,27 +204,28 @@ def demo(ctx: click.Context, messages: int, fault_rate: float, seed: int, concur
             with _progress() as progress:
                 task = progress.add_task("sending", total=messages)
 
-                async def send(i: int) -> None:
-                    key = f"demo-{i:06d}"
-                    new = NewObject.sms(
-                        user_stream_provider_id=f"97250{i:07d}", message=f"Hello from {key}"
-                    )
-                    async with limiter:
-                        try:
-                            outcomes.sent[key] = await cb.objects.create(stream, new)
-                        except CommBoxError as exc:
-                            target = (
-                                outcomes.uncertain
-                                if exc.may_have_been_processed
-                                else outcomes.failed
-                            )
-                            target[key] = type(exc).__name__
+                def settled(outcome: Outcome) -> None:
+                    if outcome.outcome == "sent":
+                        assert outcome.id is not None
+                        outcomes.sent[outcome.key] = outcome.id
+                    elif outcome.outcome == "uncertain":
+                        outcomes.uncertain[outcome.key] = outcome.error or ""
+                    else:
+                        outcomes.failed[outcome.key] = outcome.error or ""
                     progress.advance(task)
 
-                start = time.perf_counter()
-                async with anyio.create_task_group() as tg:
+                def to_send() -> Iterator[BulkMessage]:
                     for i in range(messages):
-                        tg.start_soon(send, i)
+                        key = f"demo-{i:06d}"
+                        sms = NewObject.sms(
+                            user_stream_provider_id=f"97250{i:07d}", message=f"Hello from {key}"
+                        )
+                        yield BulkMessage(key=key, stream_id=stream, payload=sms)
+
+                start = time.perf_counter()
+                await cb.bulk.send(
+                    to_send(), concurrency=concurrency, on_outcome=settled, keep_outcomes=False
+                )
                 timings["send"] = time.perf_counter() - start
 
                 ids = list(outcomes.sent.values())
