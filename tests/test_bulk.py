@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +19,8 @@ import pytest
 from commbox_async import ConfigurationError, NewChild, NewObject
 from commbox_async.bulk import BulkMessage, Journal
 from commbox_async.testing import FakeCommBox
+
+from .conftest import serve_in_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -172,24 +171,11 @@ SENDER = textwrap.dedent("""
 
 @pytest.fixture
 def fake_server() -> Iterator[tuple[FakeCommBox, str]]:
-    import uvicorn
-
     fake = FakeCommBox(
         fault_rate=0.1, seed=9, faults=["500", "503", "lost_after", "slow"], slow_seconds=0.01
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(fake, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield fake, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(fake) as url:
+        yield fake, url
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +29,8 @@ from commbox_async import (
     ServerError,
 )
 from commbox_async.testing import FakeCommBox
+
+from .conftest import serve_in_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -296,25 +296,9 @@ def test_pytest_plugin_fixtures(commbox_fake: FakeCommBox, commbox_client: Any) 
 
 @pytest.fixture
 def real_server() -> Iterator[tuple[FakeCommBox, str]]:
-    import uvicorn
-
     fake = FakeCommBox()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(fake, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield fake, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(fake) as url:
+        yield fake, url
 
 
 async def test_real_server_mode_on_loopback(real_server: tuple[FakeCommBox, str]) -> None:
