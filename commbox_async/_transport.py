@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import string
@@ -208,6 +209,7 @@ def map_transport_error(exc: httpx.TransportError, *, method: str, path: str) ->
 # -- the aiohttp transport -------------------------------------------------------------------
 
 
+@functools.cache
 def _aiohttp_error_map() -> tuple[tuple[type[BaseException], type[httpx.TransportError]], ...]:
     """aiohttp's exceptions as their httpx counterparts, most specific first.
 

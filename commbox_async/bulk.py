@@ -17,7 +17,6 @@ bounded concurrency, so a generator of a million messages never sits in memory.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections import Counter
@@ -304,10 +303,3 @@ async def _aiter(messages: Iterable[BulkMessage] | AsyncIterable[BulkMessage]) -
     else:
         for message in messages:
             yield message
-
-
-def outcome_json(outcome: Outcome) -> str:
-    """One outcomes-file line: ``{"key", "outcome", "id", "error"}``."""
-    return json.dumps(
-        {"key": outcome.key, "outcome": outcome.outcome, "id": outcome.id, "error": outcome.error}
-    )

@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("redis")
 
-from commbox_async import AsyncCommBox, TokenBucket
+from commbox_async import AsyncCommBox
 from commbox_async.redis_throttle import RedisThrottle, ThrottleUnavailableError
 
 
@@ -263,4 +263,3 @@ def test_unreachable_from_the_start(tmp_path: Path) -> None:
             await throttle.acquire()
 
     asyncio.run(main())
-    assert isinstance(TokenBucket(1), TokenBucket)

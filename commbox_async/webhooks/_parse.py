@@ -31,7 +31,8 @@ from defusedxml import DefusedXmlException
 
 from .._exceptions import CommBoxError, DecodeError
 from ..models import ObjectActivityType, ObjectRecord, Tag, User, structure
-from ..models._converter import to_int, to_json_object, to_str
+from ..models._converter import parse_datetime, to_bool, to_int, to_json_object, to_str
+from ..models._enums import coerce_enum
 from .events import (
     ACTIVITY_DATA,
     AmbiguousObjectEvent,
@@ -359,8 +360,8 @@ def _build(
                 tag_id=_opt(to_int, _get(payload, "tagId")),
                 group_id=_opt(to_int, _get(payload, "groupId")),
                 tag_name=_opt(to_str, _get(payload, "name")),
-                is_object=_opt(_bool, _get(payload, "isObject")),
-                is_user=_opt(_bool, _get(payload, "isUser")),
+                is_object=_opt(to_bool, _get(payload, "isObject")),
+                is_user=_opt(to_bool, _get(payload, "isUser")),
                 tag_type=_opt(to_int, _get(payload, "type")),
                 unit=_opt(to_int, _get(payload, "unit")),
                 unit_validation_type=_opt(to_int, _get(payload, "unitValidationType")),
@@ -388,12 +389,6 @@ def _build(
     return UnknownEvent(**common)
 
 
-def _bool(value: Any) -> bool:
-    from ..models._converter import to_bool
-
-    return to_bool(value)
-
-
 def _activities(value: Any) -> tuple[WebhookActivity, ...]:
     if value is None:
         return ()
@@ -408,9 +403,6 @@ def _activities(value: Any) -> tuple[WebhookActivity, ...]:
 
 
 def _activity(item: Mapping[str, Any]) -> WebhookActivity:
-    from ..models._converter import parse_datetime
-    from ..models._enums import coerce_enum
-
     raw_type = _get(item, "Type")
     activity_type = _opt(lambda v: coerce_enum(ObjectActivityType, v), raw_type)
     user_value = _get(item, "User")

@@ -55,9 +55,6 @@ def webhook_app(router: WebhookRouter, **options: Any) -> Router:
         await router.dispatch(verdict.event)  # an exception here answers 500: CommBox re-delivers
         return PlainTextResponse("ok")
 
-    async def failing(request: Request, exc: Exception) -> PlainTextResponse:
-        return PlainTextResponse("handler failed", status_code=500)
-
     return Router(
         routes=[
             Route("/", receive, methods=["POST"]),
