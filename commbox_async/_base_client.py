@@ -175,6 +175,8 @@ class _Call:
     attachments: list[Any]
     allow_partial: bool
     deadline_at: float | None
+    token: TokenProvider
+    multipart: bool = False
     attempt: int = 0
     in_flight: bool = False
     refreshed_token: bool = False
@@ -210,8 +212,14 @@ class BaseClient:
         data: Mapping[str, Any] | None = None,
         files: Sequence[AttachmentInput] | None = None,
         allow_partial: bool = False,
+        token: TokenSource | None = None,
+        multipart: bool = False,
     ) -> Envelope:
-        """Send one API call with auth, throttle, retries and decoding; return its envelope."""
+        """Send one API call with auth, throttle, retries and decoding; return its envelope.
+
+        ``token`` replaces the client's bearer token for this call (Emarsys' JWT);
+        ``multipart`` sends ``data`` as multipart/form-data even without files.
+        """
         core = self._core
         core.check_usable()
         method = method.upper()
@@ -229,6 +237,8 @@ class BaseClient:
             attachments=attachments,
             allow_partial=allow_partial,
             deadline_at=deadline_at,
+            token=core.token if token is None else TokenProvider(token),
+            multipart=multipart,
         )
 
         async def before_sleep(exc: BaseException, wait: float, attempt: int) -> None:
@@ -308,12 +318,12 @@ class BaseClient:
         call.attempt += 1
         while True:
             await self._throttle_wait(call)
-            token = await core.token.get()
+            token = await call.token.get()
             try:
                 return await self._send(call, token)
             except AuthenticationError as exc:
                 call.last_error = exc
-                if not core.token.rotates or call.refreshed_token:
+                if not call.token.rotates or call.refreshed_token:
                     raise
                 # A rotating key may just have been replaced: ask the callable once more.
                 call.refreshed_token = True
@@ -371,12 +381,18 @@ class BaseClient:
             "Authorization": f"Bearer {token}",
         }
         with open_files(call.attachments) if call.attachments else _NO_FILES as file_entries:
+            form = call.data
+            if call.multipart and not file_entries and form:
+                # httpx only builds multipart when there are files: send the fields as parts
+                # without a filename, which is what a form field is.
+                file_entries = [(k, (None, str(v), None)) for k, v in form.items()]
+                form = None
             request = core.http.build_request(
                 call.method,
                 call.url,
                 params=call.params,
                 json=call.json if not file_entries else None,
-                data=call.data,
+                data=form,
                 files=file_entries or None,
                 headers=headers,
                 timeout=self._attempt_timeout(call),

@@ -19,11 +19,26 @@ from ._response import to_raw_response
 from ._throttle import Throttle, TokenBucket
 from ._transport import TransportOption, check_base_url, make_http_client
 from ._version import __version__
+from .resources import (
+    APIResource,
+    Auth,
+    Automation,
+    Forms,
+    Managers,
+    Objects,
+    RawResponseView,
+    Sms,
+    Stats,
+    Streams,
+    System,
+    Tags,
+    Teams,
+    Users,
+    WhatsApp,
+)
 
 if TYPE_CHECKING:
     from .bulk import Bulk
-    from .resources.managers import Managers, ManagersWithRawResponse
-    from .resources.objects import Objects, ObjectsWithRawResponse
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_BURST", "DEFAULT_RATE_LIMIT", "AsyncCommBox"]
 
@@ -200,10 +215,70 @@ class AsyncCommBox(BaseClient):
 
     @cached_property
     def objects(self) -> Objects:
-        """Conversations (objects) and their messages (children): ``/streams/.../objects``."""
-        from .resources.objects import Objects
-
+        """Conversations (objects) and their messages (children): ``/streams/.../objects``,
+        ``/objects/...``."""
         return Objects(self)
+
+    @cached_property
+    def streams(self) -> Streams:
+        """Channels: availability and conversation search (``/streams/{STREAM_ID}/...``)."""
+        return Streams(self)
+
+    @cached_property
+    def users(self) -> Users:
+        """Customers and their identities' conversations: ``/users/...``."""
+        return Users(self)
+
+    @cached_property
+    def managers(self) -> Managers:
+        """Agents and admins: presence, profiles, assignments (``/managers/...``)."""
+        return Managers(self)
+
+    @cached_property
+    def teams(self) -> Teams:
+        """Teams of agents: ``/managers/teams``."""
+        return Teams(self)
+
+    @cached_property
+    def stats(self) -> Stats:
+        """Conversation counts and SLA breaches per stream: ``/stats/...``."""
+        return Stats(self)
+
+    @cached_property
+    def system(self) -> System:
+        """Platform status: ``/core/systemstatus``."""
+        return System(self)
+
+    @cached_property
+    def sms(self) -> Sms:
+        """Texts through a channel's encrypted id: ``/sms/...``."""
+        return Sms(self)
+
+    @cached_property
+    def whatsapp(self) -> WhatsApp:
+        """WhatsApp templates, media, contact checks, campaigns: ``/whatsapp/...``, ``/v2/...``,
+        ``/emarsys/...``."""
+        return WhatsApp(self)
+
+    @cached_property
+    def tags(self) -> Tags:
+        """Tags and tag groups: ``/tags/...``."""
+        return Tags(self)
+
+    @cached_property
+    def forms(self) -> Forms:
+        """Form links: ``/forms/...``."""
+        return Forms(self)
+
+    @cached_property
+    def auth(self) -> Auth:
+        """Login tickets: ``/auth/ticket``."""
+        return Auth(self)
+
+    @cached_property
+    def automation(self) -> Automation:
+        """A conversation's automation context: ``/automation/objects/...``."""
+        return Automation(self)
 
     @cached_property
     def bulk(self) -> Bulk:
@@ -211,13 +286,6 @@ class AsyncCommBox(BaseClient):
         from .bulk import Bulk
 
         return Bulk(self)
-
-    @cached_property
-    def managers(self) -> Managers:
-        """Agents and admins: ``/managers``."""
-        from .resources.managers import Managers
-
-        return Managers(self)
 
     # -- escape hatch -------------------------------------------------------------------------
 
@@ -258,7 +326,7 @@ class AsyncCommBox(BaseClient):
         return str(self._core.base_url)
 
     @property
-    def stats(self) -> ClientStats:
+    def metrics(self) -> ClientStats:
         """Counters: requests, retries by reason, 429s, time spent throttled."""
         return self._core.stats
 
@@ -301,20 +369,16 @@ class AsyncCommBox(BaseClient):
 
 
 class AsyncCommBoxWithRawResponse:
-    """``cb.with_raw_response``: every method returns an :class:`APIResponse`."""
+    """``cb.with_raw_response``: every awaitable method returns an :class:`APIResponse`."""
 
     def __init__(self, client: AsyncCommBox) -> None:
         self._client = client
         self.request = to_raw_response(client.request)
 
-    @cached_property
-    def objects(self) -> ObjectsWithRawResponse:
-        from .resources.objects import ObjectsWithRawResponse
-
-        return ObjectsWithRawResponse(self._client.objects)
-
-    @cached_property
-    def managers(self) -> ManagersWithRawResponse:
-        from .resources.managers import ManagersWithRawResponse
-
-        return ManagersWithRawResponse(self._client.managers)
+    def __getattr__(self, name: str) -> RawResponseView:
+        resource = getattr(self._client, name, None)
+        if not isinstance(resource, APIResource):
+            raise AttributeError(f"AsyncCommBox has no resource namespace {name!r}")
+        view = RawResponseView(resource)
+        setattr(self, name, view)
+        return view

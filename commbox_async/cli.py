@@ -251,8 +251,8 @@ def demo(ctx: click.Context, messages: int, fault_rate: float, seed: int, concur
                     for object_id in ids:
                         tg.start_soon(export, object_id)
                 timings["export"] = time.perf_counter() - start
-            timings["requests"] = cb.stats.requests
-            timings["retries"] = cb.stats.total_retries
+            timings["requests"] = cb.metrics.requests
+            timings["retries"] = cb.metrics.total_retries
 
     run(ctx, main)
 

@@ -332,7 +332,7 @@ async def test_rotating_token_is_asked_again_once_after_401(is_async: bool) -> N
     async with make_client(handler, token=source) as cb:
         assert await cb.request("POST", "/objects/1/remarks", json={}) == "fine"
         assert asked == ["old-token", "new-token"]
-        assert cb.stats.token_refreshes == 1
+        assert cb.metrics.token_refreshes == 1
         # Consulted per request:
         assert await cb.request("GET", "/x") == "fine"
         assert asked[-1] == "newer-token"
@@ -420,7 +420,7 @@ async def test_with_options_shares_pool_throttle_and_stats() -> None:
         assert view._core is cb._core
         assert view.throttle is cb.throttle
         await view.request("GET", "/x")
-        assert cb.stats.requests == 1
+        assert cb.metrics.requests == 1
         assert view._options.max_retries == 0
         assert cb._options.max_retries == 2
         assert view._options.timeout.read == 5
@@ -447,7 +447,7 @@ async def test_hooks_and_counters() -> None:
     async with make_client(lambda r: next(responses), hooks=hooks, rate_limit=1000, burst=1) as cb:
         await cb.request("GET", "/x")
         await cb.request("GET", "/x")
-        snap = cb.stats.snapshot()
+        snap = cb.metrics.snapshot()
     assert ("retry", ("status_429", 1)) in events
     assert ("request", 2) in events
     assert events.count(("response", 200)) == 2

@@ -108,7 +108,7 @@ async def test_retry_matrix(method: str, failure: str) -> None:
         if failure in RETRIED[method]:
             assert await cb.request(method, "/objects/1") == {"id": 1}
             assert attempts == 2
-            assert sum(cb.stats.retries.values()) == 1
+            assert sum(cb.metrics.retries.values()) == 1
         else:
             with pytest.raises(CommBoxError) as info:
                 await cb.request(method, "/objects/1")
@@ -294,7 +294,7 @@ async def test_cancellation_is_never_retried_or_swallowed() -> None:
             with anyio.move_on_after(0.3) as scope:
                 await call()
             assert scope.cancelled_caught
-            assert cb.stats.total_retries == 0
+            assert cb.metrics.total_retries == 0
             assert len(server.received) == 1
 
 
@@ -332,7 +332,7 @@ async def test_connection_refused_is_retried_even_for_post() -> None:
             await cb.request("POST", "/x", json={})
         assert info.value.reason == "connect_error"
         assert not info.value.may_have_been_processed
-        assert cb.stats.retries["connect_error"] == 2
+        assert cb.metrics.retries["connect_error"] == 2
 
 
 async def test_real_server_503_then_success_for_post() -> None:

@@ -105,7 +105,7 @@ async def test_connection_refused_on_both_transports(transport: str) -> None:
             await cb.request("POST", "/x", json={})
         assert info.value.reason == "connect_error"
         assert not info.value.may_have_been_processed
-        assert cb.stats.retries["connect_error"] == 1
+        assert cb.metrics.retries["connect_error"] == 1
 
 
 async def test_retry_after_pauses_on_both_transports(transport: str) -> None:

@@ -21,6 +21,32 @@ from ._enums import (
     TagType,
     UserPermission,
 )
+from .account import (
+    ManagerAssignment,
+    ManagerData,
+    PresenceState,
+    PresenceType,
+    Profile,
+    SlaExceptions,
+    StreamAvailability,
+    StreamChange,
+    StreamState,
+    StreamStats,
+    SystemStatus,
+    TagGroup,
+    Team,
+    UserInfo,
+)
+from .messaging import (
+    EmarsysTemplate,
+    FormLink,
+    RecipientResult,
+    TemplateComponent,
+    TemplateMessage,
+    TemplateObjectData,
+    Ticket,
+    UploadedMedia,
+)
 from .objects import (
     Activity,
     ActivityUser,
@@ -41,7 +67,7 @@ from .requests import (
     ObjectContent,
     RemarkEntry,
 )
-from .users import Manager, User, UserIdentity
+from .users import Manager, User, UserIdentity, UserTag
 
 __all__ = [
     "EMPTY",
@@ -62,6 +88,7 @@ __all__ = [
     "Presence",
     "UserPermission",
     "TagType",
+    "StreamState",
     # data
     "ObjectRecord",
     "ObjectChild",
@@ -74,7 +101,23 @@ __all__ = [
     "CustomIndicator",
     "User",
     "UserIdentity",
+    "UserTag",
     "Manager",
+    "ManagerAssignment",
+    "PresenceState",
+    "PresenceType",
+    "Profile",
+    "SlaExceptions",
+    "StreamAvailability",
+    "StreamChange",
+    "StreamStats",
+    "SystemStatus",
+    "TagGroup",
+    "Team",
+    "RecipientResult",
+    "UploadedMedia",
+    "FormLink",
+    "Ticket",
     # requests
     "NewObject",
     "NewChild",
@@ -83,4 +126,10 @@ __all__ = [
     "EmailAddress",
     "ActivityLogEntry",
     "RemarkEntry",
+    "ManagerData",
+    "UserInfo",
+    "TemplateMessage",
+    "TemplateComponent",
+    "TemplateObjectData",
+    "EmarsysTemplate",
 ]

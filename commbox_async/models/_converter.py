@@ -143,8 +143,14 @@ def _defaults(cls: type[Any]) -> dict[str, Any]:
 _NULLS = frozenset({"", "null", "none", "undefined"})
 
 
+def _clean(text: str) -> str:
+    # The spec's examples put a stray comma inside quoted numbers and nulls ("1769668,",
+    # "null,"); a trailing comma carries no meaning in a number, date or null.
+    return text.strip().removesuffix(",").rstrip()
+
+
 def _is_null_text(value: Any) -> bool:
-    return isinstance(value, str) and value.strip().lower() in _NULLS
+    return isinstance(value, str) and _clean(value).lower() in _NULLS
 
 
 def to_int(value: Any) -> int:
@@ -153,7 +159,7 @@ def to_int(value: Any) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        text = value.strip()
+        text = _clean(value)
         try:
             return int(text)
         except ValueError:
@@ -272,7 +278,7 @@ def parse_datetime(value: Any) -> datetime:
     elif isinstance(value, date):
         dt = datetime(value.year, value.month, value.day)
     elif isinstance(value, str):
-        dt = _parse_datetime_text(value)
+        dt = _parse_datetime_text(_clean(value))
     else:
         raise TypeError(f"expected a date-time string, got {type(value).__name__}")
     if dt.tzinfo is None:

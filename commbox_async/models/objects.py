@@ -84,9 +84,11 @@ class ObjectDetails(Model):
     Wire names: ``objectId``, ``streamid``, ``substreamid`` (``substreamId`` in stream search),
     ``streamProviderId``, ``streamProviderType``, ``user_identity``, ``firstName``, ``lastName``,
     ``userStreamProviderId``, ``userStreamProviderType``, ``content``, ``message``,
-    ``createdTime``, ``updatedTime``, ``closeTime`` (``closedTime``), ``statusId``,
-    ``assignedManagerId``, ``type``, ``isManager``, ``user`` (with ``childs`` inside, as the
-    spec nests them), and ``childs`` / ``activityLog`` when sent at the top level.
+    ``createdTime``, ``updatedTime``, ``closeTime`` (``closedTime``), ``firstResponseTime``,
+    ``lastResponseTime``, ``priorityTime``, ``statusId``, ``assignedManagerId``,
+    ``lastAssignedManagerId``, ``numTags``, ``numChilds``, ``type``, ``isManager``, ``user``
+    (with ``childs`` inside, as the spec nests them), and ``childs`` / ``activityLog`` when
+    sent at the top level.
 
     The newest message comes first, as CommBox sends it; :attr:`messages` finds the children
     wherever they were nested.
@@ -107,8 +109,14 @@ class ObjectDetails(Model):
     created_time: datetime | None = wire("createdTime")
     updated_time: datetime | None = wire("updatedTime")
     close_time: datetime | None = wire("closeTime", "closedTime")
+    first_response_time: datetime | None = wire("firstResponseTime")
+    last_response_time: datetime | None = wire("lastResponseTime")
+    priority_time: datetime | None = wire("priorityTime")
     status_id: ObjectStatusType | None = wire("statusId")
     assigned_manager_id: int | None = wire("assignedManagerId")
+    last_assigned_manager_id: int | None = wire("lastAssignedManagerId")
+    num_tags: int | None = wire("numTags")
+    num_children: int | None = wire("numChilds", "numChildren")
     type: ObjectType | None = wire("type")
     is_manager: bool | None = wire("isManager")
     user: User | None = wire("user")
@@ -174,11 +182,14 @@ class Transcript(Model):
 
 @attrs.frozen(kw_only=True)
 class Tag(Model):
-    """A tag on a conversation or user: ``Id``, and in webhooks ``Action`` ("Add"/"Remove")."""
+    """A tag: ``Id``, ``Name``; in webhooks ``Action`` ("Add"/"Remove"); in ``GET /tags``
+    ``identityId`` and ``streamProviderId`` as the spec shows them."""
 
     id: int | None = wire("Id")
     action: str | None = wire("Action")
     name: str | None = wire("Name")
+    identity_id: str | None = wire("identityId")
+    stream_provider_id: str | None = wire("streamProviderId")
 
 
 @attrs.frozen(kw_only=True)

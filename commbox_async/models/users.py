@@ -9,7 +9,7 @@ import attrs
 from ._converter import JsonObject, Model, wire
 from ._enums import StreamProviderType, UserPermission
 
-__all__ = ["Manager", "User", "UserIdentity"]
+__all__ = ["Manager", "User", "UserIdentity", "UserTag"]
 
 
 @attrs.frozen(kw_only=True)
@@ -22,6 +22,7 @@ class UserIdentity(Model):
     """
 
     id: int | None = wire("Id", "identityId")
+    user_id: int | None = wire("userId")
     stream_provider_id: str | None = wire("StreamProviderId")
     stream_provider_type: StreamProviderType | str | None = wire("StreamProviderType")
     stream_provider_email: str | None = wire("StreamProviderEmail")
@@ -30,6 +31,17 @@ class UserIdentity(Model):
     last_name: str | None = wire("LastName")
     thumbnail_url: str | None = wire("ThumbnailUrl")
     num_objects: int | None = wire("NumObjects")
+    content: JsonObject | None = wire("content")
+
+
+@attrs.frozen(kw_only=True)
+class UserTag(Model):
+    """A tag on a user (Get User's ``userTags``, a JSON string on the wire): ``id``, ``name``,
+    ``group_name``."""
+
+    id: int | None = wire("id")
+    name: str | None = wire("name")
+    group_name: str | None = wire("group_name")
 
 
 @attrs.frozen(kw_only=True)
@@ -39,8 +51,9 @@ class User(Model):
     Wire names: ``Id``, ``UniqueId`` (``UniqueID``), ``Phone1``, ``Phone2``, ``Email``,
     ``FirstName`` (``first_name``), ``LastName``, ``Gender``, ``Locale``, ``Birthday`` (date
     only), ``NumIdentities`` (``numberIdentities``), ``IsManager``, ``Remarks``, ``Content``,
-    ``Identity``, ``NumObjects``, ``ManagerId``; Get Object nests the conversation's messages in
-    the user as ``childs``.
+    ``Identity``, ``NumObjects``, ``ManagerId``; Get User adds ``permissionId``, ``userTags``
+    (JSON in a string), ``teamId`` and ``identities``; Get Object nests the conversation's
+    messages in the user as ``childs``.
     """
 
     id: int | None = wire("Id")
@@ -60,6 +73,10 @@ class User(Model):
     identity: UserIdentity | None = wire("Identity")
     num_objects: int | None = wire("NumObjects")
     manager_id: int | None = wire("ManagerId")
+    permission_id: UserPermission | None = wire("permissionId")
+    user_tags: tuple[UserTag, ...] = wire("userTags", factory=tuple)
+    team_id: int | None = wire("teamId")
+    identities: tuple[UserIdentity, ...] = wire("identities", factory=tuple)
     children: tuple[ObjectChild, ...] = wire("childs", "Children", "Childs", factory=tuple)
 
 
@@ -72,7 +89,8 @@ class Manager(Model):
     ``SyncAssignedNoResponse``, ``SyncAssignedInProccess``, ``FaceToFaceStatus``,
     ``TotalAsyncAssigned``, ``TotalSyncAssigned``; and ``content``, ``identityId``,
     ``streamProviderId``, ``thumbnailUrl``, ``brandId``, ``permissionId``, ``firstName``,
-    ``lastName``, ``email``, ``userName``, ``teamId``, ``teamName``, ``profiles``,
+    ``lastName``, ``email``, ``userName``, ``team`` (all team ids, comma-separated), ``teamId``,
+    ``teamName``, ``profiles``,
     ``maxSyncObjectsAssignments``, ``maxAsyncObjectsAssignments``, ``multiReplyAccess``.
     """
 
@@ -91,11 +109,12 @@ class Manager(Model):
     stream_provider_id: str | None = wire("streamProviderId")
     thumbnail_url: str | None = wire("thumbnailUrl")
     brand_id: int | None = wire("brandId")
-    permission_id: UserPermission | None = wire("permissionId")
+    permission_id: UserPermission | None = wire("permissionId", "Permission")
     first_name: str | None = wire("firstName")
     last_name: str | None = wire("lastName")
     email: str | None = wire("email")
     user_name: str | None = wire("userName")
+    teams: str | None = wire("team")
     team_id: int | None = wire("teamId")
     team_name: str | None = wire("teamName")
     profiles: str | None = wire("profiles")

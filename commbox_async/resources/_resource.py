@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._exceptions import ConfigurationError, InvalidResponseError, NotFoundError
-from .._response import Envelope
+from .._response import APIResponse, Envelope, to_raw_response
 from ..models import structure
 
 if TYPE_CHECKING:
@@ -27,6 +28,16 @@ class APIResource:
     @staticmethod
     def _decode(envelope: Envelope, cls: type[T]) -> T:
         return structure(envelope.data, cls)
+
+    @staticmethod
+    def _list(envelope: Envelope, cls: type[T]) -> list[T]:
+        """``data`` holding a list: an empty body or ``""`` is none, one object is one."""
+        data = envelope.data
+        if data is None or data == "":
+            return []
+        if not isinstance(data, list):
+            data = [data]
+        return list(structure(data, tuple[cls, ...]))  # type: ignore[valid-type]
 
     @staticmethod
     def _single(envelope: Envelope, cls: type[T], *, method: str, path: str) -> T:
@@ -72,6 +83,87 @@ class APIResource:
             path=path,
             body=envelope.body,
         )
+
+
+class Paginator(Generic[T]):
+    """Every item of a paged CommBox list (``pageNumber``/``pageSize``), one page at a time.
+
+    ``async for item in paginator`` requests the next page only when the previous one is used
+    up, and stops after a page shorter than the page size (or an empty one); ``break`` stops
+    it without another request. ``await paginator.page(n)`` returns page ``n`` (1-based).
+    """
+
+    def __init__(
+        self, fetch: Callable[[int, int], Awaitable[list[T]]], *, page_size: int, start: int = 1
+    ) -> None:
+        if page_size < 1:
+            raise ConfigurationError(f"page_size must be at least 1, got {page_size}")
+        if start < 1:
+            raise ConfigurationError(f"page numbers start at 1, got {start}")
+        self._fetch = fetch
+        self.page_size = page_size
+        self._start = start
+
+    async def page(self, number: int) -> list[T]:
+        """Page ``number`` (1-based) as a list."""
+        if number < 1:
+            raise ConfigurationError(f"page numbers start at 1, got {number}")
+        return await self._fetch(number, self.page_size)
+
+    async def pages(self) -> AsyncIterator[list[T]]:
+        """The pages in order, each as a list, ending after a short or empty page."""
+        number = self._start
+        while True:
+            items = await self._fetch(number, self.page_size)
+            if items:
+                yield items
+            if len(items) < self.page_size:
+                return
+            number += 1
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        async for items in self.pages():
+            for item in items:
+                yield item
+
+    async def to_list(self, *, limit: int | None = None) -> list[T]:
+        """Collect every item (or the first ``limit``) into a list."""
+        result: list[T] = []
+        async for item in self:
+            if limit is not None and len(result) >= limit:
+                break
+            result.append(item)
+        return result
+
+
+class RawResponseView:
+    """``cb.with_raw_response.<namespace>``: each awaitable method of the namespace, returning
+    :class:`~commbox_async.APIResponse` (HTTP and envelope facts) around its usual value."""
+
+    def __init__(self, resource: APIResource) -> None:
+        self._resource = resource
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[APIResponse[Any]]]:
+        method = getattr(self._resource, name)
+        if name.startswith("_") or not inspect.iscoroutinefunction(method):
+            raise AttributeError(
+                f"{type(self._resource).__name__}.{name} has no raw-response form "
+                "(only awaitable methods do; for paginated lists use .page(n))"
+            )
+        wrapped = to_raw_response(method)
+        setattr(self, name, wrapped)
+        return wrapped
+
+
+def require_encrypted(value: str, name: str = "encrypted_stream_id") -> str:
+    """An encrypted stream id (SMS and WhatsApp paths refuse the numeric one)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{name} must be the channel's encrypted id (a non-empty string)")
+    if value.strip().isdigit():
+        raise ConfigurationError(
+            f"{name} must be the channel's encrypted id, not the numeric stream id {value!r}"
+        )
+    return value
 
 
 def require_int(value: int | str, name: str) -> int:

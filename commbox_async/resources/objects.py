@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._files import AttachmentInput
-from .._response import to_raw_response
 from ..models import (
     Activity,
     ActivityLogEntry,
@@ -18,12 +17,13 @@ from ..models import (
     ObjectDetails,
     ObjectStatusType,
     RemarkEntry,
+    StreamChange,
     StreamProviderType,
     Transcript,
 )
 from ._resource import APIResource, require_int
 
-__all__ = ["Objects", "ObjectsWithRawResponse"]
+__all__ = ["Objects"]
 
 Id = int | str
 
@@ -237,21 +237,33 @@ class Objects(APIResource):
             path_params={"stream_id": stream_id, "object_id": object_id, "tag_id": tag_id},
         )
 
+    async def set_tag(self, stream_id: Id, object_id: Id, tag_id: Id) -> None:
+        """Tag a conversation: ``POST /streams/{STREAM_ID}/objects/{OBJECT_ID}/tags/{TAG_ID}``."""
+        await self._client._request(
+            "POST",
+            "/streams/{stream_id}/objects/{object_id}/tags/{tag_id}",
+            path_params={"stream_id": stream_id, "object_id": object_id, "tag_id": tag_id},
+        )
 
-class ObjectsWithRawResponse:
-    """``cb.with_raw_response.objects``: the same methods, returning :class:`APIResponse`."""
+    async def move(
+        self, object_id: Id, stream_id: Id, sub_stream_id: Id | None = 0
+    ) -> StreamChange | None:
+        """Route a conversation to another stream: ``PATCH /objects/{OBJECT_ID}/stream`` with
+        ``{"data": {"streamId", "subStreamId"}}``.
 
-    def __init__(self, objects: Objects) -> None:
-        self.create = to_raw_response(objects.create)
-        self.create_child = to_raw_response(objects.create_child)
-        self.create_child_for_provider = to_raw_response(objects.create_child_for_provider)
-        self.get = to_raw_response(objects.get)
-        self.activities = to_raw_response(objects.activities)
-        self.transcript = to_raw_response(objects.transcript)
-        self.set_status = to_raw_response(objects.set_status)
-        self.set_content = to_raw_response(objects.set_content)
-        self.add_activity_log = to_raw_response(objects.add_activity_log)
-        self.add_remark = to_raw_response(objects.add_remark)
-        self.set_indicator = to_raw_response(objects.set_indicator)
-        self.delete_indicator = to_raw_response(objects.delete_indicator)
-        self.remove_tag = to_raw_response(objects.remove_tag)
+        Numeric ids only (CommBox rejects encrypted ones here; refused before sending).
+        ``sub_stream_id=0`` is the target's main channel; ``None`` leaves ``subStreamId`` out.
+        Returns the new placement, or None when CommBox reports nothing changed.
+        """
+        body: dict[str, Any] = {"streamId": require_int(stream_id, "stream_id")}
+        if sub_stream_id is not None:
+            body["subStreamId"] = require_int(sub_stream_id, "sub_stream_id")
+        envelope = await self._client._request(
+            "PATCH",
+            "/objects/{object_id}/stream",
+            path_params={"object_id": require_int(object_id, "object_id")},
+            json={"data": body},
+        )
+        if not isinstance(envelope.data, Mapping) or not envelope.data:
+            return None
+        return self._decode(envelope, StreamChange)
