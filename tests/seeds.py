@@ -64,9 +64,7 @@ def example_of(schema: Any) -> Any:
     schema = resolve(schema)
     if not isinstance(schema, dict):
         return None
-    if "example" in schema and schema.get("type") not in ("object", "array"):
-        return schema["example"]
-    if "example" in schema and isinstance(schema["example"], (dict, list)):
+    if "example" in schema:
         return schema["example"]
     for key in ("oneOf", "anyOf", "allOf"):
         if key in schema:

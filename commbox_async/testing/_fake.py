@@ -83,6 +83,8 @@ class _Object:
     indicators: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     tags: list[int] = attrs.field(factory=list)
     attachments: list[dict[str, Any]] = attrs.field(factory=list)
+    created: float = attrs.field(factory=time.time)  # unix seconds, for time-range search
+    context: dict[str, Any] = attrs.field(factory=dict)  # automation variables
 
 
 class _HTTPError(Exception):
@@ -183,6 +185,21 @@ class FakeCommBox:
         }
         self.requests: list[RequestRecord] = []
         self.outbox: list[dict[str, Any]] = []
+        # The rest of the account (see _fake_api): users' edits, teams, tags, sends.
+        self.user_edits: dict[int, dict[str, Any]] = {}
+        self.teams: dict[int, str] = {431: "VIP"}
+        self.profiles: dict[int, dict[str, Any]] = {
+            1: {"id": 1, "name": "Sales", "UniqueName": "sales"},
+            2: {"id": 2, "name": "Support", "UniqueName": "support"},
+        }
+        self.manager_profiles: dict[int, list[int]] = {}
+        self.presence: dict[int, int] = {}
+        self.tags: dict[int, dict[str, Any]] = {}
+        self.tag_groups: dict[int, dict[str, Any]] = {}
+        self.sms_sent: list[dict[str, Any]] = []
+        self.whatsapp_sent: list[dict[str, Any]] = []
+        self.campaigns: list[dict[str, Any]] = []
+        self.media: list[dict[str, Any]] = []
         self._script: deque[tuple[str, str | None]] = deque()
         self._ids = itertools.count(FIRST_ID)
 
@@ -219,6 +236,32 @@ class FakeCommBox:
             "tags": obj.tags,
             "attachments": obj.attachments,
         }
+
+    def add_conversation(
+        self,
+        stream_id: int | str,
+        *,
+        message: str = "hello",
+        created: datetime | float | None = None,
+        children: int = 0,
+        status: int = 1,
+        user_stream_provider_id: str = "972500000000",
+        user_identity: int | None = None,
+    ) -> int:
+        """Seed a conversation directly (no request, no event): for search and export tests.
+        ``created`` sets its creation time; ``children`` adds that many customer messages."""
+        from ._fake_api import seed_conversation
+
+        return seed_conversation(
+            self,
+            str(stream_id),
+            message=message,
+            created=created,
+            children=children,
+            status=status,
+            user_stream_provider_id=user_stream_provider_id,
+            user_identity=user_identity,
+        )
 
     def all_objects(self) -> list[dict[str, Any]]:
         """Every conversation's record (the shape Get Object returns, without children)."""
@@ -402,13 +445,17 @@ class FakeCommBox:
 
     def _route(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         known_path = False
+        best: tuple[int, Handler, dict[str, str]] | None = None
         for route_method, pattern, handler in _ROUTES:
             m = pattern.fullmatch(path)
             if m is None:
                 continue
             known_path = True
-            if route_method == method:
-                return handler, {k: unquote(v) for k, v in m.groupdict().items()}
+            # A literal segment beats a parameter (/managers/teams over /managers/{manager}).
+            if route_method == method and (best is None or len(m.groupdict()) < best[0]):
+                best = (len(m.groupdict()), handler, m.groupdict())
+        if best is not None:
+            return best[1], {k: unquote(v) for k, v in best[2].items()}
         if known_path:
             raise _HTTPError(501, f"Not Implemented: {method} is not supported on {path}")
         raise _HTTPError(404, f"Not found: {path}")
@@ -965,3 +1012,6 @@ class _FakeTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(
                 "fake: connection failed before the request was read", request=request
             ) from None
+
+
+from . import _fake_api  # noqa: E402,F401  (registers the rest of the API's routes)
