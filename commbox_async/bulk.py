@@ -2,7 +2,7 @@
 
 Every message has a caller-chosen unique ``key`` and ends in exactly one outcome:
 
-- ``sent``: CommBox took it (with the new id);
+- ``sent``: CommBox took it (with the new id, and for WhatsApp the per-recipient result);
 - ``failed``: CommBox certainly did not take it (a 4xx, or a retry-safe failure after all
   retries); ``retryable`` says whether sending it again later may succeed;
 - ``uncertain``: it may have been taken (read timeout, lost response, 500...). The library never
@@ -13,10 +13,15 @@ and its outcome after it. Re-running with the same journal after a crash, Ctrl-C
 what was sent, treats what was ``sending`` when the process died as ``uncertain``, retries
 ``failed``-but-retryable messages, and reports what it did. The input is consumed lazily with
 bounded concurrency, so a generator of a million messages never sits in memory.
+
+Payloads: :class:`NewObject` (a new conversation), :class:`NewChild` (a message in one),
+:class:`SmsMessage` (``POST /sms/sendsms``) and :class:`TemplateMessage` (WhatsApp v2, sent 20
+recipients per call per stream; each recipient's 200/206 result becomes its message's outcome).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections import Counter
@@ -28,39 +33,57 @@ import anyio
 import attrs
 
 from ._exceptions import APIStatusError, CommBoxError, ConfigurationError
-from .models import NewChild, NewObject
+from .models import NewChild, NewObject, RecipientResult, TemplateMessage
+from .resources.messaging import MAX_TEMPLATE_RECIPIENTS
 
 if TYPE_CHECKING:
     from ._client import AsyncCommBox
 
-__all__ = ["BulkMessage", "BulkReport", "Journal", "Outcome", "OutcomeKind"]
+__all__ = ["BulkMessage", "BulkReport", "Journal", "Outcome", "OutcomeKind", "SmsMessage"]
 
 OutcomeKind = Literal["sent", "failed", "uncertain", "skipped"]
+
+
+@attrs.frozen(kw_only=True)
+class SmsMessage:
+    """A text sent with ``POST /sms/sendsms/{ENCRYPTED_STREAM_ID}`` (``Number``, ``Message``)."""
+
+    number: str
+    message: str
+
+
+Payload = NewObject | NewChild | SmsMessage | TemplateMessage
 
 
 @attrs.frozen(kw_only=True)
 class BulkMessage:
     """One message of a bulk send.
 
-    ``payload`` is a :class:`NewObject` (a new conversation in ``stream_id``) or a
-    :class:`NewChild` (a message in the existing conversation ``object_id`` of ``stream_id``).
+    ``payload`` is a :class:`NewObject` (a new conversation in ``stream_id``), a
+    :class:`NewChild` (a message in the existing conversation ``object_id`` of ``stream_id``),
+    an :class:`SmsMessage` or a :class:`TemplateMessage` (``stream_id`` is then the channel's
+    encrypted id).
     """
 
     key: str
     stream_id: int | str
-    payload: NewObject | NewChild
+    payload: Payload
     object_id: int | str | None = None
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
             raise ConfigurationError("a bulk message needs a non-empty str key")
+        if not isinstance(self.payload, (NewObject, NewChild, SmsMessage, TemplateMessage)):
+            raise ConfigurationError(
+                f"message {self.key!r}: payload must be a NewObject, NewChild, SmsMessage or "
+                f"TemplateMessage, got {type(self.payload).__name__}"
+            )
         if isinstance(self.payload, NewChild) and self.object_id is None:
             raise ConfigurationError(f"message {self.key!r}: a NewChild needs object_id")
-        if not isinstance(self.payload, (NewObject, NewChild)):
-            raise ConfigurationError(
-                f"message {self.key!r}: payload must be a NewObject or NewChild, "
-                f"got {type(self.payload).__name__}"
-            )
+        if isinstance(self.payload, (SmsMessage, TemplateMessage)):
+            from .resources._resource import require_encrypted
+
+            require_encrypted(str(self.stream_id), f"message {self.key!r}: stream_id")
 
 
 @attrs.frozen(kw_only=True)
@@ -74,6 +97,8 @@ class Outcome:
     retryable: bool = False
     #: The outcome recorded by the earlier run, for skipped messages.
     previous: str | None = None
+    #: The per-recipient result of a WhatsApp send (200 or 206), as CommBox sent it.
+    data: dict[str, Any] | None = None
 
 
 @attrs.define(kw_only=True)
@@ -111,8 +136,21 @@ class Journal:
             "CREATE TABLE IF NOT EXISTS messages ("
             " key TEXT PRIMARY KEY, state TEXT NOT NULL, id INTEGER, error TEXT,"
             " retryable INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
-            " updated REAL NOT NULL)"
+            " updated REAL NOT NULL, data TEXT)"
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        if "data" not in columns:  # a journal written before per-recipient data was kept
+            self._db.execute("ALTER TABLE messages ADD COLUMN data TEXT")
+
+    def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        # One committed transaction: all of a batch's rows, or none of them.
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(sql, rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def recover(self) -> int:
         """Messages left ``sending`` by a process that died: they may have been taken."""
@@ -129,25 +167,33 @@ class Journal:
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2], bool(row[3]))
 
-    def sending(self, key: str) -> None:
-        self._db.execute(
+    def sending(self, *keys: str) -> None:
+        """Mark keys as in flight, in one transaction (a WhatsApp batch is one request)."""
+        now = time.time()
+        self._many(
             "INSERT INTO messages (key, state, attempts, updated) VALUES (?, 'sending', 1, ?)"
             " ON CONFLICT(key) DO UPDATE SET state='sending', attempts=attempts+1,"
             " updated=excluded.updated",
-            (key, time.time()),
+            [(key, now) for key in keys],
         )
 
-    def settle(self, outcome: Outcome) -> None:
-        self._db.execute(
-            "UPDATE messages SET state=?, id=?, error=?, retryable=?, updated=? WHERE key=?",
-            (
-                outcome.outcome,
-                outcome.id,
-                outcome.error,
-                int(outcome.retryable),
-                time.time(),
-                outcome.key,
-            ),
+    def settle(self, *outcomes: Outcome) -> None:
+        now = time.time()
+        self._many(
+            "UPDATE messages SET state=?, id=?, error=?, retryable=?, updated=?, data=?"
+            " WHERE key=?",
+            [
+                (
+                    o.outcome,
+                    o.id,
+                    o.error,
+                    int(o.retryable),
+                    now,
+                    None if o.data is None else json.dumps(o.data),
+                    o.key,
+                )
+                for o in outcomes
+            ],
         )
 
     def counts(self) -> dict[str, int]:
@@ -156,10 +202,19 @@ class Journal:
         )
 
     def rows(self) -> list[dict[str, Any]]:
-        cur = self._db.execute("SELECT key, state, id, error, retryable FROM messages ORDER BY key")
+        cur = self._db.execute(
+            "SELECT key, state, id, error, retryable, data FROM messages ORDER BY key"
+        )
         return [
-            {"key": k, "outcome": s, "id": i, "error": e, "retryable": bool(r)}
-            for k, s, i, e, r in cur.fetchall()
+            {
+                "key": k,
+                "outcome": s,
+                "id": i,
+                "error": e,
+                "retryable": bool(r),
+                "data": None if d is None else json.loads(d),
+            }
+            for k, s, i, e, r, d in cur.fetchall()
         ]
 
     def close(self) -> None:
@@ -221,14 +276,7 @@ class Bulk:
         async def deliver(message: BulkMessage) -> None:
             book.sending(message.key)
             try:
-                if isinstance(message.payload, NewObject):
-                    new_id = await self._client.objects.create(message.stream_id, message.payload)
-                else:
-                    assert message.object_id is not None
-                    new_id = await self._client.objects.create_child(
-                        message.stream_id, message.object_id, message.payload
-                    )
-                outcome = Outcome(key=message.key, outcome="sent", id=new_id)
+                outcome = await self._send_one(message)
             except CommBoxError as exc:
                 outcome = _classify(message.key, exc)
             except BaseException:
@@ -239,6 +287,24 @@ class Bulk:
                 raise
             book.settle(outcome)
             await record(outcome)
+
+        async def deliver_batch(batch: list[BulkMessage]) -> None:
+            book.sending(*(m.key for m in batch))
+            try:
+                outcomes = await self._send_templates(batch)
+            except CommBoxError as exc:
+                outcomes = [_classify(m.key, exc) for m in batch]
+            except BaseException:
+                book.settle(
+                    *(
+                        Outcome(key=m.key, outcome="uncertain", error="interrupted mid-request")
+                        for m in batch
+                    )
+                )
+                raise
+            book.settle(*outcomes)
+            for outcome in outcomes:
+                await record(outcome)
 
         async def skip_or_send(message: BulkMessage) -> BulkMessage | None:
             if message.key in seen:
@@ -266,22 +332,37 @@ class Bulk:
                     return None
             return message
 
-        send_stream, receive_stream = anyio.create_memory_object_stream[BulkMessage](concurrency)
+        Work = BulkMessage | list[BulkMessage]
+        send_stream, receive_stream = anyio.create_memory_object_stream[Work](concurrency)
+        # WhatsApp templates wait here until 20 share a stream (or the input ends).
+        batches: dict[str, list[BulkMessage]] = {}
 
         async def produce() -> None:
             async with send_stream:
                 async for message in _aiter(messages):
                     if stop is not None and stop.is_set():
                         report.stopped_early = True
-                        return
+                        break
                     todo = await skip_or_send(message)
-                    if todo is not None:
+                    if todo is None:
+                        continue
+                    if isinstance(todo.payload, TemplateMessage):
+                        batch = batches.setdefault(str(todo.stream_id), [])
+                        batch.append(todo)
+                        if len(batch) == MAX_TEMPLATE_RECIPIENTS:
+                            await send_stream.send(batches.pop(str(todo.stream_id)))
+                    else:
                         await send_stream.send(todo)
+                for stream_id in list(batches):
+                    await send_stream.send(batches.pop(stream_id))
 
         async def work(stream: Any) -> None:
             async with stream:
-                async for message in stream:
-                    await deliver(message)
+                async for item in stream:
+                    if isinstance(item, list):
+                        await deliver_batch(item)
+                    else:
+                        await deliver(item)
 
         try:
             async with anyio.create_task_group() as tg:
@@ -294,6 +375,69 @@ class Bulk:
             if owns_journal:
                 book.close()
         return report
+
+    async def _send_one(self, message: BulkMessage) -> Outcome:
+        payload, cb = message.payload, self._client
+        if isinstance(payload, NewObject):
+            new_id: int | None = await cb.objects.create(message.stream_id, payload)
+        elif isinstance(payload, NewChild):
+            assert message.object_id is not None
+            new_id = await cb.objects.create_child(message.stream_id, message.object_id, payload)
+        elif isinstance(payload, SmsMessage):
+            await cb.sms.send(str(message.stream_id), payload.number, payload.message)
+            new_id = None  # /sms/sendsms answers without an id
+        else:
+            return (await self._send_templates([message]))[0]
+        return Outcome(key=message.key, outcome="sent", id=new_id)
+
+    async def _send_templates(self, batch: list[BulkMessage]) -> list[Outcome]:
+        """One v2 call for up to 20 recipients of one stream; each result to its message."""
+        templates = [m.payload for m in batch]
+        assert all(isinstance(t, TemplateMessage) for t in templates)
+        results = await self._client.whatsapp.send_template(
+            str(batch[0].stream_id),
+            templates,  # type: ignore[arg-type]
+        )
+        return [_recipient_outcome(m, r) for m, r in zip(batch, _match_results(batch, results))]
+
+
+def _match_results(
+    batch: list[BulkMessage], results: list[RecipientResult]
+) -> list[RecipientResult | None]:
+    """Each message's result: by position when CommBox answered one per recipient in order,
+    otherwise by recipient number (None when a recipient is missing or ambiguous)."""
+    numbers = [m.payload.to for m in batch if isinstance(m.payload, TemplateMessage)]
+    if len(results) == len(batch) and all(
+        r.recipient is None or r.recipient == n for r, n in zip(results, numbers)
+    ):
+        return list(results)
+    by_number: dict[str, list[RecipientResult]] = {}
+    for r in results:
+        by_number.setdefault(str(r.recipient), []).append(r)
+    matched: list[RecipientResult | None] = []
+    for n in numbers:
+        found = by_number.get(n, [])
+        matched.append(found.pop(0) if len(found) == 1 or numbers.count(n) == 1 else None)
+    return matched
+
+
+def _recipient_outcome(message: BulkMessage, result: RecipientResult | None) -> Outcome:
+    if result is None:
+        return Outcome(
+            key=message.key,
+            outcome="uncertain",
+            error="CommBox's answer has no result for this recipient",
+        )
+    data = {k: v for k, v in result.to_wire().items() if v is not None}
+    if result.ok:
+        return Outcome(key=message.key, outcome="sent", id=result.object_id, data=data)
+    return Outcome(
+        key=message.key,
+        outcome="failed",
+        error=f"recipient {result.recipient}: status {result.status}: {result.failed}",
+        retryable=result.status in (429, 503),
+        data=data,
+    )
 
 
 async def _aiter(messages: Iterable[BulkMessage] | AsyncIterable[BulkMessage]) -> Any:

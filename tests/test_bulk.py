@@ -17,7 +17,8 @@ import anyio
 import pytest
 
 from commbox_async import ConfigurationError, NewChild, NewObject
-from commbox_async.bulk import BulkMessage, Journal
+from commbox_async.bulk import BulkMessage, Journal, SmsMessage
+from commbox_async.models import TemplateComponent, TemplateMessage, TemplateObjectData
 from commbox_async.testing import FakeCommBox
 
 from .conftest import serve_in_thread
@@ -214,3 +215,85 @@ async def test_kill_9_mid_run_then_resume(
         if row["outcome"] == "sent":
             assert in_fake[key] == 1
     assert all(rows[k]["outcome"] in ("sent", "uncertain") for k in in_fake)
+
+
+ENC = "hNyRN_fLUy7rrOrN9jLpipA=="
+
+
+def template(to: str) -> TemplateMessage:
+    return TemplateMessage.create(
+        to=to,
+        name="promo",
+        language="en",
+        components=[TemplateComponent.body("hi")],
+        object_data=TemplateObjectData(create_child_object=True),
+    )
+
+
+async def test_whatsapp_templates_go_twenty_per_call_per_stream() -> None:
+    fake = FakeCommBox()
+    other = "b3RoZXI="
+    batch = [
+        BulkMessage(key=f"wa-{i}", stream_id=ENC, payload=template(f"97250{i:07d}"))
+        for i in range(45)
+    ]
+    batch += [BulkMessage(key="bad-1", stream_id=ENC, payload=template("000111"))]
+    batch += [
+        BulkMessage(key=f"other-{i}", stream_id=other, payload=template(f"97252{i:07d}"))
+        for i in range(3)
+    ]
+    async with fake.client() as cb:
+        report = await cb.bulk.send(batch, concurrency=4)
+    calls = [r for r in fake.requests if r.path.startswith("/v2/whatsapp/")]
+    sizes = sorted(len(r.body["data"]) for r in calls)
+    assert sizes == [3, 6, 20, 20]  # 46 in one stream, 3 in the other
+    assert report.counts == {"sent": 48, "failed": 1}
+    by_key = {o.key: o for o in report.outcomes}
+    assert by_key["bad-1"].outcome == "failed" and not by_key["bad-1"].retryable
+    assert by_key["bad-1"].data == {
+        "recipient": "000111",
+        "status": 400,
+        "failed": "invalid — Not a valid WhatsApp user",
+    }
+    sent = by_key["wa-7"]
+    assert sent.data is not None and sent.data["id"].startswith("wamid.")
+    assert sent.id in fake.objects
+    assert len(fake.whatsapp_sent) == 48
+    assert any(r.status == 206 for r in calls)  # the partial batch is data, not an error
+
+
+async def test_a_lost_whatsapp_batch_is_uncertain_as_a_whole(tmp_path: Path) -> None:
+    fake = FakeCommBox()
+    fake.fail_next(
+        "lost_after", path=f"/v2/whatsapp/sendtemplatedmessage/{ENC.replace('=', '%3D')}"
+    )
+    batch = [
+        BulkMessage(key=f"wa-{i}", stream_id=ENC, payload=template(f"97250{i:07d}"))
+        for i in range(20)
+    ]
+    journal = tmp_path / "wa.sqlite"
+    async with fake.client() as cb:
+        report = await cb.bulk.send(batch, journal=journal)
+        assert report.counts == {"uncertain": 20}
+        assert len(fake.whatsapp_sent) == 20  # the fake took them; the answer was lost
+        again = await cb.bulk.send(batch, journal=journal)
+    assert again.counts == {"skipped": 20}  # never resent on its own
+    assert len(fake.whatsapp_sent) == 20
+
+
+async def test_sms_through_sendsms() -> None:
+    fake = FakeCommBox()
+    batch = [
+        BulkMessage(
+            key=f"sms-{i}",
+            stream_id=ENC,
+            payload=SmsMessage(number=f"97250{i:07d}", message=f"m{i}"),
+        )
+        for i in range(30)
+    ]
+    async with fake.client() as cb:
+        report = await cb.bulk.send(batch, concurrency=5)
+        with pytest.raises(ConfigurationError, match="encrypted id"):
+            BulkMessage(key="x", stream_id=532, payload=SmsMessage(number="1", message="m"))
+    assert report.counts == {"sent": 30}
+    assert sorted(s["message"] for s in fake.sms_sent) == sorted(f"m{i}" for i in range(30))
