@@ -39,6 +39,7 @@ from .resources import (
 
 if TYPE_CHECKING:
     from .bulk import Bulk
+    from .export import Export
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_BURST", "DEFAULT_RATE_LIMIT", "AsyncCommBox"]
 
@@ -286,6 +287,14 @@ class AsyncCommBox(BaseClient):
         from .bulk import Bulk
 
         return Bulk(self)
+
+    @cached_property
+    def export(self) -> Export:
+        """Whole-conversation exports, concurrent and resumable (see
+        :mod:`commbox_async.export`)."""
+        from .export import Export
+
+        return Export(self)
 
     # -- escape hatch -------------------------------------------------------------------------
 
