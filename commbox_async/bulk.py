@@ -21,11 +21,13 @@ recipients per call per stream; each recipient's 200/206 result becomes its mess
 
 from __future__ import annotations
 
+import csv
+import inspect
 import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,13 +35,25 @@ import anyio
 import attrs
 
 from ._exceptions import APIStatusError, CommBoxError, ConfigurationError
-from .models import NewChild, NewObject, RecipientResult, TemplateMessage
+from .models import NewChild, NewObject, NewUser, RecipientResult, TemplateMessage
 from .resources.messaging import MAX_TEMPLATE_RECIPIENTS
 
 if TYPE_CHECKING:
     from ._client import AsyncCommBox
 
-__all__ = ["BulkMessage", "BulkReport", "Journal", "Outcome", "OutcomeKind", "SmsMessage"]
+__all__ = [
+    "CHANNELS",
+    "BulkMessage",
+    "BulkReport",
+    "InputRecord",
+    "Journal",
+    "Outcome",
+    "OutcomeKind",
+    "Rejected",
+    "SmsMessage",
+    "read_messages",
+    "scan_keys",
+]
 
 OutcomeKind = Literal["sent", "failed", "uncertain", "skipped"]
 
@@ -84,6 +98,15 @@ class BulkMessage:
             from .resources._resource import require_encrypted
 
             require_encrypted(str(self.stream_id), f"message {self.key!r}: stream_id")
+
+
+@attrs.frozen(kw_only=True)
+class Rejected:
+    """An input record that could not become a message: recorded ``failed`` (not retryable)
+    with ``error`` saying where and why, and never sent."""
+
+    key: str
+    error: str
 
 
 @attrs.frozen(kw_only=True)
@@ -240,7 +263,7 @@ class Bulk:
 
     async def send(
         self,
-        messages: Iterable[BulkMessage] | AsyncIterable[BulkMessage],
+        messages: Iterable[BulkMessage | Rejected] | AsyncIterable[BulkMessage | Rejected],
         *,
         journal: str | Path | Journal | None = None,
         concurrency: int = 16,
@@ -306,7 +329,25 @@ class Bulk:
             for outcome in outcomes:
                 await record(outcome)
 
-        async def skip_or_send(message: BulkMessage) -> BulkMessage | None:
+        async def skip_or_send(message: BulkMessage | Rejected) -> BulkMessage | None:
+            if isinstance(message, Rejected):
+                previous = book.get(message.key)
+                if previous is not None and previous[0] in ("sent", "uncertain"):
+                    # Never let a bad record now hide what an earlier run already sent.
+                    outcome = Outcome(
+                        key=message.key,
+                        outcome="skipped",
+                        id=previous[1],
+                        error=message.error,
+                        previous=previous[0],
+                    )
+                else:
+                    outcome = Outcome(key=message.key, outcome="failed", error=message.error)
+                    book.sending(message.key)
+                    book.settle(outcome)
+                seen.add(message.key)
+                await record(outcome)
+                return None
             if message.key in seen:
                 await record(
                     Outcome(key=message.key, outcome="failed", error="duplicate key in the input")
@@ -440,10 +481,120 @@ def _recipient_outcome(message: BulkMessage, result: RecipientResult | None) -> 
     )
 
 
-async def _aiter(messages: Iterable[BulkMessage] | AsyncIterable[BulkMessage]) -> Any:
+async def _aiter(
+    messages: Iterable[BulkMessage | Rejected] | AsyncIterable[BulkMessage | Rejected],
+) -> Any:
     if isinstance(messages, AsyncIterable):
         async for message in messages:
             yield message
     else:
         for message in messages:
             yield message
+
+
+# -- reading messages from a file (commbox send-bulk) -----------------------------------------
+
+#: ``channel`` values of an input record, each the :class:`NewObject` constructor it calls.
+CHANNELS = ("sms", "sms_many", "email", "whatsapp_template", "chat")
+
+InputRecord = dict[str, Any]
+
+
+def _records(path: Path) -> Iterator[tuple[int, InputRecord | str]]:
+    """(line number, record or the reason it is malformed), one at a time."""
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
+                line = reader.line_num
+                if None in row:
+                    yield line, "more cells than columns"
+                    continue
+                yield line, {k: v for k, v in row.items() if k and v not in (None, "")}
+        return
+    with path.open(encoding="utf-8") as fh:
+        for line, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield line, f"not JSON ({exc.msg})"
+                continue
+            yield line, value if isinstance(value, dict) else "not a JSON object"
+
+
+def scan_keys(path: str | Path) -> tuple[int, dict[str, list[int]]]:
+    """Count the records of an input file and find keys used more than once (with the line
+    numbers of each use), reading it once without keeping it in memory."""
+    lines_by_key: dict[str, list[int]] = {}
+    count = 0
+    for line, record in _records(Path(path)):
+        count += 1
+        if isinstance(record, dict) and isinstance(record.get("key"), (str, int)):
+            lines_by_key.setdefault(str(record["key"]), []).append(line)
+    return count, {k: v for k, v in lines_by_key.items() if len(v) > 1}
+
+
+def _convert(channel: str, name: str, value: Any, where: str) -> Any:
+    factory = getattr(NewObject, channel)
+    params = inspect.signature(factory).parameters
+    if name not in params or params[name].kind is not inspect.Parameter.KEYWORD_ONLY:
+        known = ", ".join(p for p in params if p != "extra")
+        raise ConfigurationError(f"{where}: {channel} takes no {name!r} (it takes {known})")
+    annotation = str(params[name].annotation)
+    if isinstance(value, str):
+        if "Sequence" in annotation:
+            return [part.strip() for part in value.split(";") if part.strip()]
+        if (
+            annotation.startswith(("int", "ObjectStatusType"))
+            and value.strip().lstrip("-").isdigit()
+        ):
+            return int(value)
+        if annotation.startswith("bool"):
+            return value.strip().lower() in ("1", "true", "yes")
+    if name == "user" and isinstance(value, dict):
+        return NewUser(**value)
+    return value
+
+
+def read_messages(path: str | Path, *, stream_id: int | str) -> Iterator[BulkMessage | Rejected]:
+    """The messages of a JSONL or CSV file (by suffix), lazily.
+
+    Each record has ``key``, ``channel`` (one of :data:`CHANNELS`) and the keyword arguments
+    of the matching ``NewObject`` constructor (CSV: one column each, list values separated by
+    ``;``). A malformed record becomes a :class:`Rejected` naming its line, so the run records
+    it as failed and goes on.
+    """
+    source = Path(path)
+    for line, record in _records(source):
+        where = f"{source.name}:{line}"
+        key = record.get("key") if isinstance(record, dict) else None
+        reject_key = str(key) if isinstance(key, (str, int)) and str(key) else f"line:{line}"
+        if isinstance(record, str):
+            yield Rejected(key=reject_key, error=f"{where}: {record}")
+            continue
+        try:
+            if not isinstance(key, (str, int)) or not str(key):
+                raise ConfigurationError(f"{where}: a record needs a key")
+            channel = record.get("channel")
+            if channel not in CHANNELS:
+                raise ConfigurationError(
+                    f"{where}: channel must be one of {', '.join(CHANNELS)}, got {channel!r}"
+                )
+            kwargs = {
+                name: _convert(channel, name, value, where)
+                for name, value in record.items()
+                if name not in ("key", "channel")
+            }
+            try:
+                payload = getattr(NewObject, channel)(**kwargs)
+            except TypeError as exc:
+                raise ConfigurationError(f"{where}: {exc}") from None
+            yield BulkMessage(key=str(key), stream_id=stream_id, payload=payload)
+        except (ConfigurationError, ValueError) as exc:
+            message = str(exc)
+            yield Rejected(
+                key=reject_key,
+                error=message if message.startswith(where) else f"{where}: {message}",
+            )

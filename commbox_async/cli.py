@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 try:
@@ -65,8 +67,266 @@ def _client_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def _make_client(token: str | None, base_url: str | None) -> AsyncCommBox:
-    return AsyncCommBox(token=token, base_url=base_url)
+def _make_client(
+    token: str | None, base_url: str | None, *, rate_limit: float | None = None
+) -> AsyncCommBox:
+    if rate_limit is None:
+        return AsyncCommBox(token=token, base_url=base_url)
+    return AsyncCommBox(
+        token=token, base_url=base_url, rate_limit=rate_limit, burst=max(1, int(rate_limit))
+    )
+
+
+async def _until_interrupted(stop: anyio.Event, scope: anyio.CancelScope, what: str) -> None:
+    """First Ctrl-C: stop taking new work and let in-flight requests finish. Second: cancel
+    them (a bulk send records them as uncertain; the journal stays consistent)."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            if not stop.is_set():
+                stop.set()
+                err_console.print(
+                    f"[yellow]stopping:[/yellow] no new {what}; in-flight ones finish "
+                    "(Ctrl-C again to cancel them)",
+                    highlight=False,
+                )
+            else:
+                scope.cancel()
+                return
+
+
+@cli.command("send-bulk")
+@click.option("--stream", "stream_id", required=True, help="Stream (channel) id to send into.")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSONL or CSV: key, channel, and the NewObject constructor's arguments.",
+)
+@click.option(
+    "--journal",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite journal: re-run with the same one to resume.",
+)
+@click.option(
+    "--outcomes",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSONL written as messages settle: key, outcome, id, error.",
+)
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--rate-limit", default=None, type=float, help="Requests per second (client side).")
+@click.option("--resend-uncertain", is_flag=True, help="Send again what may have been taken.")
+@_client_options
+@click.pass_context
+def send_bulk(
+    ctx: click.Context,
+    stream_id: str,
+    input_path: Path,
+    journal: Path,
+    outcomes: Path,
+    concurrency: int,
+    rate_limit: float | None,
+    resend_uncertain: bool,
+    token: str | None,
+    base_url: str | None,
+) -> None:
+    """Send every message of a file once, resumably, with a progress bar and a summary.
+
+    Each record needs a unique key and a channel (sms, sms_many, email, whatsapp_template,
+    chat); the other fields are that NewObject constructor's arguments (CSV: one column each,
+    lists separated by ';'). A duplicate key stops the run before anything is sent; a
+    malformed record is reported with its line number and recorded as failed.
+    """
+    from .bulk import read_messages, scan_keys
+
+    total, duplicates = scan_keys(input_path)
+    if duplicates:
+        for key, lines in list(duplicates.items())[:20]:
+            err_console.print(
+                f"[red]duplicate key[/red] {key!r} on lines {', '.join(map(str, lines))}",
+                highlight=False,
+            )
+        err_console.print(
+            f"[red]error:[/red] {len(duplicates)} duplicate key(s) in {input_path}; nothing sent",
+            highlight=False,
+        )
+        raise SystemExit(2)
+    counts: Counter[str] = Counter()
+    summary: dict[str, Any] = {}
+
+    async def main() -> None:
+        stop = anyio.Event()
+        with outcomes.open("a", encoding="utf-8") as out, _progress() as progress:
+            task = progress.add_task("sending", total=total)
+
+            def settled(outcome: Outcome) -> None:
+                counts[outcome.outcome] += 1
+                out.write(
+                    json.dumps(
+                        {
+                            "key": outcome.key,
+                            "outcome": outcome.outcome,
+                            "id": outcome.id,
+                            "error": outcome.error,
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
+                if outcome.outcome == "failed" and (outcome.error or "").startswith(
+                    f"{input_path.name}:"
+                ):
+                    progress.console.print(f"[red]rejected[/red] {outcome.error}", highlight=False)
+                progress.update(
+                    task,
+                    advance=1,
+                    description=" ".join(f"{k} {n}" for k, n in sorted(counts.items())),
+                )
+
+            async with (
+                _make_client(token, base_url, rate_limit=rate_limit) as cb,
+                anyio.create_task_group() as tg,
+            ):
+                tg.start_soon(_until_interrupted, stop, tg.cancel_scope, "messages")
+                report = await cb.bulk.send(
+                    read_messages(input_path, stream_id=stream_id),
+                    journal=journal,
+                    concurrency=concurrency,
+                    resend_uncertain=resend_uncertain,
+                    on_outcome=settled,
+                    keep_outcomes=False,
+                    stop=stop,
+                )
+                summary["report"] = report
+                tg.cancel_scope.cancel()
+        summary["stopped"] = stop.is_set()
+
+    run(ctx, main)
+    report = summary.get("report")
+    table = Table(title="commbox send-bulk", show_header=False)
+    for kind in ("sent", "failed", "uncertain", "skipped"):
+        table.add_row(kind, str(counts.get(kind, 0)))
+    table.add_row("records in the input", str(total))
+    if report is not None:
+        table.add_row("recovered from an interrupted run", str(report.recovered_uncertain))
+        table.add_row("throughput", f"{report.throughput:,.1f} msg/s")
+    table.add_row("journal / outcomes", f"{journal} / {outcomes}")
+    console.print(table)
+    if summary.get("stopped") or report is None:
+        err_console.print("[yellow]interrupted:[/yellow] re-run the same command to resume")
+        raise SystemExit(130)
+
+
+@cli.command("export")
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Conversations: lines 'stream_id,object_id' or JSON {stream_id, object_id}.",
+)
+@click.option("--stream", "stream_id", default=None, help="Or a whole stream (with --start/--end).")
+@click.option("--start", type=int, default=None, help="Unix seconds (with --stream).")
+@click.option("--end", type=int, default=None, help="Unix seconds (with --stream).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--transcript", is_flag=True, help="Add each conversation's transcript.")
+@_client_options
+@click.pass_context
+def export_cmd(
+    ctx: click.Context,
+    input_path: Path | None,
+    stream_id: str | None,
+    start: int | None,
+    end: int | None,
+    out_path: Path,
+    concurrency: int,
+    transcript: bool,
+    token: str | None,
+    base_url: str | None,
+) -> None:
+    """Export whole conversations into a JSONL file, resuming where an earlier run stopped."""
+    if (input_path is None) == (stream_id is None):
+        raise click.UsageError("give --input, or --stream with --start and --end")
+    if stream_id is not None and (start is None or end is None):
+        raise click.UsageError("--stream needs --start and --end")
+    total = None
+    if input_path is not None:
+        with input_path.open(encoding="utf-8") as fh:
+            total = sum(1 for line in fh if line.strip())
+    counts: Counter[str] = Counter()
+    summary: dict[str, Any] = {}
+
+    def ident(value: Any) -> int | str:
+        text = str(value).strip()
+        return int(text) if text.isdigit() else text
+
+    def refs() -> Iterator[tuple[int | str, int | str]]:
+        assert input_path is not None
+        with input_path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                text = line.strip()
+                if not text:
+                    continue
+                if text.startswith("{"):
+                    item = json.loads(text)
+                    yield ident(item["stream_id"]), ident(item["object_id"])
+                    continue
+                parts = [p.strip() for p in text.split(",")]
+                if len(parts) != 2 or not all(parts):
+                    raise click.UsageError(f"{input_path}:{number}: expected stream_id,object_id")
+                yield ident(parts[0]), ident(parts[1])
+
+    async def main() -> None:
+        stop = anyio.Event()
+        with _progress() as progress:
+            task = progress.add_task("exporting", total=total)
+
+            def seen(item: Any) -> None:
+                counts["failed" if item.error else "exported"] += 1
+                progress.update(
+                    task,
+                    advance=1,
+                    description=" ".join(f"{k} {n}" for k, n in sorted(counts.items())),
+                )
+
+            async with _make_client(token, base_url) as cb, anyio.create_task_group() as tg:
+                tg.start_soon(_until_interrupted, stop, tg.cancel_scope, "conversations")
+                with anyio.CancelScope() as work:
+
+                    async def stop_on_first_interrupt() -> None:
+                        await stop.wait()
+                        work.cancel()
+
+                    tg.start_soon(stop_on_first_interrupt)
+                    summary["report"] = await cb.export.jsonl(
+                        out_path,
+                        refs() if input_path is not None else None,
+                        stream_id=stream_id,
+                        start=start,
+                        end=end,
+                        concurrency=concurrency,
+                        transcript=transcript,
+                        on_export=seen,
+                    )
+                tg.cancel_scope.cancel()
+
+    run(ctx, main)
+    report = summary.get("report")
+    table = Table(title="commbox export", show_header=False)
+    if report is not None:
+        table.add_row("exported", str(report.exported))
+        table.add_row("already in the file", str(report.skipped))
+        table.add_row("failed (see errors file)", str(report.failed))
+        table.add_row("errors file", str(report.errors_path))
+        table.add_row("elapsed", f"{report.elapsed:.1f} s")
+    else:
+        table.add_row("exported this run", str(counts.get("exported", 0)))
+    console.print(table)
+    if report is None:
+        err_console.print("[yellow]interrupted:[/yellow] re-run the same command to resume")
+        raise SystemExit(130)
 
 
 @cli.command("get-object")

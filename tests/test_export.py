@@ -96,7 +96,7 @@ async def test_refuses_a_file_it_did_not_write(tmp_path: Path) -> None:
     out.write_text("not json\n")
     fake = FakeCommBox()
     async with fake.client() as cb:
-        with pytest.raises(ConfigurationError, match="other.jsonl:1"):
+        with pytest.raises(ConfigurationError, match=r"other\.jsonl:1"):
             await cb.export.jsonl(out, [(7, 1)])
         with pytest.raises(ConfigurationError, match="not both"):
             async with cb.export.conversations([(7, 1)], stream_id=7):

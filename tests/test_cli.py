@@ -1,0 +1,216 @@
+"""``commbox send-bulk`` and ``commbox export`` against the fake (in-process and over a socket)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from commbox_async import cli as cli_module
+from commbox_async.bulk import Journal, read_messages
+from commbox_async.testing import FakeCommBox
+
+from .conftest import serve_in_thread
+
+STREAM = "532"
+
+
+def use_fake(monkeypatch: pytest.MonkeyPatch, fake: FakeCommBox) -> None:
+    monkeypatch.setattr(cli_module, "_make_client", lambda *a, **kw: fake.client())
+
+
+def write_jsonl(path: Path, records: list[Any]) -> None:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+
+
+def sms(key: str, i: int) -> dict[str, Any]:
+    return {
+        "key": key,
+        "channel": "sms",
+        "user_stream_provider_id": f"97250{i:07d}",
+        "message": f"hello {key}",
+    }
+
+
+def test_send_bulk_records_malformed_lines_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeCommBox()
+    use_fake(monkeypatch, fake)
+    src = tmp_path / "in.jsonl"
+    write_jsonl(
+        src,
+        [
+            sms("a", 1),
+            "{not json",
+            {"key": "b", "channel": "fax", "message": "x"},
+            {"key": "c", "channel": "sms", "message": "no number"},
+            sms("d", 4),
+            {
+                "key": "e",
+                "channel": "sms_many",
+                "to": ["972500000001", "972500000002"],
+                "user_stream_provider_id": "972500000000",
+                "message": "to many",
+            },
+        ],
+    )
+    args = [
+        "send-bulk",
+        "--stream",
+        STREAM,
+        "--input",
+        str(src),
+        "--journal",
+        str(tmp_path / "j.sqlite"),
+        "--outcomes",
+        str(tmp_path / "out.jsonl"),
+    ]
+    result = CliRunner().invoke(cli_module.cli, args)
+    assert result.exit_code == 0, result.output
+    assert "in.jsonl:2: not JSON" in result.output
+    assert "in.jsonl:3: channel must be one of" in result.output
+    assert "in.jsonl:4:" in result.output and "user_stream_provider_id" in result.output
+    outcomes = {o["key"]: o for o in map(json.loads, (tmp_path / "out.jsonl").open())}
+    assert {k: o["outcome"] for k, o in outcomes.items()} == {
+        "a": "sent",
+        "line:2": "failed",
+        "b": "failed",
+        "c": "failed",
+        "d": "sent",
+        "e": "sent",
+    }
+    assert sorted(o["message"] for o in fake.all_objects()) == ["hello a", "hello d", "to many"]
+    journal = Journal(tmp_path / "j.sqlite")
+    assert journal.counts() == {"sent": 3, "failed": 3}
+    journal.close()
+
+    before = len(fake.requests)
+    again = CliRunner().invoke(cli_module.cli, args)
+    assert again.exit_code == 0, again.output
+    assert len(fake.requests) == before  # everything settled; nothing sent twice
+    assert "skipped" in again.output
+
+
+def test_send_bulk_rejects_duplicate_keys_before_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeCommBox()
+    use_fake(monkeypatch, fake)
+    src = tmp_path / "dup.jsonl"
+    write_jsonl(src, [sms("a", 1), sms("b", 2), sms("a", 3)])
+    result = CliRunner().invoke(
+        cli_module.cli,
+        [
+            "send-bulk",
+            "--stream",
+            STREAM,
+            "--input",
+            str(src),
+            "--journal",
+            str(tmp_path / "j.sqlite"),
+            "--outcomes",
+            str(tmp_path / "o.jsonl"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "duplicate key 'a' on lines 1, 3" in result.output
+    assert fake.requests == []
+
+
+def test_csv_input_with_list_cells(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "key,channel,to,subject,message,user_stream_provider_id,manager_id\n"
+        "m1,email,a@x.io;b@x.io,Hi,Body,a@x.io,7\n"
+        "m2,sms_many,972500000001;972500000002,,Text,972500000000,\n"
+        "m3,email,not-an-address,Hi,Body,a@x.io,\n"
+    )
+    got = list(read_messages(src, stream_id=532))
+    first = got[0].payload.to_wire()  # type: ignore[union-attr]
+    assert [t["address"] for t in first["Content"]["to"]] == ["a@x.io", "b@x.io"]
+    assert first["ManagerId"] == 7
+    assert got[1].payload.to_wire()["Content"]["to"] == ["972500000001", "972500000002"]  # type: ignore[union-attr]
+    assert got[2].key == "m3" and "in.csv:4" in got[2].error  # type: ignore[union-attr]
+
+
+def test_export_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeCommBox()
+    ids = [fake.add_conversation(532, children=2) for _ in range(12)]
+    use_fake(monkeypatch, fake)
+    src = tmp_path / "refs.txt"
+    src.write_text("".join(f"532,{i}\n" for i in ids) + '{"stream_id": 532, "object_id": 1}\n')
+    out = tmp_path / "conv.jsonl"
+    result = CliRunner().invoke(
+        cli_module.cli, ["export", "--input", str(src), "--out", str(out), "--transcript"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted(x["object_id"] for x in lines) == sorted(ids)
+    assert all("transcript" in x for x in lines)
+    assert "failed (see errors file)" in result.output
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path: Path) -> None:
+    fake = FakeCommBox(fault_rate=1.0, faults=["slow"], slow_seconds=0.02)
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, [sms(f"k{i:04d}", i) for i in range(400)])
+    journal, outcomes = tmp_path / "j.sqlite", tmp_path / "out.jsonl"
+    with serve_in_thread(fake) as url:
+        cmd = [
+            sys.executable,
+            "-m",
+            "commbox_async.cli",
+            "send-bulk",
+            "--stream",
+            STREAM,
+            "--input",
+            str(src),
+            "--journal",
+            str(journal),
+            "--outcomes",
+            str(outcomes),
+            "--concurrency",
+            "4",
+            "--rate-limit",
+            "2000",
+            "--base-url",
+            url,
+            "--token",
+            "t",
+        ]
+        env = {**os.environ, "COLUMNS": "120"}
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(fake.all_objects()) < 20:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, (out + err).decode()
+        assert b"stopping" in err
+        book = Journal(journal)
+        counts = book.counts()
+        book.close()
+        assert "sending" not in counts  # in-flight ones finished before the exit
+        taken_first = len(fake.all_objects())
+        assert 0 < taken_first < 400
+        assert counts.get("sent", 0) == taken_first
+
+        fake.configure(fault_rate=0.0)
+        rerun = subprocess.run(cmd, capture_output=True, timeout=60, env=env)
+        assert rerun.returncode == 0, (rerun.stdout + rerun.stderr).decode()
+    in_fake = Counter(o["message"] for o in fake.all_objects())
+    assert len(in_fake) == 400 and set(in_fake.values()) == {1}
+    lines = [json.loads(x) for x in outcomes.read_text().splitlines()]
+    final = {x["key"]: x["outcome"] for x in lines}
+    assert set(final.values()) <= {"sent", "skipped"} and len(final) == 400
