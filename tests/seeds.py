@@ -94,6 +94,8 @@ def request_examples(path: str, method: str) -> dict[str, Any]:
     content = body.get("application/json") or next(iter(body.values()))
     if "examples" in content:
         return {k: v["value"] for k, v in content["examples"].items()}
+    if "example" in content:
+        return {"example": content["example"]}
     schema = resolve(content["schema"])
     if "example" in schema:
         return {"example": schema["example"]}
