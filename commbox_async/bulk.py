@@ -36,6 +36,7 @@ import attrs
 
 from ._exceptions import APIStatusError, CommBoxError, ConfigurationError
 from .models import NewChild, NewObject, NewUser, RecipientResult, TemplateMessage
+from .resources._resource import require_encrypted
 from .resources.messaging import MAX_TEMPLATE_RECIPIENTS
 
 if TYPE_CHECKING:
@@ -95,8 +96,6 @@ class BulkMessage:
         if isinstance(self.payload, NewChild) and self.object_id is None:
             raise ConfigurationError(f"message {self.key!r}: a NewChild needs object_id")
         if isinstance(self.payload, (SmsMessage, TemplateMessage)):
-            from .resources._resource import require_encrypted
-
             require_encrypted(str(self.stream_id), f"message {self.key!r}: stream_id")
 
 

@@ -460,7 +460,6 @@ def demo(ctx: click.Context, messages: int, fault_rate: float, seed: int, concur
 
     async def main() -> None:
         async with fake.client(max_retries=4, initial_backoff=0.005, max_backoff=0.05) as cb:
-            limiter = anyio.CapacityLimiter(concurrency)
             with _progress() as progress:
                 task = progress.add_task("sending", total=messages)
 
@@ -490,26 +489,16 @@ def demo(ctx: click.Context, messages: int, fault_rate: float, seed: int, concur
 
                 ids = list(outcomes.sent.values())
                 task = progress.add_task("exporting", total=len(ids))
-
-                async def export(object_id: int) -> None:
-                    async with limiter:
-                        try:
-                            exported.append(
-                                await cb.objects.get(
-                                    stream,
-                                    object_id,
-                                    include_children=True,
-                                    include_activity_log=True,
-                                )
-                            )
-                        except CommBoxError as exc:
-                            export_errors[type(exc).__name__] += 1
-                    progress.advance(task)
-
                 start = time.perf_counter()
-                async with anyio.create_task_group() as tg:
-                    for object_id in ids:
-                        tg.start_soon(export, object_id)
+                async with cb.export.conversations(
+                    [(stream, object_id) for object_id in ids], concurrency=concurrency
+                ) as exports:
+                    async for item in exports:
+                        if item.error is None:
+                            exported.append(item.conversation)
+                        else:
+                            export_errors[item.error.split(":", 1)[0]] += 1
+                        progress.advance(task)
                 timings["export"] = time.perf_counter() - start
             timings["requests"] = cb.metrics.requests
             timings["retries"] = cb.metrics.total_retries

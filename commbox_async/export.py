@@ -339,7 +339,7 @@ def _exported_keys(path: Path) -> set[str]:
         for number, line in enumerate(fh, start=1):
             try:
                 item = json.loads(line)
-                keys.add(f"{item['stream_id']}/{item['object_id']}")
+                keys.add(ConversationRef(item["stream_id"], item["object_id"]).key)
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigurationError(
                     f"{path}:{number} is not an export line this client wrote ({exc}); "

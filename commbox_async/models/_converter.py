@@ -73,15 +73,18 @@ _WIRE = "commbox_wire"
 _ALIASES = "commbox_aliases"
 
 
-def wire(name: str, *aliases: str, default: Any = None, factory: Any = None) -> Any:
+def wire(
+    name: str, *aliases: str, default: Any = None, factory: Any = None, repr: bool = True
+) -> Any:
     """A model field whose wire name is ``name``; ``aliases`` are other spellings to accept.
 
     Any casing of the name or an alias matches (``objectId``, ``ObjectID``, ``object_id``).
+    ``repr=False`` keeps a secret (a password, a login ticket) out of the model's repr.
     """
     meta = {_WIRE: name, _ALIASES: aliases}
     if factory is not None:
-        return attrs.field(factory=factory, metadata=meta)
-    return attrs.field(default=default, metadata=meta)
+        return attrs.field(factory=factory, metadata=meta, repr=repr)
+    return attrs.field(default=default, metadata=meta, repr=repr)
 
 
 @attrs.frozen(kw_only=True)

@@ -156,9 +156,7 @@ class ManagerData(Model):
     last_name: str | None = wire("LastName")
     email: str | None = wire("Email")
     is_admin: bool | None = wire("IsAdmin")
-    password: str | None = attrs.field(
-        default=None, repr=False, metadata={"commbox_wire": "Password", "commbox_aliases": ()}
-    )
+    password: str | None = wire("Password", repr=False)
     user_name: str | None = wire("UserName")
     team_id: int | None = wire("TeamId")
     permission_id: UserPermission | None = wire("PermissionId")

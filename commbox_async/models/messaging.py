@@ -13,7 +13,7 @@ import attrs
 from .._exceptions import ConfigurationError
 from ._converter import JsonObject, Model, wire
 from ._enums import ObjectStatusType
-from .requests import NewUser
+from .requests import NewUser, phone_digits
 
 __all__ = [
     "EmarsysTemplate",
@@ -86,15 +86,6 @@ class TemplateObjectData(Model):
     user: NewUser | None = wire("User")
 
 
-def _digits(value: str | int, what: str) -> str:
-    text = str(value).strip().lstrip("+")
-    if not text.isdigit():
-        raise ConfigurationError(
-            f"{what}: {value!r} is not a phone number (digits with country code, no +)"
-        )
-    return text
-
-
 @attrs.frozen(kw_only=True)
 class TemplateMessage:
     """One recipient of ``POST /v2/whatsapp/sendtemplatedmessage/{ENCRYPTED_STREAM_ID}``.
@@ -134,7 +125,7 @@ class TemplateMessage:
     ) -> TemplateMessage:
         """Validated construction (phone digits, template name and language present)."""
         message = cls(
-            to=_digits(to, "TemplateMessage.to"),
+            to=phone_digits(to, "TemplateMessage.to"),
             name=name,
             language=language,
             components=tuple(components),
@@ -146,7 +137,7 @@ class TemplateMessage:
         return message
 
     def validate(self) -> None:
-        _digits(self.to, "TemplateMessage.to")
+        phone_digits(self.to, "TemplateMessage.to")
         if not self.name or not self.name.strip():
             raise ConfigurationError("TemplateMessage: name (the approved template) is required")
         if not self.language or not self.language.strip():
@@ -210,11 +201,7 @@ class Ticket(Model):
     """``POST /auth/ticket``: the login ticket, wire name ``encpryptedString`` (sic;
     ``encryptedString`` accepted too). Never shown in a repr."""
 
-    ticket: str | None = attrs.field(
-        default=None,
-        repr=False,
-        metadata={"commbox_wire": "encpryptedString", "commbox_aliases": ("encryptedString",)},
-    )
+    ticket: str | None = wire("encpryptedString", "encryptedString", repr=False)
 
     def _require(self) -> str:
         if not self.ticket:
@@ -271,7 +258,7 @@ class EmarsysTemplate:
     extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     def validate(self) -> None:
-        _digits(self.to, "EmarsysTemplate.to")
+        phone_digits(self.to, "EmarsysTemplate.to")
         if not self.template_name:
             raise ConfigurationError("EmarsysTemplate: template_name is required")
         if not self.language_code:

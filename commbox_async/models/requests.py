@@ -92,7 +92,8 @@ def _required(value: str | None, name: str, where: str) -> str:
     return value
 
 
-def _phone(value: str | int, where: str) -> str:
+def phone_digits(value: str | int, where: str) -> str:
+    """A phone number as CommBox takes it: digits with the country code, a leading + dropped."""
     text = str(value).strip().lstrip("+")
     if not text.isdigit():
         raise ConfigurationError(
@@ -189,12 +190,14 @@ class NewObject(Model):
         ``stream_provider_id`` defaults to it, as in the docs' example.
         """
         where = "NewObject.sms"
-        phone = _phone(user_stream_provider_id, where)
+        phone = phone_digits(user_stream_provider_id, where)
         return cls(
             type=ObjectType.CONVERSATION,
             status_id=ObjectStatusType(status_id),
             stream_provider_type=StreamProviderType.TELEPHONE,
-            stream_provider_id=_phone(stream_provider_id, where) if stream_provider_id else phone,
+            stream_provider_id=phone_digits(stream_provider_id, where)
+            if stream_provider_id
+            else phone,
             user_stream_provider_id=phone,
             user_stream_provider_type=StreamProviderType.TELEPHONE,
             manager_id=manager_id,
@@ -223,12 +226,12 @@ class NewObject(Model):
             type=ObjectType.CONVERSATION,
             status_id=ObjectStatusType(status_id),
             stream_provider_type=StreamProviderType.TELEPHONE,
-            user_stream_provider_id=_phone(user_stream_provider_id, where),
+            user_stream_provider_id=phone_digits(user_stream_provider_id, where),
             user_stream_provider_type=StreamProviderType.TELEPHONE,
             manager_id=manager_id,
             send_to_client=True,
             content=ObjectContent(
-                to=tuple(_phone(n, f"{where} to[{i}]") for i, n in enumerate(to))
+                to=tuple(phone_digits(n, f"{where} to[{i}]") for i, n in enumerate(to))
             ),
             message=_required(message, "message", where),
             user=user,
@@ -256,17 +259,19 @@ class NewObject(Model):
         where = "NewObject.whatsapp_template"
         if not to:
             raise ConfigurationError(f"{where}: to needs at least one number")
-        phone = _phone(user_stream_provider_id, where)
+        phone = phone_digits(user_stream_provider_id, where)
         return cls(
             type=ObjectType.CONVERSATION,
             status_id=ObjectStatusType(status_id),
             stream_provider_type=StreamProviderType.TELEPHONE,
-            stream_provider_id=_phone(stream_provider_id, where) if stream_provider_id else phone,
+            stream_provider_id=phone_digits(stream_provider_id, where)
+            if stream_provider_id
+            else phone,
             user_stream_provider_id=phone,
             user_stream_provider_type=StreamProviderType.TELEPHONE,
             manager_id=manager_id,
             content=ObjectContent(
-                to=tuple(_phone(n, f"{where} to[{i}]") for i, n in enumerate(to)),
+                to=tuple(phone_digits(n, f"{where} to[{i}]") for i, n in enumerate(to)),
                 whatsapp_hsm_name=_required(whatsapp_hsm_name, "whatsapp_hsm_name", where),
                 whatsapp_localizable_params=tuple(str(p) for p in whatsapp_localizable_params),
                 whatsapp_language_code=_required(

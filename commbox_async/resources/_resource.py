@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: A CommBox id as the caller has it: a number, or its string (encrypted ids are strings).
+Id = int | str
+
 _ID_KEYS = ("objectId", "objectid", "ObjectId", "Id", "id", "childId", "ChildId")
 
 
@@ -28,6 +31,28 @@ class APIResource:
     @staticmethod
     def _decode(envelope: Envelope, cls: type[T]) -> T:
         return structure(envelope.data, cls)
+
+    def _paginate(
+        self,
+        path: str,
+        cls: type[T],
+        *,
+        path_params: Mapping[str, object],
+        params: Mapping[str, Any],
+        page_size: int,
+    ) -> Paginator[T]:
+        """A GET list paged with ``pageNumber``/``pageSize``, fetched lazily."""
+
+        async def fetch(number: int, size: int) -> list[T]:
+            envelope = await self._client._request(
+                "GET",
+                path,
+                path_params=path_params,
+                params={**params, "pageNumber": number, "pageSize": size},
+            )
+            return self._list(envelope, cls)
+
+        return Paginator(fetch, page_size=page_size)
 
     @staticmethod
     def _list(envelope: Envelope, cls: type[T]) -> list[T]:

@@ -11,11 +11,9 @@ import attrs
 from .._exceptions import ConfigurationError
 from .._files import Attachment, AttachmentInput
 from ..models import FormLink, StreamProviderType, Ticket
-from ._resource import APIResource, require_int
+from ._resource import APIResource, Id, require_int
 
 __all__ = ["Auth", "Automation", "Forms"]
-
-Id = int | str
 
 
 class Forms(APIResource):

@@ -16,11 +16,9 @@ from ..models import (
     Profile,
     Team,
 )
-from ._resource import APIResource, require_int
+from ._resource import APIResource, Id, require_int
 
 __all__ = ["Managers", "Teams"]
-
-Id = int | str
 
 
 class Managers(APIResource):

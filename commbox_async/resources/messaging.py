@@ -14,21 +14,13 @@ from .._base_client import TokenSource
 from .._exceptions import ConfigurationError
 from .._files import Attachment, AttachmentInput
 from ..models import EmarsysTemplate, RecipientResult, TemplateMessage, UploadedMedia
+from ..models.requests import phone_digits
 from ._resource import APIResource, require_encrypted
 
 __all__ = ["MAX_TEMPLATE_RECIPIENTS", "Sms", "WhatsApp"]
 
 #: The v2 template endpoint takes at most this many recipients per call.
 MAX_TEMPLATE_RECIPIENTS = 20
-
-
-def _phone(value: str | int, name: str) -> str:
-    text = str(value).strip().lstrip("+")
-    if not text.isdigit():
-        raise ConfigurationError(
-            f"{name}: {value!r} is not a phone number (digits with country code, no +)"
-        )
-    return text
 
 
 class Sms(APIResource):
@@ -43,7 +35,7 @@ class Sms(APIResource):
             "POST",
             "/sms/sendsms/{encrypted_stream_id}",
             path_params={"encrypted_stream_id": require_encrypted(encrypted_stream_id)},
-            json={"data": {"Number": _phone(number, "number"), "Message": message}},
+            json={"data": {"Number": phone_digits(number, "number"), "Message": message}},
         )
 
     async def send_initial_text(self, encrypted_stream_id: str, phone_number: str | int) -> None:
@@ -54,7 +46,7 @@ class Sms(APIResource):
             "/sms/sendinitialtext/{encrypted_stream_id}/{phone_number}",
             path_params={
                 "encrypted_stream_id": require_encrypted(encrypted_stream_id),
-                "phone_number": _phone(phone_number, "phone_number"),
+                "phone_number": phone_digits(phone_number, "phone_number"),
             },
         )
 
@@ -130,7 +122,7 @@ class WhatsApp(APIResource):
             "/whatsapp/validatecontact/{encrypted_stream_id}/{phone_number}",
             path_params={
                 "encrypted_stream_id": require_encrypted(encrypted_stream_id),
-                "phone_number": _phone(phone_number, "phone_number"),
+                "phone_number": phone_digits(phone_number, "phone_number"),
             },
         )
         data = envelope.data

@@ -21,11 +21,9 @@ from ..models import (
     StreamProviderType,
     Transcript,
 )
-from ._resource import APIResource, require_int
+from ._resource import APIResource, Id, require_int
 
 __all__ = ["Objects"]
-
-Id = int | str
 
 
 class Objects(APIResource):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from .._exceptions import ConfigurationError
 from ..models import ObjectDetails, ObjectStatusType, StreamAvailability, StreamProviderType
-from ._resource import APIResource, Paginator, require_int
+from ._resource import APIResource, Id, Paginator, require_int
 
 __all__ = ["Streams", "TIME_RANGE_CAP", "status_list", "to_unix", "bool_param"]
 
@@ -18,7 +18,6 @@ logger = logging.getLogger("commbox_async")
 #: The most conversations the time-range form of stream search returns for one window.
 TIME_RANGE_CAP = 100
 
-Id = int | str
 Sort = Literal["desc", "asc"]
 Order = Literal["createdtime", "closedtime", "prioritytime", "updatedtime"]
 
@@ -115,16 +114,13 @@ class Streams(APIResource):
             include_activity_log=include_activity_log,
         )
 
-        async def fetch(number: int, size: int) -> list[ObjectDetails]:
-            envelope = await self._client._request(
-                "GET",
-                "/streams/{stream_id}/objects",
-                path_params={"stream_id": stream_id},
-                params={**params, "pageNumber": number, "pageSize": size},
-            )
-            return self._list(envelope, ObjectDetails)
-
-        return Paginator(fetch, page_size=page_size)
+        return self._paginate(
+            "/streams/{stream_id}/objects",
+            ObjectDetails,
+            path_params={"stream_id": stream_id},
+            params=params,
+            page_size=page_size,
+        )
 
     async def objects_between(
         self,

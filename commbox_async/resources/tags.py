@@ -7,11 +7,9 @@ from typing import Any
 
 from .._exceptions import ConfigurationError
 from ..models import Tag, TagGroup
-from ._resource import APIResource, require_int
+from ._resource import APIResource, Id, require_int
 
 __all__ = ["Tags"]
-
-Id = int | str
 
 
 def _name(name: str, what: str) -> str:

@@ -7,12 +7,10 @@ from typing import Literal
 
 from .._exceptions import ConfigurationError
 from ..models import ObjectDetails, ObjectStatusType, StreamProviderType, User, UserInfo
-from ._resource import APIResource, Paginator, require_int
+from ._resource import APIResource, Id, Paginator, require_int
 from .streams import bool_param, status_list
 
 __all__ = ["Users"]
-
-Id = int | str
 
 
 class Users(APIResource):
@@ -92,15 +90,10 @@ class Users(APIResource):
             "includeChilds": bool_param(include_children),
             "includeActivityLog": bool_param(include_activity_log),
         }
-        params = {k: v for k, v in params.items() if v is not None}
-
-        async def fetch(number: int, size: int) -> list[ObjectDetails]:
-            envelope = await self._client._request(
-                "GET",
-                "/users/identities/{user_identity_id}/objects",
-                path_params={"user_identity_id": user_identity_id},
-                params={**params, "pageNumber": number, "pageSize": size},
-            )
-            return self._list(envelope, ObjectDetails)
-
-        return Paginator(fetch, page_size=page_size)
+        return self._paginate(
+            "/users/identities/{user_identity_id}/objects",
+            ObjectDetails,
+            path_params={"user_identity_id": user_identity_id},
+            params=params,  # the client leaves out the filters that are None
+            page_size=page_size,
+        )

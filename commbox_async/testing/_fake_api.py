@@ -109,7 +109,7 @@ def _one(q: Q, name: str) -> str | None:
     return values[0] if values else None
 
 
-def _search_record(fake: FakeCommBox, obj: _Object, q: Q) -> dict[str, Any]:
+def _search_record(obj: _Object, q: Q) -> dict[str, Any]:
     """A conversation as stream search returns it (``streamId``, ``substreamId``,
     ``closedTime``: the spec's spellings for this endpoint)."""
     r = obj.record
@@ -140,7 +140,7 @@ def _search_record(fake: FakeCommBox, obj: _Object, q: Q) -> dict[str, Any]:
     return out
 
 
-def _filtered(fake: FakeCommBox, objects: Iterator[_Object], q: Q) -> list[_Object]:
+def _filtered(objects: Iterator[_Object], q: Q) -> list[_Object]:
     statuses = _one(q, "status")
     wanted = {int(s) for s in statuses.split(",") if s.strip()} if statuses else None
     sub = _int(q, "subStream")
@@ -150,9 +150,9 @@ def _filtered(fake: FakeCommBox, objects: Iterator[_Object], q: Q) -> list[_Obje
         if (wanted is None or o.record["statusId"] in wanted)
         and (sub is None or sub == 0 or o.record["substreamid"] == sub)
     ]
-    order = (_one(q, "order") or "createdtime").lower()
-    key = {"createdtime": "created", "updatedtime": "created"}.get(order, "created")
-    found.sort(key=lambda o: (getattr(o, key), o.id), reverse=(_one(q, "sort") or "desc") == "desc")
+    # Seeded conversations are never updated, so every order the spec lists (createdtime,
+    # updatedtime, ...) sorts them by creation.
+    found.sort(key=lambda o: (o.created, o.id), reverse=(_one(q, "sort") or "desc") == "desc")
     return found
 
 
@@ -192,10 +192,10 @@ async def _stream_objects(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
             if o.record["userStreamProviderId"] == provider_id
             and str(o.record["userStreamProviderType"]) == provider_type
         )
-    found = _filtered(fake, candidates, q)
+    found = _filtered(candidates, q)
     if start is not None:
         found = found[:TIME_RANGE_CAP]  # CommBox: "Max: 100 objects" for a time range
-    return 200, [_search_record(fake, o, q) for o in _page(found, q)]
+    return 200, [_search_record(o, q) for o in _page(found, q)]
 
 
 @route("GET", "/streams/{stream}/streamavailability")
@@ -313,7 +313,7 @@ async def _user_objects(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
         for o in fake.objects.values()
         if o.record["user_identity"] == identity and (not stream or o.record["streamid"] == stream)
     )
-    return 200, [_search_record(fake, o, q) for o in _page(_filtered(fake, candidates, q), q)]
+    return 200, [_search_record(o, q) for o in _page(_filtered(candidates, q), q)]
 
 
 # -- managers, presence, profiles, assignments, teams ----------------------------------------
@@ -576,13 +576,13 @@ async def _delete_team(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 # -- system and stats ------------------------------------------------------------------------
 
 
+class _Status(_HTTPError):
+    """A 2xx answer with a description of its own and no data."""
+
+
 @route("GET", "/core/systemstatus")
 async def _system_status(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
     raise _Status(200, "System is operational")
-
-
-class _Status(_HTTPError):
-    """A 2xx answer with a description of its own and no data."""
 
 
 @route("GET", "/stats/streams")
