@@ -31,7 +31,7 @@ from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent,
 from ._response import Envelope, parse_response, record_envelope
 from ._retry import RetryPolicy, is_retryable, parse_retry_after, retry_reason
 from ._throttle import Throttle
-from ._transport import build_path, join_url, map_transport_error
+from ._transport import build_path, join_url, map_transport_error, url_prefix
 
 __all__ = ["BaseClient", "ClientOptions", "TokenProvider", "TokenSource", "logger"]
 
@@ -120,6 +120,7 @@ class _Core:
     ) -> None:
         self.asyncio_only = asyncio_only
         self.base_url = base_url
+        self.url_prefix = url_prefix(base_url)
         self.http = http
         self.owns_http = owns_http
         self.token = token
@@ -230,7 +231,7 @@ class BaseClient:
         call = _Call(
             method=method,
             path=encoded_path,
-            url=join_url(core.base_url, encoded_path),
+            url=join_url(core.url_prefix, encoded_path),
             params={k: v for k, v in params.items() if v is not None} if params else None,
             json=json,
             data=data,

@@ -14,6 +14,7 @@ __all__ = [
     "CommBoxError",
     "ConfigurationError",
     "ClientStateError",
+    "JournalError",
     "APIConnectionError",
     "APITimeoutError",
     "DeadlineExceededError",
@@ -48,6 +49,13 @@ class ConfigurationError(CommBoxError, ValueError):
 
 class ClientStateError(CommBoxError, RuntimeError):
     """The client cannot be used now: it was closed, or it is used from another event loop."""
+
+
+class JournalError(CommBoxError, OSError):
+    """A bulk send's journal could not be written (disk full, file gone...). The send stops:
+    without its journal it can no longer promise that nothing is sent twice. Every message
+    whose "sending" mark was written is in the journal; those still marked ``sending`` are
+    treated as uncertain by the next run. The SQLite error is the ``__cause__``."""
 
 
 class APIConnectionError(CommBoxError):

@@ -97,9 +97,15 @@ def build_path(template: str, params: Mapping[str, object]) -> str:
     return _FIELD_RE.sub(lambda m: encode_segment(params[m.group(1)], name=m.group(1)), template)
 
 
-def join_url(base: httpx.URL, path: str) -> httpx.URL:
-    prefix = base.raw_path.decode("ascii").rstrip("/")
-    return base.copy_with(raw_path=(prefix + path).encode("ascii"))
+def url_prefix(base: httpx.URL) -> str:
+    """The base URL as the string every request URL starts with (no trailing slash)."""
+    return str(base).rstrip("/")
+
+
+def join_url(prefix: str, path: str) -> httpx.URL:
+    # One parse of a plain string: cheaper than copy_with() on every call. ``path`` comes
+    # from build_path, so it is already percent-encoded.
+    return httpx.URL(prefix + path)
 
 
 TransportOption = Literal["httpx", "aiohttp"] | httpx.AsyncBaseTransport | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from commbox_async import ConfigurationError, NewChild, NewObject
+from commbox_async import ConfigurationError, JournalError, NewChild, NewObject
 from commbox_async.bulk import BulkMessage, Journal, SmsMessage
 from commbox_async.models import TemplateComponent, TemplateMessage, TemplateObjectData
 from commbox_async.testing import FakeCommBox
@@ -97,7 +98,8 @@ async def test_resume_skips_sent_keeps_uncertain_retries_retryable(tmp_path: Pat
             messages(5), journal=journal, resend_uncertain=True, concurrency=1
         )
         assert third.counts == Counter({"sent": 1, "skipped": 4})
-    assert Journal(journal).counts() == {"sent": 5}
+    with Journal(journal) as book:
+        assert book.counts() == {"sent": 5}
     assert len(fake.objects) == 6  # key-000000 twice, only because resend_uncertain asked for it
 
 
@@ -124,6 +126,56 @@ async def test_duplicate_keys_bad_input_and_children(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="object_id"):
         BulkMessage(key="c", stream_id=1, payload=child)
 
+
+
+async def test_duplicates_found_through_the_journal_across_queue_and_resume(
+    tmp_path: Path,
+) -> None:
+    """Duplicate detection keeps no set of every key: a key still queued, a key sent in this
+    run and a key skipped in this run (sent by an earlier one) are all caught."""
+    journal = tmp_path / "journal.sqlite"
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        await cb.bulk.send(messages(3), journal=journal)
+        again = [*messages(3), *messages(5), *messages(5)]  # 3 old keys, then repeats
+        report = await cb.bulk.send(again, journal=journal, concurrency=4)
+    outcomes = Counter((o.key, o.outcome) for o in report.outcomes)
+    for i in range(3):
+        assert outcomes[(f"key-{i:06d}", "skipped")] == 1
+        assert outcomes[(f"key-{i:06d}", "failed")] == 2  # its two repeats
+    for i in range(3, 5):
+        assert outcomes[(f"key-{i:06d}", "sent")] == 1
+        assert outcomes[(f"key-{i:06d}", "failed")] == 1
+    assert len(fake.objects) == 5
+
+
+def test_a_journal_from_an_earlier_version_gains_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE messages (key TEXT PRIMARY KEY, state TEXT NOT NULL, id INTEGER,"
+        " error TEXT, retryable INTEGER NOT NULL DEFAULT 0,"
+        " attempts INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO messages VALUES ('k', 'sent', 7, NULL, 0, 1, 0)")
+    db.commit()
+    db.close()
+    book = Journal(path)
+    entry = book.get("k")
+    assert entry is not None and (entry.state, entry.id, entry.run) == ("sent", 7, 0)
+    assert book.begin_run() == 1
+    assert book.rows()[0]["data"] is None
+    book.close()
+
+
+def test_a_journal_without_a_path_is_a_temporary_file() -> None:
+    book = Journal()
+    assert book.path is None
+    book.sending("k", run=book.begin_run())
+    assert book.counts() == {"sending": 1}
+    book.close()
 
 async def test_stop_takes_no_new_messages_and_async_input() -> None:
     fake = FakeCommBox()
@@ -196,18 +248,20 @@ async def test_kill_9_mid_run_then_resume(
     assert proc.poll() is None, "the sender finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    mid = Journal(journal).counts()
+    with Journal(journal) as book:
+        mid = book.counts()
     assert 0 < mid.get("sent", 0) < n
     rerun = subprocess.run(
         [sys.executable, str(script), url, str(journal), str(n)],
         env=env,
         capture_output=True,
         timeout=120,
-        check=True,
     )
+    assert rerun.returncode == 0, rerun.stderr.decode()
     counts = json.loads(rerun.stdout.decode().strip().replace("'", '"'))
     assert counts.get("skipped", 0) > 0
-    rows = {r["key"]: r for r in Journal(journal).rows()}
+    with Journal(journal) as book:
+        rows = {r["key"]: r for r in book.rows()}
     assert len(rows) == n  # the journal accounts for every key
     in_fake = Counter(o["message"] for o in fake.all_objects())
     assert all(c == 1 for c in in_fake.values())  # at most once, across the kill
@@ -297,3 +351,81 @@ async def test_sms_through_sendsms() -> None:
             BulkMessage(key="x", stream_id=532, payload=SmsMessage(number="1", message="m"))
     assert report.counts == {"sent": 30}
     assert sorted(s["message"] for s in fake.sms_sent) == sorted(f"m{i}" for i in range(30))
+
+
+def test_a_journal_in_use_by_another_run_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "busy.sqlite"
+    with Journal(path):
+        code = (
+            "import sys\n"
+            "from commbox_async.bulk import Journal\n"
+            "try:\n"
+            f"    Journal({str(path)!r})\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__, exc)\n"
+        )
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+        )
+    assert out.stdout.startswith("ConfigurationError journal "), out
+    assert "in use by another run" in out.stdout
+    with Journal(path) as book:  # free again once the first one closed
+        assert book.counts() == {}
+
+
+class CountingJournal(Journal):
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits: list[tuple[int, int]] = []
+
+    def write(self, *, sending: Any = (), settled: Any = (), run: int = 0) -> None:
+        self.commits.append((len(sending), len(settled)))
+        super().write(sending=sending, settled=settled, run=run)
+
+
+async def test_journal_writes_of_concurrent_workers_share_commits() -> None:
+    fake = FakeCommBox()
+    book = CountingJournal()
+    async with fake.client() as cb:
+        report = await cb.bulk.send(messages(400), journal=book, concurrency=16)
+    assert report.counts == Counter({"sent": 400})
+    assert sum(s for s, _ in book.commits) == 400  # every key marked sending once
+    assert sum(o for _, o in book.commits) == 400  # and settled once
+    assert len(book.commits) < 400  # far fewer commits than the 800 writes
+    assert book.counts() == {"sent": 400}
+    book.close()
+
+
+async def test_a_failing_journal_write_stops_the_send_and_is_not_swallowed() -> None:
+    class FullDisk(Journal):
+        writes = 0
+
+        def write(self, *, sending: Any = (), settled: Any = (), run: int = 0) -> None:
+            FullDisk.writes += 1
+            if FullDisk.writes == 5:
+                raise sqlite3.OperationalError("database or disk is full")
+            super().write(sending=sending, settled=settled, run=run)
+
+    fake = FakeCommBox()
+    book = FullDisk()
+    async with fake.client() as cb:
+        with pytest.raises(JournalError, match="disk is full") as caught:
+            await cb.bulk.send(messages(100), journal=book, concurrency=4)
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    rows = {r["key"]: r["outcome"] for r in book.rows()}
+    in_fake = {o["message"] for o in fake.all_objects()}
+    # Nothing went out without its "sending" mark on disk first.
+    assert in_fake <= set(rows)
+    assert all(rows[k] in ("sent", "sending", "uncertain") for k in in_fake)
+    book.close()
+
+
+async def test_an_error_in_on_outcome_surfaces_as_itself() -> None:
+    def boom(outcome: Any) -> None:
+        raise ValueError(f"cannot store {outcome.key}")
+
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        with pytest.raises(ValueError, match="cannot store key-"):
+            await cb.bulk.send(messages(50), on_outcome=boom, concurrency=1)

@@ -1,0 +1,111 @@
+"""Peak RSS of a bulk send or an export, run in a fresh process by tests/test_memory.py.
+
+``python -m tests.memory_probe bulk N JOURNAL`` sends N messages from a generator;
+``python -m tests.memory_probe export N CHILDREN OUT`` exports N conversations of CHILDREN
+messages each to a JSONL file. Both print one JSON line with ``peak_rss_mb`` and counts.
+
+The server side is a stub transport answering with bodies the fake produced once (a real
+create answer, a real conversation with its children and activity log), so the process's
+memory is the client's alone: the fake itself would hold every conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import resource
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from commbox_async import AsyncCommBox, NewObject
+from commbox_async.bulk import BulkMessage
+from commbox_async.export import ConversationRef
+from commbox_async.testing import FakeCommBox
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def client(handler: httpx.MockTransport) -> AsyncCommBox:
+    return AsyncCommBox(
+        token="t", base_url="http://127.0.0.1:1", rate_limit=None, transport=handler
+    )
+
+
+async def bulk(n: int, journal: Path) -> dict[str, object]:
+    ids = itertools.count(1)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status": "200", "data": {"objectId": next(ids)}})
+
+    produced = settled = lead = 0
+
+    def messages() -> Iterator[BulkMessage]:
+        nonlocal produced, lead
+        for i in range(n):
+            produced += 1
+            lead = max(lead, produced - settled)
+            key = f"customer-{i:09d}"
+            yield BulkMessage(
+                key=key,
+                stream_id=532,
+                payload=NewObject.sms(user_stream_provider_id="972500000000", message=key),
+            )
+
+    def on_outcome(_: object) -> None:
+        nonlocal settled
+        settled += 1
+
+    async with client(httpx.MockTransport(answer)) as cb:
+        report = await cb.bulk.send(
+            messages(), journal=journal, keep_outcomes=False, on_outcome=on_outcome
+        )
+    return {"counts": dict(report.counts), "max_lead": lead}
+
+
+async def conversation_body(children: int) -> bytes:
+    fake = FakeCommBox()
+    object_id = fake.add_conversation(7, created=1_700_000_000, children=children)
+    async with fake.client() as cb:
+        raw = await cb.with_raw_response.objects.get(
+            7, object_id, include_children=True, include_activity_log=True
+        )
+    return json.dumps(raw.json).replace(str(object_id), "{OBJECT_ID}").encode()
+
+
+async def export(n: int, children: int, out: Path) -> dict[str, object]:
+    template = await conversation_body(children)
+    before = peak_rss_mb()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        object_id = request.url.path.rsplit("/", 1)[1].encode()
+        body = template.replace(b"{OBJECT_ID}", object_id)
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    refs = (ConversationRef(7, 10_000 + i) for i in range(n))
+    async with client(httpx.MockTransport(answer)) as cb:
+        report = await cb.export.jsonl(out, refs, concurrency=16)
+    return {
+        "exported": report.exported,
+        "failed": report.failed,
+        "rss_before_export_mb": before,
+        "body_bytes": len(template),
+    }
+
+
+def main() -> None:
+    kind, *args = sys.argv[1:]
+    if kind == "bulk":
+        result = asyncio.run(bulk(int(args[0]), Path(args[1])))
+    else:
+        result = asyncio.run(export(int(args[0]), int(args[1]), Path(args[2])))
+    print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
+
+
+if __name__ == "__main__":
+    main()
