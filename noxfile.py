@@ -18,6 +18,13 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """The slow soak tests (bulk sends under faults, repeated SIGKILLs); COMMBOX_SOAK_N sets N."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "slow", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
@@ -39,6 +46,7 @@ def bench(session: nox.Session) -> None:
         "bench_throttle",
         "bench_decode",
         "bench_webhooks",
+        "bench_bulk",
     ]
     for name in names:
         session.run("python", f"benchmarks/{name}.py")
