@@ -31,7 +31,7 @@ from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent,
 from ._response import Envelope, parse_response, record_envelope
 from ._retry import RetryPolicy, is_retryable, parse_retry_after, retry_reason
 from ._throttle import Throttle
-from ._transport import build_path, join_url, map_transport_error, url_prefix
+from ._transport import Sender, build_path, map_transport_error, url_prefix
 
 __all__ = ["BaseClient", "ClientOptions", "TokenProvider", "TokenSource", "logger"]
 
@@ -111,8 +111,8 @@ class _Core:
         self,
         *,
         base_url: httpx.URL,
-        http: httpx.AsyncClient,
-        owns_http: bool,
+        sender: Sender,
+        volume_sender: Sender | None = None,
         token: TokenProvider,
         throttle: Throttle | None,
         hooks: Hooks,
@@ -121,8 +121,9 @@ class _Core:
         self.asyncio_only = asyncio_only
         self.base_url = base_url
         self.url_prefix = url_prefix(base_url)
-        self.http = http
-        self.owns_http = owns_http
+        self.sender = sender
+        # What cb.bulk and cb.export send through when the user left the transport unset.
+        self.volume_sender = volume_sender
         self.token = token
         self.throttle = throttle
         self.hooks = hooks
@@ -136,12 +137,16 @@ class _Core:
                 "this AsyncCommBox is closed; create a new client (or use it inside "
                 "'async with AsyncCommBox(...)')"
             )
-        try:
-            current = anyio.lowlevel.current_token().native_token
-        except Exception:
-            raise ClientStateError(
-                "AsyncCommBox must be used from inside a running event loop"
-            ) from None
+        # The running asyncio loop is a C-level lookup; anyio's token (which also knows trio)
+        # costs more than the rest of this check, so it is asked only when there is no loop.
+        current: object = asyncio._get_running_loop()
+        if current is None:
+            try:
+                current = anyio.lowlevel.current_token().native_token
+            except Exception:
+                raise ClientStateError(
+                    "AsyncCommBox must be used from inside a running event loop"
+                ) from None
         if self.loop is None:
             if self.asyncio_only and not isinstance(current, asyncio.AbstractEventLoop):
                 raise ClientStateError(
@@ -154,22 +159,23 @@ class _Core:
                 "this AsyncCommBox was opened on another event loop; its connections belong to "
                 "that loop, so create one client per event loop"
             )
-        if self.http.is_closed:
+        if self.sender.is_closed:
             raise ClientStateError("the httpx.AsyncClient given to AsyncCommBox has been closed")
 
     async def aclose(self) -> None:
         if self.closed:
             return
         self.closed = True
-        if self.owns_http:
-            await self.http.aclose()
+        if self.volume_sender is not None:
+            await self.volume_sender.aclose()
+        await self.sender.aclose()
 
 
 @attrs.define
 class _Call:
     method: str
     path: str
-    url: httpx.URL
+    url: str
     params: Mapping[str, Any] | None
     json: Any
     data: Mapping[str, Any] | None
@@ -192,6 +198,8 @@ class BaseClient:
 
     _core: _Core
     _options: ClientOptions
+    #: A view's own sender (the bulk and export views'), else the core's.
+    _via: Sender | None = None
 
     def _policy(self) -> RetryPolicy:
         o = self._options
@@ -231,7 +239,7 @@ class BaseClient:
         call = _Call(
             method=method,
             path=encoded_path,
-            url=join_url(core.url_prefix, encoded_path),
+            url=core.url_prefix + encoded_path,
             params={k: v for k, v in params.items() if v is not None} if params else None,
             json=json,
             data=data,
@@ -388,16 +396,6 @@ class BaseClient:
                 # without a filename, which is what a form field is.
                 file_entries = [(k, (None, str(v), None)) for k, v in form.items()]
                 form = None
-            request = core.http.build_request(
-                call.method,
-                call.url,
-                params=call.params,
-                json=call.json if not file_entries else None,
-                data=form,
-                files=file_entries or None,
-                headers=headers,
-                timeout=self._attempt_timeout(call),
-            )
             if core.hooks.on_request:
                 await emit(
                     core.hooks.on_request,
@@ -407,7 +405,16 @@ class BaseClient:
             start = time.monotonic()
             call.in_flight = True
             try:
-                response = await core.http.send(request)
+                response = await (self._via or core.sender).send(
+                    call.method,
+                    call.url,
+                    headers=headers,
+                    params=call.params,
+                    json=call.json if not file_entries else None,
+                    data=form,
+                    files=file_entries or None,
+                    timeout=self._attempt_timeout(call),
+                )
             except httpx.TransportError as exc:
                 err = map_transport_error(exc, method=call.method, path=call.path)
                 logger.debug(
@@ -426,9 +433,9 @@ class BaseClient:
                 )
                 raise err from exc
             except RuntimeError:
-                if core.http.is_closed:
+                if core.sender.is_closed:
                     raise ClientStateError(
-                        "the httpx.AsyncClient under AsyncCommBox was closed during the call"
+                        "the connection pool under AsyncCommBox was closed during the call"
                     ) from None
                 raise
             finally:

@@ -17,7 +17,7 @@ from ._files import AttachmentInput
 from ._hooks import ClientStats, Hooks
 from ._response import to_raw_response
 from ._throttle import Throttle, TokenBucket
-from ._transport import TransportOption, check_base_url, make_http_client
+from ._transport import AutoSender, HttpxSender, TransportOption, check_base_url, make_sender
 from ._version import __version__
 from .resources import (
     APIResource,
@@ -95,11 +95,15 @@ class AsyncCommBox(BaseClient):
     - ``max_connections``, ``max_keepalive_connections``, ``keepalive_expiry``, ``http2``: the pool.
     - ``user_agent``, ``default_headers``, ``hooks``.
     - ``http_client``: an ``httpx.AsyncClient`` of your own, used as-is and never closed here.
-    - ``transport``: ``"httpx"`` (default; asyncio and trio), ``"aiohttp"`` (the ``aiohttp``
-      extra: several times the throughput at high concurrency, asyncio only, HTTP/1.1), or an
+    - ``transport``: ``"httpx"`` (the default: asyncio and trio, HTTP/2), ``"aiohttp"`` (the
+      ``aiohttp`` extra: several times the throughput at high concurrency; asyncio only,
+      HTTP/1.1), ``"auto"`` (aiohttp when installed and the loop is asyncio, else httpx), or an
       ``httpx.AsyncBaseTransport`` (the testing seam: ``httpx.ASGITransport(app)``...). Pool
       limits, keep-alive and timeouts apply the same way to both; aiohttp has no separate
-      ``max_keepalive_connections``.
+      ``max_keepalive_connections`` and no write timeout. Left unset, ``cb.bulk`` and
+      ``cb.export`` still go through aiohttp when it is installed and the loop is asyncio
+      (their own pool, the same throttle, token, hooks and counters); ``transport="httpx"``
+      keeps them on httpx too.
     """
 
     def __init__(
@@ -155,19 +159,34 @@ class AsyncCommBox(BaseClient):
             user_agent=user_agent or f"commbox-async/{__version__} httpx/{httpx.__version__}",
             headers=dict(default_headers or {}),
         )
-        owns = http_client is None
-        http = http_client or make_http_client(
-            timeout=options.timeout,
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=keepalive_expiry,
-            http2=http2,
-            transport=transport,
+        sender = (
+            HttpxSender(http_client, owns=False)
+            if http_client is not None
+            else make_sender(
+                timeout=options.timeout,
+                max_connections=max_connections,
+                max_keepalive_connections=max_keepalive_connections,
+                keepalive_expiry=keepalive_expiry,
+                http2=http2,
+                transport=transport,
+            )
         )
+        volume = None
+        if transport is None and http_client is None and not http2:
+            assert isinstance(sender, HttpxSender)
+            volume = AutoSender(
+                limits=httpx.Limits(
+                    max_connections=max_connections,
+                    max_keepalive_connections=max_keepalive_connections,
+                    keepalive_expiry=keepalive_expiry,
+                ),
+                fallback=sender,
+                owns_fallback=False,
+            )
         self._core = _Core(
             base_url=url,
-            http=http,
-            owns_http=owns,
+            sender=sender,
+            volume_sender=volume,
             token=provider,
             throttle=throttle,
             hooks=hooks or Hooks(),
@@ -206,6 +225,28 @@ class AsyncCommBox(BaseClient):
         view._core = self._core
         view._options = attrs.evolve(self._options, **changes)
         return view
+
+    def _for_volume(self) -> AsyncCommBox:
+        """The view cb.bulk and cb.export send through: with the transport left unset, aiohttp
+        when it is installed and the loop is asyncio (it holds several times the throughput
+        at high concurrency), sharing this client's throttle, token, hooks and counters."""
+        volume = self._core.volume_sender
+        if volume is None or self._via is not None:
+            return self
+        view = object.__new__(type(self))
+        view._core = self._core
+        view._options = self._options
+        view._via = volume
+        return view
+
+    @property
+    def transport(self) -> str:
+        """The transport this client's requests go through: ``"httpx"``, ``"aiohttp"``, or
+        ``"auto"`` until the first request decides."""
+        sender = self._via or self._core.sender
+        if isinstance(sender, AutoSender):
+            return sender.name
+        return "httpx" if isinstance(sender, HttpxSender) else "aiohttp"
 
     @cached_property
     def with_raw_response(self) -> AsyncCommBoxWithRawResponse:
@@ -286,7 +327,7 @@ class AsyncCommBox(BaseClient):
         """High-volume sends with a resumable journal (see :mod:`commbox_async.bulk`)."""
         from .bulk import Bulk
 
-        return Bulk(self)
+        return Bulk(self._for_volume())
 
     @cached_property
     def export(self) -> Export:
@@ -294,7 +335,7 @@ class AsyncCommBox(BaseClient):
         :mod:`commbox_async.export`)."""
         from .export import Export
 
-        return Export(self)
+        return Export(self._for_volume())
 
     # -- escape hatch -------------------------------------------------------------------------
 

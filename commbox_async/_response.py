@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar
 
 import attrs
-import httpx
 
 from ._exceptions import APIStatusError, InvalidResponseError, status_error_class
+from ._transport import ResponseLike
 
 __all__ = ["APIResponse", "Envelope", "parse_response", "to_raw_response"]
 
@@ -68,7 +68,7 @@ def _snippet(content: bytes) -> str:
 
 
 def parse_response(
-    response: httpx.Response,
+    response: ResponseLike,
     *,
     method: str,
     path: str,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json as json_module
 import re
 import string
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
+import attrs
 import httpx
 
 from ._exceptions import APIConnectionError, APITimeoutError, ConfigurationError
@@ -19,7 +21,7 @@ __all__ = [
     "check_base_url",
     "encode_segment",
     "is_loopback",
-    "make_http_client",
+    "make_sender",
     "map_transport_error",
 ]
 
@@ -57,6 +59,9 @@ def check_base_url(base_url: str) -> httpx.URL:
     return url
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]*")
+
+
 def encode_segment(value: object, *, name: str = "path parameter") -> str:
     """Percent-encode a value as exactly one path segment.
 
@@ -65,24 +70,22 @@ def encode_segment(value: object, *, name: str = "path parameter") -> str:
     """
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ConfigurationError(f"{name} must be an int or a str, got {type(value).__name__}")
+    if type(value) is int:
+        return str(value)  # digits and "-": nothing to escape
     text = str(value)
     if text == "":
         raise ConfigurationError(f"{name} must not be empty")
+    if _UNRESERVED.fullmatch(text):
+        return text  # the usual id: nothing to escape, and it cannot be "." or ".."
     encoded = quote(text, safe="")
     if encoded in (".", ".."):
         encoded = encoded.replace(".", "%2E")
     return encoded
 
 
-def build_path(template: str, params: Mapping[str, object]) -> str:
-    """Fill ``{name}`` fields of a path template, each value encoded as one segment."""
-    names = _FIELD_RE.findall(template)
-    missing = [n for n in names if n not in params]
-    if missing:
-        raise ConfigurationError(f"path {template!r} needs values for {', '.join(missing)}")
-    extra = sorted(set(params) - set(names))
-    if extra:
-        raise ConfigurationError(f"path {template!r} has no field named {', '.join(extra)}")
+@functools.lru_cache(maxsize=1024)
+def _parse_template(template: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A path template's literal pieces and field names (checked once per template)."""
     # Literal parts of the template come from this library, never from callers' data; still,
     # refuse anything that is not a plain path.
     literal = _FIELD_RE.sub("", template)
@@ -94,7 +97,26 @@ def build_path(template: str, params: Mapping[str, object]) -> str:
         raise ConfigurationError(
             f"path template must be a plain path starting with '/': {template!r}"
         )
-    return _FIELD_RE.sub(lambda m: encode_segment(params[m.group(1)], name=m.group(1)), template)
+    pieces = _FIELD_RE.split(template)  # literal, name, literal, name, ..., literal
+    return tuple(pieces[0::2]), tuple(pieces[1::2])
+
+
+def build_path(template: str, params: Mapping[str, object]) -> str:
+    """Fill ``{name}`` fields of a path template, each value encoded as one segment."""
+    literals, names = _parse_template(template)
+    if len(params) != len(names) or any(n not in params for n in names):
+        missing = [n for n in names if n not in params]
+        if missing:
+            raise ConfigurationError(f"path {template!r} needs values for {', '.join(missing)}")
+        extra = sorted(set(params) - set(names))
+        raise ConfigurationError(f"path {template!r} has no field named {', '.join(extra)}")
+    if not names:
+        return template
+    out = [literals[0]]
+    for name, literal in zip(names, literals[1:]):
+        out.append(encode_segment(params[name], name=name))
+        out.append(literal)
+    return "".join(out)
 
 
 def url_prefix(base: httpx.URL) -> str:
@@ -102,25 +124,281 @@ def url_prefix(base: httpx.URL) -> str:
     return str(base).rstrip("/")
 
 
-def join_url(prefix: str, path: str) -> httpx.URL:
-    # One parse of a plain string: cheaper than copy_with() on every call. ``path`` comes
-    # from build_path, so it is already percent-encoded.
-    return httpx.URL(prefix + path)
-
-
-TransportOption = Literal["httpx", "aiohttp"] | httpx.AsyncBaseTransport | None
+TransportOption = Literal["httpx", "aiohttp", "auto"] | httpx.AsyncBaseTransport | None
 
 
 def aiohttp_available() -> bool:
-    """True when the ``aiohttp`` extra (httpx-aiohttp) is installed."""
+    """True when the ``aiohttp`` extra is installed."""
     try:
-        import httpx_aiohttp  # noqa: F401
+        import aiohttp  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-def make_http_client(
+class ResponseLike(Protocol):
+    """What the pipeline reads from a response, whichever library received it."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+
+@attrs.frozen(slots=True)
+class WireResponse:
+    """A whole response received through aiohttp: status, headers (case-insensitive), body."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+class Sender(Protocol):
+    """Sends one request and reads the whole response. Transport failures are raised as
+    ``httpx.TransportError`` subclasses, so one table gives every library's failures the same
+    typed error and the same "may have been processed" verdict."""
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, Any] | None,
+        files: list[Any] | None,
+        timeout: httpx.Timeout,
+    ) -> ResponseLike: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxSender:
+    """Requests through an ``httpx.AsyncClient`` (the default; asyncio and trio)."""
+
+    def __init__(self, client: httpx.AsyncClient, *, owns: bool) -> None:
+        self.client = client
+        self.owns = owns
+
+    @property
+    def is_closed(self) -> bool:
+        return self.client.is_closed
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, Any] | None,
+        files: list[Any] | None,
+        timeout: httpx.Timeout,
+    ) -> ResponseLike:
+        request = self.client.build_request(
+            method,
+            url,
+            params=params,
+            json=json,
+            data=data,
+            files=files,
+            headers=headers,
+            timeout=timeout,
+        )
+        return await self.client.send(request)
+
+    async def aclose(self) -> None:
+        if self.owns:
+            await self.client.aclose()
+
+
+def _json_body(value: Any) -> bytes:
+    # Byte for byte what httpx sends for json=..., so both transports put the same body on
+    # the wire.
+    return json_module.dumps(
+        value, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    ).encode("utf-8")
+
+
+class AiohttpSender:
+    """Requests straight through one ``aiohttp.ClientSession`` (asyncio only).
+
+    httpx's client and the httpx-aiohttp adapter cost more per request than aiohttp itself
+    (see benchmarks/bench_transport), so the common case (no body, or JSON) goes to aiohttp
+    directly: the URL exactly as built (already percent-encoded), the JSON bytes httpx would
+    have sent, the whole body read. Forms and multipart are still encoded by httpx and their
+    stream handed to aiohttp, so files stream from disk the same way on both transports.
+    """
+
+    def __init__(self, *, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._session: Any = None
+        self._closed = False
+        self._timeouts: dict[tuple[float | None, float | None, float | None], Any] = {}
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def _open(self) -> Any:
+        import aiohttp
+
+        limits = self._limits
+        connector = aiohttp.TCPConnector(
+            limit=limits.max_connections or 0,
+            keepalive_timeout=limits.keepalive_expiry
+            if limits.keepalive_expiry is not None
+            else 15.0,
+            ssl=httpx.create_ssl_context(),  # the same CA bundle as the httpx transport
+        )
+        self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, Any] | None,
+        files: list[Any] | None,
+        timeout: httpx.Timeout,
+    ) -> ResponseLike:
+        import aiohttp
+        from yarl import URL
+
+        if self._closed:
+            raise RuntimeError("the aiohttp session is closed")
+        session = self._session or self._open()
+        body: Any = None
+        if files or data is not None:
+            request = httpx.Request(
+                method, url, params=params, data=data, files=files, headers=headers
+            )
+            url = str(request.url)
+            headers = dict(request.headers)
+            headers.pop("transfer-encoding", None)  # aiohttp frames the body itself
+            try:
+                body = request.content
+            except httpx.RequestNotRead:
+                body = request.stream
+        else:
+            if params:
+                url = f"{url}?{httpx.QueryParams(params)}"
+            if json is not None:
+                body = _json_body(json)
+                headers["Content-Type"] = "application/json"
+        key = (timeout.pool, timeout.connect, timeout.read)
+        aio_timeout = self._timeouts.get(key)
+        if aio_timeout is None:
+            # aiohttp's "connect" covers waiting for a pooled connection, like httpx's "pool";
+            # it has no write timeout (a stalled upload ends at the read timeout instead).
+            if len(self._timeouts) > 64:  # per-call deadlines make many; keep a few
+                self._timeouts.clear()
+            aio_timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, connect=key[0], sock_connect=key[1], sock_read=key[2]
+            )
+        try:
+            async with session.request(
+                method,
+                URL(url, encoded=True),  # exactly as built: no re-quoting of %2F or %3D
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=aio_timeout,
+            ) as response:
+                content = await response.read()
+                return WireResponse(response.status, response.headers, content)
+        except Exception as exc:
+            mapped = _remap(exc, None)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+
+
+class AutoSender:
+    """aiohttp when it is installed and the running loop is asyncio, otherwise ``fallback``;
+    decided at the first request, when the loop is known (a client stays on one loop)."""
+
+    def __init__(self, *, limits: httpx.Limits, fallback: Sender, owns_fallback: bool) -> None:
+        self._limits = limits
+        self._fallback = fallback
+        self._owns_fallback = owns_fallback
+        self._chosen: Sender | None = None
+
+    @property
+    def name(self) -> str:
+        """``"aiohttp"`` or ``"httpx"`` once chosen; ``"auto"`` before the first request."""
+        if self._chosen is None:
+            return "auto"
+        return "aiohttp" if isinstance(self._chosen, AiohttpSender) else "httpx"
+
+    def _choose(self) -> Sender:
+        if self._chosen is None:
+            import asyncio
+
+            on_asyncio = asyncio._get_running_loop() is not None
+            self._chosen = (
+                AiohttpSender(limits=self._limits)
+                if on_asyncio and aiohttp_available()
+                else self._fallback
+            )
+        return self._chosen
+
+    @property
+    def is_closed(self) -> bool:
+        return (self._chosen or self._fallback).is_closed
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, Any] | None,
+        files: list[Any] | None,
+        timeout: httpx.Timeout,
+    ) -> ResponseLike:
+        return await self._choose().send(
+            method,
+            url,
+            headers=headers,
+            params=params,
+            json=json,
+            data=data,
+            files=files,
+            timeout=timeout,
+        )
+
+    async def aclose(self) -> None:
+        if self._chosen is not None and self._chosen is not self._fallback:
+            await self._chosen.aclose()
+        if self._owns_fallback:
+            await self._fallback.aclose()
+
+
+def make_sender(
     *,
     timeout: httpx.Timeout,
     max_connections: int,
@@ -128,13 +406,12 @@ def make_http_client(
     keepalive_expiry: float | None,
     http2: bool,
     transport: TransportOption,
-) -> httpx.AsyncClient:
+) -> Sender:
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_keepalive_connections,
         keepalive_expiry=keepalive_expiry,
     )
-    kwargs: dict[str, Any] = {"timeout": timeout, "limits": limits, "follow_redirects": False}
     if transport == "aiohttp":
         if not aiohttp_available():
             raise ConfigurationError(
@@ -142,11 +419,15 @@ def make_http_client(
             )
         if http2:
             raise ConfigurationError("the aiohttp transport speaks HTTP/1.1 only; drop http2=True")
-        kwargs["transport"] = make_aiohttp_transport(limits)
-    elif transport not in (None, "httpx"):
+        return AiohttpSender(limits=limits)
+    kwargs: dict[str, Any] = {"timeout": timeout, "limits": limits, "follow_redirects": False}
+    if transport == "auto" and not http2:
+        fallback = HttpxSender(httpx.AsyncClient(**kwargs), owns=True)
+        return AutoSender(limits=limits, fallback=fallback, owns_fallback=True)
+    if transport not in (None, "httpx", "auto"):
         if not isinstance(transport, httpx.AsyncBaseTransport):
             raise ConfigurationError(
-                "transport must be 'httpx', 'aiohttp' or an httpx.AsyncBaseTransport, "
+                "transport must be 'httpx', 'aiohttp', 'auto' or an httpx.AsyncBaseTransport, "
                 f"got {transport!r}"
             )
         kwargs["transport"] = transport
@@ -158,7 +439,7 @@ def make_http_client(
                 "http2=True needs the h2 package: pip install 'commbox-async[http2]'"
             ) from None
         kwargs["http2"] = True
-    return httpx.AsyncClient(**kwargs)
+    return HttpxSender(httpx.AsyncClient(**kwargs), owns=True)
 
 
 # (httpx error class, our class, message, reason, may have been processed). First match wins,
@@ -219,10 +500,10 @@ def map_transport_error(exc: httpx.TransportError, *, method: str, path: str) ->
 def _aiohttp_error_map() -> tuple[tuple[type[BaseException], type[httpx.TransportError]], ...]:
     """aiohttp's exceptions as their httpx counterparts, most specific first.
 
-    httpx-aiohttp's own table sends every ``ClientConnectionError`` (a server disconnecting
-    after the request was sent among them) to ``ConnectTimeout``, which would call a lost
-    response "never sent" and let a POST be retried into a duplicate. This table keeps
-    "before sending" (connect) and "after sending" (read, disconnect, reset) apart.
+    The split that matters is "before sending" (connect) against "after sending" (read,
+    disconnect, reset): aiohttp's ``ClientConnectionError`` also covers a server that hangs up
+    after reading the request, and calling that "never sent" would let a POST be retried into
+    a duplicate. (httpx-aiohttp's own table maps it to ``ConnectTimeout``.)
     """
     import asyncio
 
@@ -248,48 +529,9 @@ def _aiohttp_error_map() -> tuple[tuple[type[BaseException], type[httpx.Transpor
     return tuple(table)
 
 
-def _remap(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
+def _remap(exc: BaseException, request: httpx.Request | None) -> httpx.TransportError | None:
     original = exc.__cause__ if isinstance(exc, httpx.TransportError) and exc.__cause__ else exc
     for aio_cls, httpx_cls in _aiohttp_error_map():
         if isinstance(original, aio_cls):
             return httpx_cls(f"{type(original).__name__}: {original}", request=request)
     return exc if isinstance(exc, httpx.TransportError) else None
-
-
-def make_aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    """An httpx transport over an aiohttp session (asyncio only), with honest error mapping."""
-    from httpx_aiohttp import AiohttpTransport
-
-    class _Stream(httpx.AsyncByteStream):
-        def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request) -> None:
-            self._inner = inner
-            self._request = request
-
-        async def __aiter__(self) -> Any:
-            try:
-                async for chunk in self._inner:
-                    yield chunk
-            except Exception as exc:
-                mapped = _remap(exc, self._request)
-                if mapped is None or mapped is exc:
-                    raise
-                raise mapped from exc
-
-        async def aclose(self) -> None:
-            await self._inner.aclose()
-
-    class SafeAiohttpTransport(AiohttpTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            try:
-                response: httpx.Response = await super().handle_async_request(request)
-            except Exception as exc:
-                mapped = _remap(exc, request)
-                if mapped is None or mapped is exc:
-                    raise
-                raise mapped from exc
-            stream = response.stream
-            assert isinstance(stream, httpx.AsyncByteStream)
-            response.stream = _Stream(stream, request)  # errors while reading the body too
-            return response
-
-    return SafeAiohttpTransport(limits=limits)

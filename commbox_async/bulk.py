@@ -329,9 +329,7 @@ class _GroupCommit:
         self._settled: list[Outcome] = []
         self._turn: _Turn | None = None
 
-    async def write(
-        self, *, sending: Sequence[str] = (), settled: Sequence[Outcome] = ()
-    ) -> None:
+    async def write(self, *, sending: Sequence[str] = (), settled: Sequence[Outcome] = ()) -> None:
         self._sending.extend(sending)
         self._settled.extend(settled)
         turn = self._turn

@@ -70,10 +70,15 @@ def _client_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def _make_client(
     token: str | None, base_url: str | None, *, rate_limit: float | None = None
 ) -> AsyncCommBox:
+    # The CLI runs on asyncio: aiohttp when the extra is installed, httpx otherwise.
     if rate_limit is None:
-        return AsyncCommBox(token=token, base_url=base_url)
+        return AsyncCommBox(token=token, base_url=base_url, transport="auto")
     return AsyncCommBox(
-        token=token, base_url=base_url, rate_limit=rate_limit, burst=max(1, int(rate_limit))
+        token=token,
+        base_url=base_url,
+        rate_limit=rate_limit,
+        burst=max(1, int(rate_limit)),
+        transport="auto",
     )
 
 

@@ -28,7 +28,14 @@ from commbox_async.testing import FakeCommBox
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """This process's peak RSS. VmHWM belongs to the process image; ``ru_maxrss`` would not do:
+    Linux carries it over fork and exec, so a child of a big test run starts at its parent's
+    peak."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def client(handler: httpx.MockTransport) -> AsyncCommBox:
@@ -90,9 +97,11 @@ async def export(n: int, children: int, out: Path) -> dict[str, object]:
     refs = (ConversationRef(7, 10_000 + i) for i in range(n))
     async with client(httpx.MockTransport(answer)) as cb:
         report = await cb.export.jsonl(out, refs, concurrency=16)
+    errors = report.errors_path
     return {
         "exported": report.exported,
         "failed": report.failed,
+        "errors": errors.read_text().splitlines()[:3] if errors and errors.exists() else [],
         "rss_before_export_mb": before,
         "body_bytes": len(template),
     }

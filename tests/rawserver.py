@@ -24,6 +24,7 @@ class RawServer:
     def __init__(self, behaviour: Behaviour) -> None:
         self.behaviour = behaviour
         self.received: list[tuple[str, str, bytes]] = []
+        self.headers: list[dict[str, str]] = []  # each received request's, lower-cased names
         self.port = 0
 
     @property
@@ -45,6 +46,7 @@ class RawServer:
                     length = int(headers.get("content-length", "0"))
                     body = await buffered.receive_exactly(length) if length else b""
                     self.received.append((method, path, body))
+                    self.headers.append(headers)
                     action = self.behaviour(method, path, body)
                     if action[0] == "close":
                         return

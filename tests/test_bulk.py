@@ -127,7 +127,6 @@ async def test_duplicate_keys_bad_input_and_children(tmp_path: Path) -> None:
         BulkMessage(key="c", stream_id=1, payload=child)
 
 
-
 async def test_duplicates_found_through_the_journal_across_queue_and_resume(
     tmp_path: Path,
 ) -> None:
@@ -176,6 +175,7 @@ def test_a_journal_without_a_path_is_a_temporary_file() -> None:
     book.sending("k", run=book.begin_run())
     assert book.counts() == {"sending": 1}
     book.close()
+
 
 async def test_stop_takes_no_new_messages_and_async_input() -> None:
     fake = FakeCommBox()

@@ -1,5 +1,5 @@
-"""The core's guarantees on both transports (httpx, and aiohttp through httpx-aiohttp), on real
-loopback sockets: the same typed errors and the same "may have been processed" verdicts."""
+"""The core's guarantees on both transports (httpx, and aiohttp), on real loopback sockets: the
+same typed errors, the same "may have been processed" verdicts, the same bytes on the wire."""
 
 from __future__ import annotations
 
@@ -15,17 +15,19 @@ from commbox_async import (
     APIConnectionError,
     APITimeoutError,
     AsyncCommBox,
+    Attachment,
     ClientStateError,
     CommBoxError,
     NewObject,
     RateLimitError,
     ServerError,
 )
+from commbox_async.bulk import BulkMessage
 
 from .conftest import TOKEN
 from .rawserver import raw_server, respond, unused_port
 
-pytest.importorskip("httpx_aiohttp")
+pytest.importorskip("aiohttp")
 
 pytestmark = pytest.mark.anyio
 
@@ -41,6 +43,8 @@ def client(url: str, transport: str, **kw: Any) -> AsyncCommBox:
     kw.setdefault("rate_limit", None)
     kw.setdefault("initial_backoff", 0.001)
     kw.setdefault("max_backoff", 0.002)
+    if transport is None:
+        return AsyncCommBox(token=TOKEN, base_url=url, **kw)
     return AsyncCommBox(token=TOKEN, base_url=url, transport=transport, **kw)  # type: ignore[arg-type]
 
 
@@ -175,3 +179,90 @@ def test_aiohttp_transport_needs_http1() -> None:
         AsyncCommBox(token=TOKEN, transport="aiohttp", http2=True)
     with pytest.raises(ConfigurationError, match="transport must be"):
         AsyncCommBox(token=TOKEN, transport="curl")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_both_transports_put_the_same_request_on_the_wire() -> None:
+    """The aiohttp path builds requests itself; they must be byte for byte httpx's: one-segment
+    encoding (``/`` and ``=`` in an id), repeated and boolean query values, non-ASCII JSON,
+    urlencoded forms, and multipart forms (up to the random boundary)."""
+
+    async def calls(cb: AsyncCommBox) -> None:
+        await cb.request(
+            "GET",
+            "/streams/{stream_id}/objects/{object_id}",
+            stream_id="hNyR/N_f=",
+            object_id=5,
+            params={"includeChilds": True, "page": 2, "add": [1, 2], "q": "a b&c"},
+        )
+        await cb.objects.create(
+            532, NewObject.sms(user_stream_provider_id="972500000000", message="שלום ✓")
+        )
+        await cb.request("POST", "/x", data={"name": "ידע", "n": 3})
+        await cb.request(
+            "POST", "/x", files=[Attachment(source=b"hello", filename="a.txt")], data={"data": "{}"}
+        )
+        await cb.request("DELETE", "/x/{id}", id="..")
+
+    seen: dict[str, list[tuple[str, str, bytes, dict[str, str]]]] = {}
+    for name in ("httpx", "aiohttp"):
+        async with raw_server(lambda m, p, b: respond(200, {"objectId": 1})) as server:
+            async with client(server.url, name) as cb:
+                await calls(cb)
+        seen[name] = [(*r, h) for r, h in zip(server.received, server.headers)]
+    for (m1, p1, b1, h1), (m2, p2, b2, h2) in zip(seen["httpx"], seen["aiohttp"]):
+        assert (m1, p1) == (m2, p2)
+        t1, t2 = h1.get("content-type", ""), h2.get("content-type", "")
+        if t1.startswith("multipart/form-data"):
+            boundary1, boundary2 = t1.split("boundary=")[1], t2.split("boundary=")[1]
+            assert b1.replace(boundary1.encode(), b"B") == b2.replace(boundary2.encode(), b"B")
+        else:
+            assert (b1, t1) == (b2, t2)
+        for header in ("authorization", "accept", "user-agent"):
+            assert h1.get(header) == h2.get(header), header
+        if b1:  # (aiohttp also says "Content-Length: 0" on a DELETE without a body)
+            assert h1["content-length"] == h2["content-length"]
+    assert seen["aiohttp"][0][1] == (
+        "/streams/hNyR%2FN_f%3D/objects/5?includeChilds=true&page=2&add=1&add=2&q=a+b%26c"
+    )
+    assert seen["aiohttp"][4][1] == "/x/%2E%2E"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_bulk_and_export_take_aiohttp_when_the_transport_is_left_unset() -> None:
+    async with raw_server(lambda m, p, b: respond(200, {"objectId": 7})) as server:
+        async with client(server.url, None) as cb:  # type: ignore[arg-type]
+            assert cb.transport == "httpx"
+            bulk_view = cb.bulk._client
+            assert bulk_view.transport == "auto"
+            report = await cb.bulk.send(
+                [
+                    BulkMessage(
+                        key="k",
+                        stream_id=1,
+                        payload=NewObject.sms(user_stream_provider_id="9725", message="m"),
+                    )
+                ]
+            )
+            assert report.counts == {"sent": 1}
+            assert bulk_view.transport == "aiohttp"
+            assert cb.export._client.transport == "aiohttp"  # the same pool as the bulk sender
+            assert cb.metrics.requests == 1  # shared counters
+        async with client(server.url, "httpx") as pinned:
+            await pinned.bulk.send([])
+            assert pinned.bulk._client is pinned  # transport="httpx" keeps everything on httpx
+        async with client(server.url, "auto") as auto:
+            await auto.request("GET", "/x")
+            assert auto.transport == "aiohttp"
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_auto_stays_on_httpx_under_trio() -> None:
+    async with raw_server(lambda m, p, b: respond(200, {"ok": True})) as server:
+        async with client(server.url, "auto") as cb:
+            assert await cb.request("GET", "/x") == {"ok": True}
+            assert cb.transport == "httpx"
+        async with client(server.url, None) as cb:  # type: ignore[arg-type]
+            await cb.bulk.send([])
+            assert await cb.bulk._client.request("GET", "/x") == {"ok": True}
+            assert cb.bulk._client.transport == "httpx"  # the client's own pool, not a second
