@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
-import attrs
 import httpx
 
 from ._exceptions import APIConnectionError, APITimeoutError, ConfigurationError
@@ -149,13 +148,15 @@ class ResponseLike(Protocol):
     def content(self) -> bytes: ...
 
 
-@attrs.frozen(slots=True)
 class WireResponse:
     """A whole response received through aiohttp: status, headers (case-insensitive), body."""
 
-    status_code: int
-    headers: Mapping[str, str]
-    content: bytes
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
 
 
 class Sender(Protocol):
@@ -252,6 +253,10 @@ class AiohttpSender:
 
     def _open(self) -> Any:
         import aiohttp
+        from yarl import URL
+
+        self._aiohttp: Any = aiohttp
+        self._url: Any = URL
 
         limits = self._limits
         connector = aiohttp.TCPConnector(
@@ -276,9 +281,6 @@ class AiohttpSender:
         files: list[Any] | None,
         timeout: httpx.Timeout,
     ) -> ResponseLike:
-        import aiohttp
-        from yarl import URL
-
         if self._closed:
             raise RuntimeError("the aiohttp session is closed")
         session = self._session or self._open()
@@ -307,13 +309,13 @@ class AiohttpSender:
             # it has no write timeout (a stalled upload ends at the read timeout instead).
             if len(self._timeouts) > 64:  # per-call deadlines make many; keep a few
                 self._timeouts.clear()
-            aio_timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+            aio_timeout = self._timeouts[key] = self._aiohttp.ClientTimeout(
                 total=None, connect=key[0], sock_connect=key[1], sock_read=key[2]
             )
         try:
             async with session.request(
                 method,
-                URL(url, encoded=True),  # exactly as built: no re-quoting of %2F or %3D
+                self._url(url, encoded=True),  # exactly as built: no re-quoting of %2F or %3D
                 headers=headers,
                 data=body,
                 allow_redirects=False,
