@@ -31,7 +31,7 @@ from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent,
 from ._response import Envelope, parse_response, record_envelope
 from ._retry import RetryPolicy, is_retryable, parse_retry_after, retry_reason
 from ._throttle import Throttle
-from ._transport import Sender, build_path, map_transport_error, url_prefix
+from ._transport import Outgoing, Sender, build_path, map_transport_error, url_prefix
 
 __all__ = ["BaseClient", "ClientOptions", "TokenProvider", "TokenSource", "logger"]
 
@@ -406,14 +406,16 @@ class BaseClient:
             call.in_flight = True
             try:
                 response = await (self._via or core.sender).send(
-                    call.method,
-                    call.url,
-                    headers=headers,
-                    params=call.params,
-                    json=call.json if not file_entries else None,
-                    data=form,
-                    files=file_entries or None,
-                    timeout=self._attempt_timeout(call),
+                    Outgoing(
+                        call.method,
+                        call.url,
+                        headers=headers,
+                        params=call.params,
+                        json=call.json if not file_entries else None,
+                        data=form,
+                        files=file_entries or None,
+                        timeout=self._attempt_timeout(call),
+                    )
                 )
             except httpx.TransportError as exc:
                 err = map_transport_error(exc, method=call.method, path=call.path)

@@ -159,30 +159,21 @@ class AsyncCommBox(BaseClient):
             user_agent=user_agent or f"commbox-async/{__version__} httpx/{httpx.__version__}",
             headers=dict(default_headers or {}),
         )
+        limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+        )
         sender = (
             HttpxSender(http_client, owns=False)
             if http_client is not None
             else make_sender(
-                timeout=options.timeout,
-                max_connections=max_connections,
-                max_keepalive_connections=max_keepalive_connections,
-                keepalive_expiry=keepalive_expiry,
-                http2=http2,
-                transport=transport,
+                timeout=options.timeout, limits=limits, http2=http2, transport=transport
             )
         )
         volume = None
         if transport is None and http_client is None and not http2:
-            assert isinstance(sender, HttpxSender)
-            volume = AutoSender(
-                limits=httpx.Limits(
-                    max_connections=max_connections,
-                    max_keepalive_connections=max_keepalive_connections,
-                    keepalive_expiry=keepalive_expiry,
-                ),
-                fallback=sender,
-                owns_fallback=False,
-            )
+            volume = AutoSender(limits=limits, fallback=sender, owns_fallback=False)
         self._core = _Core(
             base_url=url,
             sender=sender,

@@ -21,6 +21,7 @@ __all__ = [
     "encode_segment",
     "is_loopback",
     "make_sender",
+    "Outgoing",
     "map_transport_error",
 ]
 
@@ -159,15 +160,12 @@ class WireResponse:
         self.content = content
 
 
-class Sender(Protocol):
-    """Sends one request and reads the whole response. Transport failures are raised as
-    ``httpx.TransportError`` subclasses, so one table gives every library's failures the same
-    typed error and the same "may have been processed" verdict."""
+class Outgoing:
+    """One attempt's request, before a library encodes it. ``url`` is already percent-encoded."""
 
-    @property
-    def is_closed(self) -> bool: ...
+    __slots__ = ("data", "files", "headers", "json", "method", "params", "timeout", "url")
 
-    async def send(
+    def __init__(
         self,
         method: str,
         url: str,
@@ -178,7 +176,26 @@ class Sender(Protocol):
         data: Mapping[str, Any] | None,
         files: list[Any] | None,
         timeout: httpx.Timeout,
-    ) -> ResponseLike: ...
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.params = params
+        self.json = json
+        self.data = data
+        self.files = files
+        self.timeout = timeout
+
+
+class Sender(Protocol):
+    """Sends one request and reads the whole response. Transport failures are raised as
+    ``httpx.TransportError`` subclasses, so one table gives every library's failures the same
+    typed error and the same "may have been processed" verdict."""
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    async def send(self, out: Outgoing) -> ResponseLike: ...
 
     async def aclose(self) -> None: ...
 
@@ -194,27 +211,16 @@ class HttpxSender:
     def is_closed(self) -> bool:
         return self.client.is_closed
 
-    async def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str],
-        params: Mapping[str, Any] | None,
-        json: Any,
-        data: Mapping[str, Any] | None,
-        files: list[Any] | None,
-        timeout: httpx.Timeout,
-    ) -> ResponseLike:
+    async def send(self, out: Outgoing) -> ResponseLike:
         request = self.client.build_request(
-            method,
-            url,
-            params=params,
-            json=json,
-            data=data,
-            files=files,
-            headers=headers,
-            timeout=timeout,
+            out.method,
+            out.url,
+            params=out.params,
+            json=out.json,
+            data=out.data,
+            files=out.files,
+            headers=out.headers,
+            timeout=out.timeout,
         )
         return await self.client.send(request)
 
@@ -269,25 +275,15 @@ class AiohttpSender:
         self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
-    async def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str],
-        params: Mapping[str, Any] | None,
-        json: Any,
-        data: Mapping[str, Any] | None,
-        files: list[Any] | None,
-        timeout: httpx.Timeout,
-    ) -> ResponseLike:
+    async def send(self, out: Outgoing) -> ResponseLike:
         if self._closed:
             raise RuntimeError("the aiohttp session is closed")
         session = self._session or self._open()
+        method, url, headers, timeout = out.method, out.url, out.headers, out.timeout
         body: Any = None
-        if files or data is not None:
+        if out.files or out.data is not None:
             request = httpx.Request(
-                method, url, params=params, data=data, files=files, headers=headers
+                method, url, params=out.params, data=out.data, files=out.files, headers=headers
             )
             url = str(request.url)
             headers = dict(request.headers)
@@ -297,10 +293,10 @@ class AiohttpSender:
             except httpx.RequestNotRead:
                 body = request.stream
         else:
-            if params:
-                url = f"{url}?{httpx.QueryParams(params)}"
-            if json is not None:
-                body = _json_body(json)
+            if out.params:
+                url = f"{url}?{httpx.QueryParams(out.params)}"
+            if out.json is not None:
+                body = _json_body(out.json)
                 headers["Content-Type"] = "application/json"
         key = (timeout.pool, timeout.connect, timeout.read)
         aio_timeout = self._timeouts.get(key)
@@ -370,28 +366,8 @@ class AutoSender:
     def is_closed(self) -> bool:
         return (self._chosen or self._fallback).is_closed
 
-    async def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str],
-        params: Mapping[str, Any] | None,
-        json: Any,
-        data: Mapping[str, Any] | None,
-        files: list[Any] | None,
-        timeout: httpx.Timeout,
-    ) -> ResponseLike:
-        return await self._choose().send(
-            method,
-            url,
-            headers=headers,
-            params=params,
-            json=json,
-            data=data,
-            files=files,
-            timeout=timeout,
-        )
+    async def send(self, out: Outgoing) -> ResponseLike:
+        return await self._choose().send(out)
 
     async def aclose(self) -> None:
         if self._chosen is not None and self._chosen is not self._fallback:
@@ -401,19 +377,8 @@ class AutoSender:
 
 
 def make_sender(
-    *,
-    timeout: httpx.Timeout,
-    max_connections: int,
-    max_keepalive_connections: int | None,
-    keepalive_expiry: float | None,
-    http2: bool,
-    transport: TransportOption,
+    *, timeout: httpx.Timeout, limits: httpx.Limits, http2: bool, transport: TransportOption
 ) -> Sender:
-    limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_keepalive_connections,
-        keepalive_expiry=keepalive_expiry,
-    )
     if transport == "aiohttp":
         if not aiohttp_available():
             raise ConfigurationError(
