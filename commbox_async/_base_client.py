@@ -29,9 +29,16 @@ from ._exceptions import (
 from ._files import AttachmentInput, coerce_attachments, open_files
 from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent, emit
 from ._response import Envelope, parse_response, record_envelope
-from ._retry import RetryPolicy, is_retryable, parse_retry_after, retry_reason
+from ._retry import RetryPolicy, is_retryable, retry_reason
 from ._throttle import Throttle
-from ._transport import Outgoing, Sender, build_path, map_transport_error, url_prefix
+from ._transport import (
+    Outgoing,
+    ResponseLike,
+    Sender,
+    build_path,
+    map_transport_error,
+    url_prefix,
+)
 
 __all__ = ["BaseClient", "ClientOptions", "TokenProvider", "TokenSource", "logger"]
 
@@ -54,6 +61,12 @@ class TokenProvider:
                 f"token must be a string or a callable returning one, got {type(source).__name__}"
             )
         self._source = source
+
+    @property
+    def static(self) -> str | None:
+        """The token when it is a plain string (no call needed), else None."""
+        source = self._source
+        return source if isinstance(source, str) else None
 
     @property
     def rotates(self) -> bool:
@@ -250,13 +263,71 @@ class BaseClient:
             multipart=multipart,
         )
 
+        if opts.deadline is None:
+            # _with_retries inlined: one coroutine frame fewer per call in flight.
+            failure: CommBoxError | None = None
+            try:
+                envelope = await self._attempt(call)
+            except CommBoxError as exc:
+                if opts.max_retries == 0 or not is_retryable(
+                    exc, method=method, retry_uncertain=opts.retry_uncertain
+                ):
+                    raise
+                failure = exc
+            if failure is not None:
+                envelope = await self._retry(call, failure)
+        else:
+            try:
+                with anyio.fail_after(opts.deadline):
+                    envelope = await self._with_retries(call)
+            except TimeoutError:
+                last = call.last_error
+                maybe = call.in_flight or bool(getattr(last, "may_have_been_processed", False))
+                raise DeadlineExceededError(
+                    f"the call's deadline of {opts.deadline:g}s ran out "
+                    f"after {call.attempt} attempt(s)",
+                    method=method,
+                    path=encoded_path,
+                    may_have_been_processed=maybe,
+                    reason="deadline",
+                ) from last
+        record_envelope(envelope)
+        return envelope
+
+    async def _with_retries(self, call: _Call) -> Envelope:
+        # The first attempt runs directly and builds nothing for retrying: most calls succeed,
+        # and tenacity's per-call set-up (and even a couple of closures per call, with a
+        # hundred calls in flight) costs more than the rest of the client's work on a request.
+        # A retryable failure is handed to tenacity as its first attempt, so waits, stops and
+        # logs are its own.
+        try:
+            return await self._attempt(call)
+        except CommBoxError as exc:
+            opts = self._options
+            if opts.max_retries == 0 or not is_retryable(
+                exc, method=call.method, retry_uncertain=opts.retry_uncertain
+            ):
+                raise
+            first_failure = exc
+        return await self._retry(call, first_failure)
+
+    async def _retry(self, call: _Call, first_failure: CommBoxError) -> Envelope:
+        core = self._core
+        opts = self._options
+        replay: list[BaseException] = [first_failure]
+
+        async def attempt() -> Envelope:
+            if replay:
+                raise replay.pop()
+            return await self._attempt(call)
+
         async def before_sleep(exc: BaseException, wait: float, attempt: int) -> None:
             reason = retry_reason(exc)
             core.stats.retries[reason] += 1
             logger.info(
                 "retrying %s %s in %.2fs after %s (attempt %d of %d)",
-                method,
-                encoded_path,
+                call.method,
+                call.path,
                 wait,
                 reason,
                 attempt,
@@ -265,8 +336,8 @@ class BaseClient:
             await emit(
                 core.hooks.on_retry,
                 RetryEvent(
-                    method=method,
-                    path=encoded_path,
+                    method=call.method,
+                    path=call.path,
                     attempt=attempt,
                     reason=reason,
                     wait=wait,
@@ -274,62 +345,62 @@ class BaseClient:
                 ),
             )
 
-        async def with_retries() -> Envelope:
-            # The first attempt runs directly: most calls succeed, and tenacity's per-call set-up
-            # costs more than the rest of the client's work on a request. A retryable failure is
-            # handed to tenacity as its first attempt, so waits, stops and logs are its own.
-            try:
-                return await self._attempt(call)
-            except CommBoxError as exc:
-                if opts.max_retries == 0 or not is_retryable(
-                    exc, method=method, retry_uncertain=opts.retry_uncertain
-                ):
-                    raise
-                replay: list[BaseException] = [exc]
-
-            async def attempt() -> Envelope:
-                if replay:
-                    raise replay.pop()
-                return await self._attempt(call)
-
-            controller = self._policy().controller(
-                method=method,
-                retry_uncertain=opts.retry_uncertain,
-                max_retries=opts.max_retries,
-                deadline_at=deadline_at,
-                before_sleep=before_sleep,
-            )
-            result: Envelope = await controller(attempt)
-            return result
-
-        scope: AbstractContextManager[Any] = (
-            anyio.fail_after(opts.deadline) if opts.deadline is not None else nullcontext()
+        controller = self._policy().controller(
+            method=call.method,
+            retry_uncertain=opts.retry_uncertain,
+            max_retries=opts.max_retries,
+            deadline_at=call.deadline_at,
+            before_sleep=before_sleep,
         )
-        try:
-            with scope:
-                envelope = await with_retries()
-        except TimeoutError:
-            last = call.last_error
-            maybe = call.in_flight or bool(getattr(last, "may_have_been_processed", False))
-            raise DeadlineExceededError(
-                f"the call's deadline of {opts.deadline:g}s ran out "
-                f"after {call.attempt} attempt(s)",
-                method=method,
-                path=encoded_path,
-                may_have_been_processed=maybe,
-                reason="deadline",
-            ) from last
-        record_envelope(envelope)
-        return envelope
+        result: Envelope = await controller(attempt)
+        return result
 
     async def _attempt(self, call: _Call) -> Envelope:
         core = self._core
         call.attempt += 1
         while True:
-            await self._throttle_wait(call)
-            token = await call.token.get()
+            if core.throttle is not None:
+                await self._throttle_wait(call)
+            token = call.token.static or await call.token.get()
             try:
-                return await self._send(call, token)
+                # The send is inline rather than in a coroutine of its own: with a hundred
+                # calls in flight, every frame held across the network wait costs (cache,
+                # and the garbage collector walks each one).
+                with open_files(call.attachments) if call.attachments else _NO_FILES as files:
+                    out = self._outgoing(call, token, files)
+                    if core.hooks.on_request:
+                        await emit(
+                            core.hooks.on_request,
+                            RequestEvent(method=call.method, path=call.path, attempt=call.attempt),
+                        )
+                    core.stats.requests += 1
+                    start = time.monotonic()
+                    call.in_flight = True
+                    try:
+                        response = await (self._via or core.sender).send(out)
+                    except httpx.TransportError as exc:
+                        raise self._transport_failure(call, exc, start) from exc
+                    except RuntimeError:
+                        if core.sender.is_closed:
+                            raise ClientStateError(
+                                "the connection pool under AsyncCommBox was closed during the call"
+                            ) from None
+                        raise
+                    finally:
+                        call.in_flight = False
+                elapsed = time.monotonic() - start
+                if core.hooks.on_response:
+                    await emit(
+                        core.hooks.on_response,
+                        ResponseEvent(
+                            method=call.method,
+                            path=call.path,
+                            attempt=call.attempt,
+                            http_status=response.status_code,
+                            elapsed=elapsed,
+                        ),
+                    )
+                return self._received(call, response, elapsed)
             except AuthenticationError as exc:
                 call.last_error = exc
                 if not call.token.rotates or call.refreshed_token:
@@ -380,8 +451,7 @@ class BaseClient:
             pool=clamp(timeout.pool),
         )
 
-    async def _send(self, call: _Call, token: str) -> Envelope:
-        core = self._core
+    def _outgoing(self, call: _Call, token: str, files: list[Any]) -> Outgoing:
         opts = self._options
         headers = {
             "Accept": "application/json",
@@ -389,61 +459,45 @@ class BaseClient:
             **opts.headers,
             "Authorization": f"Bearer {token}",
         }
-        with open_files(call.attachments) if call.attachments else _NO_FILES as file_entries:
-            form = call.data
-            if call.multipart and not file_entries and form:
-                # httpx only builds multipart when there are files: send the fields as parts
-                # without a filename, which is what a form field is.
-                file_entries = [(k, (None, str(v), None)) for k, v in form.items()]
-                form = None
-            if core.hooks.on_request:
-                await emit(
-                    core.hooks.on_request,
-                    RequestEvent(method=call.method, path=call.path, attempt=call.attempt),
-                )
-            core.stats.requests += 1
-            start = time.monotonic()
-            call.in_flight = True
-            try:
-                response = await (self._via or core.sender).send(
-                    Outgoing(
-                        call.method,
-                        call.url,
-                        headers=headers,
-                        params=call.params,
-                        json=call.json if not file_entries else None,
-                        data=form,
-                        files=file_entries or None,
-                        timeout=self._attempt_timeout(call),
-                    )
-                )
-            except httpx.TransportError as exc:
-                err = map_transport_error(exc, method=call.method, path=call.path)
-                logger.debug(
-                    "%s %s -> %s in %.3fs (attempt %d)",
-                    call.method,
-                    call.path,
-                    err.reason,
-                    time.monotonic() - start,
-                    call.attempt,
-                    extra={
-                        "commbox_method": call.method,
-                        "commbox_path": call.path,
-                        "commbox_status": None,
-                        "commbox_attempt": call.attempt,
-                    },
-                )
-                raise err from exc
-            except RuntimeError:
-                if core.sender.is_closed:
-                    raise ClientStateError(
-                        "the connection pool under AsyncCommBox was closed during the call"
-                    ) from None
-                raise
-            finally:
-                call.in_flight = False
-        elapsed = time.monotonic() - start
-        core.stats.responses += 1
+        form = call.data
+        if call.multipart and not files and form:
+            # httpx only builds multipart when there are files: send the fields as parts
+            # without a filename, which is what a form field is.
+            files = [(k, (None, str(v), None)) for k, v in form.items()]
+            form = None
+        return Outgoing(
+            call.method,
+            call.url,
+            headers=headers,
+            params=call.params,
+            json=call.json if not files else None,
+            data=form,
+            files=files or None,
+            timeout=self._attempt_timeout(call),
+        )
+
+    def _transport_failure(
+        self, call: _Call, exc: httpx.TransportError, start: float
+    ) -> CommBoxError:
+        err = map_transport_error(exc, method=call.method, path=call.path)
+        logger.debug(
+            "%s %s -> %s in %.3fs (attempt %d)",
+            call.method,
+            call.path,
+            err.reason,
+            time.monotonic() - start,
+            call.attempt,
+            extra={
+                "commbox_method": call.method,
+                "commbox_path": call.path,
+                "commbox_status": None,
+                "commbox_attempt": call.attempt,
+            },
+        )
+        return err
+
+    def _received(self, call: _Call, response: ResponseLike, elapsed: float) -> Envelope:
+        self._core.stats.responses += 1
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d in %.3fs (attempt %d)",
@@ -460,17 +514,6 @@ class BaseClient:
                     "commbox_elapsed": elapsed,
                 },
             )
-        if core.hooks.on_response:
-            await emit(
-                core.hooks.on_response,
-                ResponseEvent(
-                    method=call.method,
-                    path=call.path,
-                    attempt=call.attempt,
-                    http_status=response.status_code,
-                    elapsed=elapsed,
-                ),
-            )
         return parse_response(
             response,
             method=call.method,
@@ -478,5 +521,4 @@ class BaseClient:
             attempts=call.attempt,
             elapsed=elapsed,
             allow_partial=call.allow_partial,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
         )

@@ -11,6 +11,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 import attrs
 
 from ._exceptions import APIStatusError, InvalidResponseError, status_error_class
+from ._retry import parse_retry_after
 from ._transport import ResponseLike
 
 __all__ = ["APIResponse", "Envelope", "parse_response", "to_raw_response"]
@@ -21,9 +22,10 @@ P = ParamSpec("P")
 _SNIPPET = 200
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class Envelope:
-    """One decoded response: HTTP facts plus the envelope's fields, before typing ``data``."""
+    """One decoded response: HTTP facts plus the envelope's fields, before typing ``data``.
+    (Internal, one per request: mutable, because a frozen class's __init__ costs more.)"""
 
     http_status: int
     headers: Mapping[str, str]
@@ -75,7 +77,6 @@ def parse_response(
     attempts: int,
     elapsed: float,
     allow_partial: bool,
-    retry_after: float | None,
 ) -> Envelope:
     """Decode a response into an :class:`Envelope`, or raise the typed error it stands for."""
     status = response.status_code
@@ -102,27 +103,13 @@ def parse_response(
     if description is not None and not isinstance(description, str):
         description = str(description)
 
-    def error(cls_status: int, message: str) -> APIStatusError:
-        cls = status_error_class(cls_status)
-        return cls(
-            message,
-            http_status=status,
-            envelope_status=env_status,
-            description=description
-            if envelope is not None
-            else (None if is_json else (_snippet(content) or None)),
-            method=method,
-            path=path,
-            headers=dict(headers),
-            body=body if is_json else _snippet(content),
-            data=envelope.get("data") if envelope is not None else None,
-            retry_after=retry_after,
+    if status >= 400 or (status == 206 and not allow_partial) or not (200 <= status < 300):
+        message = (
+            _MESSAGES.get(status, "CommBox returned an error")
+            if status >= 400 or status == 206
+            else "unexpected HTTP status"
         )
-
-    if status >= 400 or (status == 206 and not allow_partial):
-        raise error(status, _MESSAGES.get(status, "CommBox returned an error"))
-    if not (200 <= status < 300):
-        raise error(status, "unexpected HTTP status")
+        raise _status_error(status, message, response, body, is_json, envelope, method, path)
     if status == 204:
         return Envelope(
             http_status=status,
@@ -147,7 +134,16 @@ def parse_response(
             path=path,
         )
     if env_status is not None and (env_status >= 400 or (env_status == 206 and not allow_partial)):
-        raise error(env_status, "CommBox reported a failure inside an HTTP 200 response")
+        raise _status_error(
+            env_status,
+            "CommBox reported a failure inside an HTTP 200 response",
+            response,
+            body,
+            is_json,
+            envelope,
+            method,
+            path,
+        )
     response_time = envelope.get("response_time") if envelope is not None else None
     return Envelope(
         http_status=status,
@@ -159,6 +155,39 @@ def parse_response(
         body=body,
         elapsed=elapsed,
         attempts=attempts,
+    )
+
+
+def _status_error(
+    cls_status: int,
+    message: str,
+    response: ResponseLike,
+    body: Any,
+    is_json: bool,
+    envelope: dict[str, Any] | None,
+    method: str,
+    path: str,
+) -> APIStatusError:
+    """The typed error for a failed response (built only on the error paths: a closure over
+    the parser's locals, made on every call, would be a dozen more objects per request for
+    the garbage collector to walk)."""
+    content = response.content
+    description = envelope.get("description") if envelope is not None else None
+    if description is not None and not isinstance(description, str):
+        description = str(description)
+    return status_error_class(cls_status)(
+        message,
+        http_status=response.status_code,
+        envelope_status=_status_int(envelope.get("status")) if envelope is not None else None,
+        description=description
+        if envelope is not None
+        else (None if is_json else (_snippet(content) or None)),
+        method=method,
+        path=path,
+        headers=dict(response.headers),
+        body=body if is_json else _snippet(content),
+        data=envelope.get("data") if envelope is not None else None,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
     )
 
 

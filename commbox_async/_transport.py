@@ -110,13 +110,12 @@ def build_path(template: str, params: Mapping[str, object]) -> str:
             raise ConfigurationError(f"path {template!r} needs values for {', '.join(missing)}")
         extra = sorted(set(params) - set(names))
         raise ConfigurationError(f"path {template!r} has no field named {', '.join(extra)}")
-    if not names:
-        return template
-    out = [literals[0]]
-    for name, literal in zip(names, literals[1:]):
-        out.append(encode_segment(params[name], name=name))
-        out.append(literal)
-    return "".join(out)
+    # Concatenation rather than a list and a join: no container objects per call.
+    path = literals[0]
+    for i in range(len(names)):
+        name = names[i]
+        path = path + encode_segment(params[name], name=name) + literals[i + 1]
+    return path
 
 
 def url_prefix(base: httpx.URL) -> str:
