@@ -9,7 +9,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -223,7 +223,7 @@ class BaseClient:
             max_retry_after=o.max_retry_after,
         )
 
-    async def _request(
+    def _request(
         self,
         method: str,
         path: str,
@@ -236,11 +236,15 @@ class BaseClient:
         allow_partial: bool = False,
         token: TokenSource | None = None,
         multipart: bool = False,
-    ) -> Envelope:
-        """Send one API call with auth, throttle, retries and decoding; return its envelope.
+    ) -> Coroutine[Any, Any, Envelope]:
+        """Send one API call with auth, throttle, retries and decoding; await it for its
+        envelope.
 
         ``token`` replaces the client's bearer token for this call (Emarsys' JWT);
-        ``multipart`` sends ``data`` as multipart/form-data even without files.
+        ``multipart`` sends ``data`` as multipart/form-data even without files. The call is
+        checked and built here, and what is awaited is its first attempt itself: with a
+        hundred calls in flight, every coroutine frame held across the network wait costs
+        (in cache, and in the garbage collector walking it).
         """
         core = self._core
         core.check_usable()
@@ -264,52 +268,23 @@ class BaseClient:
         )
 
         if opts.deadline is None:
-            # _with_retries inlined: one coroutine frame fewer per call in flight.
-            failure: CommBoxError | None = None
-            try:
-                envelope = await self._attempt(call)
-            except CommBoxError as exc:
-                if opts.max_retries == 0 or not is_retryable(
-                    exc, method=method, retry_uncertain=opts.retry_uncertain
-                ):
-                    raise
-                failure = exc
-            if failure is not None:
-                envelope = await self._retry(call, failure)
-        else:
-            try:
-                with anyio.fail_after(opts.deadline):
-                    envelope = await self._with_retries(call)
-            except TimeoutError:
-                last = call.last_error
-                maybe = call.in_flight or bool(getattr(last, "may_have_been_processed", False))
-                raise DeadlineExceededError(
-                    f"the call's deadline of {opts.deadline:g}s ran out "
-                    f"after {call.attempt} attempt(s)",
-                    method=method,
-                    path=encoded_path,
-                    may_have_been_processed=maybe,
-                    reason="deadline",
-                ) from last
-        record_envelope(envelope)
-        return envelope
+            return self._attempt(call, first=True)
+        return self._with_deadline(call, opts.deadline)
 
-    async def _with_retries(self, call: _Call) -> Envelope:
-        # The first attempt runs directly and builds nothing for retrying: most calls succeed,
-        # and tenacity's per-call set-up (and even a couple of closures per call, with a
-        # hundred calls in flight) costs more than the rest of the client's work on a request.
-        # A retryable failure is handed to tenacity as its first attempt, so waits, stops and
-        # logs are its own.
+    async def _with_deadline(self, call: _Call, deadline: float) -> Envelope:
         try:
-            return await self._attempt(call)
-        except CommBoxError as exc:
-            opts = self._options
-            if opts.max_retries == 0 or not is_retryable(
-                exc, method=call.method, retry_uncertain=opts.retry_uncertain
-            ):
-                raise
-            first_failure = exc
-        return await self._retry(call, first_failure)
+            with anyio.fail_after(deadline):
+                return await self._attempt(call, first=True)
+        except TimeoutError:
+            last = call.last_error
+            maybe = call.in_flight or bool(getattr(last, "may_have_been_processed", False))
+            raise DeadlineExceededError(
+                f"the call's deadline of {deadline:g}s ran out after {call.attempt} attempt(s)",
+                method=call.method,
+                path=call.path,
+                may_have_been_processed=maybe,
+                reason="deadline",
+            ) from last
 
     async def _retry(self, call: _Call, first_failure: CommBoxError) -> Envelope:
         core = self._core
@@ -355,72 +330,92 @@ class BaseClient:
         result: Envelope = await controller(attempt)
         return result
 
-    async def _attempt(self, call: _Call) -> Envelope:
+    async def _attempt(self, call: _Call, *, first: bool = False) -> Envelope:
+        """One attempt (asking a rotating token again after a 401). The first attempt hands a
+        retryable failure to tenacity as its first try, so waits, stops and logs are its own;
+        nothing is built for retrying until then (most calls succeed, and tenacity's per-call
+        set-up costs more than the rest of the client's work on a request)."""
         core = self._core
         call.attempt += 1
-        while True:
-            if core.throttle is not None:
-                await self._throttle_wait(call)
-            token = call.token.static or await call.token.get()
-            try:
-                # The send is inline rather than in a coroutine of its own: with a hundred
-                # calls in flight, every frame held across the network wait costs (cache,
-                # and the garbage collector walks each one).
-                with open_files(call.attachments) if call.attachments else _NO_FILES as files:
-                    out = self._outgoing(call, token, files)
-                    if core.hooks.on_request:
-                        await emit(
-                            core.hooks.on_request,
-                            RequestEvent(method=call.method, path=call.path, attempt=call.attempt),
-                        )
-                    core.stats.requests += 1
-                    start = time.monotonic()
-                    call.in_flight = True
-                    try:
-                        response = await (self._via or core.sender).send(out)
-                    except httpx.TransportError as exc:
-                        raise self._transport_failure(call, exc, start) from exc
-                    except RuntimeError:
-                        if core.sender.is_closed:
-                            raise ClientStateError(
-                                "the connection pool under AsyncCommBox was closed during the call"
-                            ) from None
-                        raise
-                    finally:
-                        call.in_flight = False
-                elapsed = time.monotonic() - start
-                if core.hooks.on_response:
-                    await emit(
-                        core.hooks.on_response,
-                        ResponseEvent(
-                            method=call.method,
-                            path=call.path,
-                            attempt=call.attempt,
-                            http_status=response.status_code,
-                            elapsed=elapsed,
-                        ),
-                    )
-                return self._received(call, response, elapsed)
-            except AuthenticationError as exc:
-                call.last_error = exc
-                if not call.token.rotates or call.refreshed_token:
-                    raise
-                # A rotating key may just have been replaced: ask the callable once more.
-                call.refreshed_token = True
-                core.stats.token_refreshes += 1
-                logger.info("401 on %s %s: asking the token callable again", call.method, call.path)
-            except RateLimitError as exc:
-                call.last_error = exc
-                core.stats.rate_limited += 1
+        try:
+            while True:
                 if core.throttle is not None:
-                    pause = exc.retry_after
-                    if pause is None:
-                        pause = self._policy().backoff(call.attempt)
-                    await core.throttle.pause(min(pause, self._options.max_retry_after))
+                    await self._throttle_wait(call)
+                token = call.token.static or await call.token.get()
+                try:
+                    # The send is inline rather than in a coroutine of its own: with a hundred
+                    # calls in flight, every frame held across the network wait costs (cache,
+                    # and the garbage collector walks each one).
+                    with open_files(call.attachments) if call.attachments else _NO_FILES as files:
+                        out = self._outgoing(call, token, files)
+                        if core.hooks.on_request:
+                            await emit(
+                                core.hooks.on_request,
+                                RequestEvent(
+                                    method=call.method, path=call.path, attempt=call.attempt
+                                ),
+                            )
+                        core.stats.requests += 1
+                        start = time.monotonic()
+                        call.in_flight = True
+                        try:
+                            response = await (self._via or core.sender).send(out)
+                        except httpx.TransportError as exc:
+                            raise self._transport_failure(call, exc, start) from exc
+                        except RuntimeError:
+                            if core.sender.is_closed:
+                                raise ClientStateError(
+                                    "the connection pool under AsyncCommBox was closed "
+                                    "during the call"
+                                ) from None
+                            raise
+                        finally:
+                            call.in_flight = False
+                    elapsed = time.monotonic() - start
+                    if core.hooks.on_response:
+                        await emit(
+                            core.hooks.on_response,
+                            ResponseEvent(
+                                method=call.method,
+                                path=call.path,
+                                attempt=call.attempt,
+                                http_status=response.status_code,
+                                elapsed=elapsed,
+                            ),
+                        )
+                    return self._received(call, response, elapsed)
+                except AuthenticationError as exc:
+                    call.last_error = exc
+                    if not call.token.rotates or call.refreshed_token:
+                        raise
+                    # A rotating key may just have been replaced: ask the callable once more.
+                    call.refreshed_token = True
+                    core.stats.token_refreshes += 1
+                    logger.info(
+                        "401 on %s %s: asking the token callable again", call.method, call.path
+                    )
+                except RateLimitError as exc:
+                    call.last_error = exc
+                    core.stats.rate_limited += 1
+                    if core.throttle is not None:
+                        pause = exc.retry_after
+                        if pause is None:
+                            pause = self._policy().backoff(call.attempt)
+                        await core.throttle.pause(min(pause, self._options.max_retry_after))
+                    raise
+                except CommBoxError as exc:
+                    call.last_error = exc
+                    raise
+        except CommBoxError as exc:
+            opts = self._options
+            if (
+                not first
+                or opts.max_retries == 0
+                or not is_retryable(exc, method=call.method, retry_uncertain=opts.retry_uncertain)
+            ):
                 raise
-            except CommBoxError as exc:
-                call.last_error = exc
-                raise
+            failure = exc
+        return await self._retry(call, failure)
 
     async def _throttle_wait(self, call: _Call) -> None:
         core = self._core
@@ -514,7 +509,7 @@ class BaseClient:
                     "commbox_elapsed": elapsed,
                 },
             )
-        return parse_response(
+        envelope = parse_response(
             response,
             method=call.method,
             path=call.path,
@@ -522,3 +517,5 @@ class BaseClient:
             elapsed=elapsed,
             allow_partial=call.allow_partial,
         )
+        record_envelope(envelope)
+        return envelope
