@@ -251,6 +251,8 @@ class AiohttpSender:
         self._session: Any = None
         self._closed = False
         self._timeouts: dict[tuple[float | None, float | None, float | None], Any] = {}
+        self._last_timeout: httpx.Timeout | None = None
+        self._last_aio_timeout: Any = None
 
     @property
     def is_closed(self) -> bool:
@@ -297,16 +299,12 @@ class AiohttpSender:
             if out.json is not None:
                 body = _json_body(out.json)
                 headers["Content-Type"] = "application/json"
-        key = (timeout.pool, timeout.connect, timeout.read)
-        aio_timeout = self._timeouts.get(key)
-        if aio_timeout is None:
-            # aiohttp's "connect" covers waiting for a pooled connection, like httpx's "pool";
-            # it has no write timeout (a stalled upload ends at the read timeout instead).
-            if len(self._timeouts) > 64:  # per-call deadlines make many; keep a few
-                self._timeouts.clear()
-            aio_timeout = self._timeouts[key] = self._aiohttp.ClientTimeout(
-                total=None, connect=key[0], sock_connect=key[1], sock_read=key[2]
-            )
+        if timeout is self._last_timeout:  # the usual case: the client's one Timeout object
+            aio_timeout = self._last_aio_timeout
+        else:
+            aio_timeout = self._aio_timeout(timeout)
+            self._last_timeout, self._last_aio_timeout = timeout, aio_timeout
+
         try:
             async with session.request(
                 method,
@@ -323,6 +321,19 @@ class AiohttpSender:
             if mapped is None or mapped is exc:
                 raise
             raise mapped from exc
+
+    def _aio_timeout(self, timeout: httpx.Timeout) -> Any:
+        key = (timeout.pool, timeout.connect, timeout.read)
+        aio_timeout = self._timeouts.get(key)
+        if aio_timeout is None:
+            # aiohttp's "connect" covers waiting for a pooled connection, like httpx's "pool";
+            # it has no write timeout (a stalled upload ends at the read timeout instead).
+            if len(self._timeouts) > 64:  # per-call deadlines make many; keep a few
+                self._timeouts.clear()
+            aio_timeout = self._timeouts[key] = self._aiohttp.ClientTimeout(
+                total=None, connect=key[0], sock_connect=key[1], sock_read=key[2]
+            )
+        return aio_timeout
 
     async def aclose(self) -> None:
         if self._closed:
