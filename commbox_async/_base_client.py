@@ -356,14 +356,15 @@ class BaseClient:
                                 ),
                             )
                         core.stats.requests += 1
+                        sender = self._via or core.sender
                         start = time.monotonic()
                         call.in_flight = True
                         try:
-                            response = await (self._via or core.sender).send(out)
+                            response = await sender.send(out)
                         except httpx.TransportError as exc:
                             raise self._transport_failure(call, exc, start) from exc
                         except RuntimeError:
-                            if core.sender.is_closed:
+                            if sender.is_closed:
                                 raise ClientStateError(
                                     "the connection pool under AsyncCommBox was closed "
                                     "during the call"

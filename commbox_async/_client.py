@@ -17,7 +17,14 @@ from ._files import AttachmentInput
 from ._hooks import ClientStats, Hooks
 from ._response import to_raw_response
 from ._throttle import Throttle, TokenBucket
-from ._transport import AutoSender, HttpxSender, TransportOption, check_base_url, make_sender
+from ._transport import (
+    AutoSender,
+    HttpxSender,
+    Sender,
+    TransportOption,
+    check_base_url,
+    make_sender,
+)
 from ._version import __version__
 from .resources import (
     APIResource,
@@ -212,9 +219,15 @@ class AsyncCommBox(BaseClient):
             changes["retry_uncertain"] = retry_uncertain
         if default_headers is not NOT_GIVEN:
             changes["headers"] = {**self._options.headers, **default_headers}
+        return self._view(attrs.evolve(self._options, **changes), self._via)
+
+    def _view(self, options: ClientOptions, via: Sender | None) -> AsyncCommBox:
+        """Another face of this client: the same core (pool, throttle, token, hooks,
+        counters), its own options and, for the bulk and export views, its own sender."""
         view = object.__new__(type(self))
         view._core = self._core
-        view._options = attrs.evolve(self._options, **changes)
+        view._options = options
+        view._via = via
         return view
 
     def _for_volume(self) -> AsyncCommBox:
@@ -224,20 +237,13 @@ class AsyncCommBox(BaseClient):
         volume = self._core.volume_sender
         if volume is None or self._via is not None:
             return self
-        view = object.__new__(type(self))
-        view._core = self._core
-        view._options = self._options
-        view._via = volume
-        return view
+        return self._view(self._options, volume)
 
     @property
     def transport(self) -> str:
         """The transport this client's requests go through: ``"httpx"``, ``"aiohttp"``, or
         ``"auto"`` until the first request decides."""
-        sender = self._via or self._core.sender
-        if isinstance(sender, AutoSender):
-            return sender.name
-        return "httpx" if isinstance(sender, HttpxSender) else "aiohttp"
+        return (self._via or self._core.sender).name
 
     @cached_property
     def with_raw_response(self) -> AsyncCommBoxWithRawResponse:

@@ -69,6 +69,16 @@ def _snippet(content: bytes) -> str:
     return content[:_SNIPPET].decode("utf-8", errors="replace")
 
 
+def _envelope_fields(envelope: dict[str, Any] | None) -> tuple[int | None, str | None]:
+    """The envelope's ``status`` as a number and its ``description`` as text."""
+    if envelope is None:
+        return None, None
+    description = envelope.get("description")
+    if description is not None and not isinstance(description, str):
+        description = str(description)
+    return _status_int(envelope.get("status")), description
+
+
 def parse_response(
     response: ResponseLike,
     *,
@@ -98,17 +108,12 @@ def parse_response(
         and ("status" in body or "data" in body or "description" in body)
         else None
     )
-    env_status = _status_int(envelope.get("status")) if envelope is not None else None
-    description = envelope.get("description") if envelope is not None else None
-    if description is not None and not isinstance(description, str):
-        description = str(description)
-
-    if status >= 400 or (status == 206 and not allow_partial) or not (200 <= status < 300):
-        message = (
-            _MESSAGES.get(status, "CommBox returned an error")
-            if status >= 400 or status == 206
-            else "unexpected HTTP status"
-        )
+    env_status, description = _envelope_fields(envelope)
+    if status >= 400 or (status == 206 and not allow_partial):
+        message = _MESSAGES.get(status, "CommBox returned an error")
+        raise _status_error(status, message, response, body, is_json, envelope, method, path)
+    if not (200 <= status < 300):
+        message = "unexpected HTTP status"
         raise _status_error(status, message, response, body, is_json, envelope, method, path)
     if status == 204:
         return Envelope(
@@ -134,16 +139,8 @@ def parse_response(
             path=path,
         )
     if env_status is not None and (env_status >= 400 or (env_status == 206 and not allow_partial)):
-        raise _status_error(
-            env_status,
-            "CommBox reported a failure inside an HTTP 200 response",
-            response,
-            body,
-            is_json,
-            envelope,
-            method,
-            path,
-        )
+        message = "CommBox reported a failure inside an HTTP 200 response"
+        raise _status_error(env_status, message, response, body, is_json, envelope, method, path)
     response_time = envelope.get("response_time") if envelope is not None else None
     return Envelope(
         http_status=status,
@@ -168,17 +165,15 @@ def _status_error(
     method: str,
     path: str,
 ) -> APIStatusError:
-    """The typed error for a failed response (built only on the error paths: a closure over
-    the parser's locals, made on every call, would be a dozen more objects per request for
-    the garbage collector to walk)."""
+    """The typed error for a failed response, from what :func:`parse_response` decoded (a
+    function rather than a closure over the parser's locals, which would be a dozen more
+    objects on every call, error or not, for the garbage collector to walk)."""
     content = response.content
-    description = envelope.get("description") if envelope is not None else None
-    if description is not None and not isinstance(description, str):
-        description = str(description)
+    env_status, description = _envelope_fields(envelope)
     return status_error_class(cls_status)(
         message,
         http_status=response.status_code,
-        envelope_status=_status_int(envelope.get("status")) if envelope is not None else None,
+        envelope_status=env_status,
         description=description
         if envelope is not None
         else (None if is_json else (_snippet(content) or None)),

@@ -192,6 +192,11 @@ class Sender(Protocol):
     typed error and the same "may have been processed" verdict."""
 
     @property
+    def name(self) -> str:
+        """``"httpx"`` or ``"aiohttp"`` (``"auto"`` until an automatic choice is made)."""
+        ...
+
+    @property
     def is_closed(self) -> bool: ...
 
     async def send(self, out: Outgoing) -> ResponseLike: ...
@@ -201,6 +206,8 @@ class Sender(Protocol):
 
 class HttpxSender:
     """Requests through an ``httpx.AsyncClient`` (the default; asyncio and trio)."""
+
+    name = "httpx"
 
     def __init__(self, client: httpx.AsyncClient, *, owns: bool) -> None:
         self.client = client
@@ -246,13 +253,16 @@ class AiohttpSender:
     stream handed to aiohttp, so files stream from disk the same way on both transports.
     """
 
+    name = "aiohttp"
+
     def __init__(self, *, limits: httpx.Limits) -> None:
         self._limits = limits
         self._session: Any = None
         self._closed = False
-        self._timeouts: dict[tuple[float | None, float | None, float | None], Any] = {}
-        self._last_timeout: httpx.Timeout | None = None
-        self._last_aio_timeout: Any = None
+        # The last Timeout seen and its aiohttp form: without a deadline every call passes
+        # the client's one Timeout object; with one, each call's is new anyway.
+        self._timeout: httpx.Timeout | None = None
+        self._aio_timeout: Any = None
 
     @property
     def is_closed(self) -> bool:
@@ -299,11 +309,16 @@ class AiohttpSender:
             if out.json is not None:
                 body = _json_body(out.json)
                 headers["Content-Type"] = "application/json"
-        if timeout is self._last_timeout:  # the usual case: the client's one Timeout object
-            aio_timeout = self._last_aio_timeout
-        else:
-            aio_timeout = self._aio_timeout(timeout)
-            self._last_timeout, self._last_aio_timeout = timeout, aio_timeout
+        if timeout is not self._timeout:
+            # aiohttp's "connect" covers waiting for a pooled connection, like httpx's "pool";
+            # it has no write timeout (a stalled upload ends at the read timeout instead).
+            self._timeout = timeout
+            self._aio_timeout = self._aiohttp.ClientTimeout(
+                total=None,
+                connect=timeout.pool,
+                sock_connect=timeout.connect,
+                sock_read=timeout.read,
+            )
 
         try:
             async with session.request(
@@ -312,28 +327,15 @@ class AiohttpSender:
                 headers=headers,
                 data=body,
                 allow_redirects=False,
-                timeout=aio_timeout,
+                timeout=self._aio_timeout,
             ) as response:
                 content = await response.read()
                 return WireResponse(response.status, response.headers, content)
         except Exception as exc:
-            mapped = _remap(exc, None)
-            if mapped is None or mapped is exc:
+            mapped = _remap(exc)
+            if mapped is None:
                 raise
             raise mapped from exc
-
-    def _aio_timeout(self, timeout: httpx.Timeout) -> Any:
-        key = (timeout.pool, timeout.connect, timeout.read)
-        aio_timeout = self._timeouts.get(key)
-        if aio_timeout is None:
-            # aiohttp's "connect" covers waiting for a pooled connection, like httpx's "pool";
-            # it has no write timeout (a stalled upload ends at the read timeout instead).
-            if len(self._timeouts) > 64:  # per-call deadlines make many; keep a few
-                self._timeouts.clear()
-            aio_timeout = self._timeouts[key] = self._aiohttp.ClientTimeout(
-                total=None, connect=key[0], sock_connect=key[1], sock_read=key[2]
-            )
-        return aio_timeout
 
     async def aclose(self) -> None:
         if self._closed:
@@ -506,9 +508,9 @@ def _aiohttp_error_map() -> tuple[tuple[type[BaseException], type[httpx.Transpor
     return tuple(table)
 
 
-def _remap(exc: BaseException, request: httpx.Request | None) -> httpx.TransportError | None:
-    original = exc.__cause__ if isinstance(exc, httpx.TransportError) and exc.__cause__ else exc
+def _remap(exc: BaseException) -> httpx.TransportError | None:
+    """An aiohttp failure as its httpx counterpart (None for anything else)."""
     for aio_cls, httpx_cls in _aiohttp_error_map():
-        if isinstance(original, aio_cls):
-            return httpx_cls(f"{type(original).__name__}: {original}", request=request)
-    return exc if isinstance(exc, httpx.TransportError) else None
+        if isinstance(exc, aio_cls):
+            return httpx_cls(f"{type(exc).__name__}: {exc}")
+    return None
