@@ -360,7 +360,7 @@ class _Turn:
 
 def _leaves(exc: BaseException) -> list[BaseException]:
     group = getattr(exc, "exceptions", None)
-    if isinstance(exc, BaseException) and isinstance(group, tuple):
+    if isinstance(group, tuple):
         return [leaf for inner in group for leaf in _leaves(inner)]
     return [exc]
 
@@ -438,34 +438,21 @@ class Bulk:
 
         commits = _GroupCommit(book, run)
 
-        async def deliver(message: BulkMessage) -> None:
-            await commits.write(sending=[message.key])
-            queued.discard(message.key)
+        async def deliver(batch: list[BulkMessage]) -> None:
+            """One request: a single message, or up to 20 WhatsApp templates of one stream."""
+            keys = [m.key for m in batch]
+            await commits.write(sending=keys)
+            queued.difference_update(keys)
             try:
-                outcome = await self._send_one(message)
+                outcomes = await self._send(batch)
             except CommBoxError as exc:
-                outcome = _classify(message.key, exc)
+                outcomes = [_classify(key, exc) for key in keys]
             except BaseException:
                 # Cancelled (Ctrl-C) or a bug: the request may be out; never lose the record.
                 book.settle(
-                    Outcome(key=message.key, outcome="uncertain", error="interrupted mid-request")
-                )
-                raise
-            await commits.write(settled=[outcome])
-            await record(outcome)
-
-        async def deliver_batch(batch: list[BulkMessage]) -> None:
-            await commits.write(sending=[m.key for m in batch])
-            queued.difference_update(m.key for m in batch)
-            try:
-                outcomes = await self._send_templates(batch)
-            except CommBoxError as exc:
-                outcomes = [_classify(m.key, exc) for m in batch]
-            except BaseException:
-                book.settle(
                     *(
-                        Outcome(key=m.key, outcome="uncertain", error="interrupted mid-request")
-                        for m in batch
+                        Outcome(key=key, outcome="uncertain", error="interrupted mid-request")
+                        for key in keys
                     )
                 )
                 raise
@@ -516,8 +503,10 @@ class Bulk:
             queued.add(message.key)
             return message
 
-        Work = BulkMessage | list[BulkMessage]
-        send_stream, receive_stream = anyio.create_memory_object_stream[Work](concurrency)
+        # Each item is one request's messages: one, or a WhatsApp batch.
+        send_stream, receive_stream = anyio.create_memory_object_stream[list[BulkMessage]](
+            concurrency
+        )
         # WhatsApp templates wait here until 20 share a stream (or the input ends).
         batches: dict[str, list[BulkMessage]] = {}
 
@@ -536,17 +525,14 @@ class Bulk:
                         if len(batch) == MAX_TEMPLATE_RECIPIENTS:
                             await _put(send_stream, batches.pop(str(todo.stream_id)))
                     else:
-                        await _put(send_stream, todo)
+                        await _put(send_stream, [todo])
                 for stream_id in list(batches):
                     await _put(send_stream, batches.pop(stream_id))
 
-        async def work(stream: Any) -> None:
+        async def work(stream: MemoryObjectReceiveStream[list[BulkMessage]]) -> None:
             async with stream:
-                while (item := await _take(stream)) is not None:
-                    if isinstance(item, list):
-                        await deliver_batch(item)
-                    else:
-                        await deliver(item)
+                while (batch := await _take(stream)) is not None:
+                    await deliver(batch)
 
         try:
             async with anyio.create_task_group() as tg:
@@ -565,19 +551,22 @@ class Bulk:
                 book.close()
         return report
 
-    async def _send_one(self, message: BulkMessage) -> Outcome:
+    async def _send(self, batch: list[BulkMessage]) -> list[Outcome]:
+        """One request's outcomes: a WhatsApp batch through the v2 endpoint, or one message."""
+        if isinstance(batch[0].payload, TemplateMessage):
+            return await self._send_templates(batch)
+        (message,) = batch
         payload, cb = message.payload, self._client
         if isinstance(payload, NewObject):
             new_id: int | None = await cb.objects.create(message.stream_id, payload)
         elif isinstance(payload, NewChild):
             assert message.object_id is not None
             new_id = await cb.objects.create_child(message.stream_id, message.object_id, payload)
-        elif isinstance(payload, SmsMessage):
+        else:
+            assert isinstance(payload, SmsMessage)
             await cb.sms.send(str(message.stream_id), payload.number, payload.message)
             new_id = None  # /sms/sendsms answers without an id
-        else:
-            return (await self._send_templates([message]))[0]
-        return Outcome(key=message.key, outcome="sent", id=new_id)
+        return [Outcome(key=message.key, outcome="sent", id=new_id)]
 
     async def _send_templates(self, batch: list[BulkMessage]) -> list[Outcome]:
         """One v2 call for up to 20 recipients of one stream; each result to its message."""
