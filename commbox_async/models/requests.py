@@ -191,19 +191,43 @@ class NewObject(Model):
         """
         where = "NewObject.sms"
         phone = phone_digits(user_stream_provider_id, where)
+        return cls._telephone(
+            where,
+            phone,
+            status_id=status_id,
+            stream_provider_id=phone_digits(stream_provider_id, where)
+            if stream_provider_id
+            else phone,
+            manager_id=manager_id,
+            message=message,
+            user=user,
+            extra=extra,
+        )
+
+    @classmethod
+    def _telephone(
+        cls,
+        where: str,
+        phone: str,
+        *,
+        status_id: ObjectStatusType | int,
+        message: str,
+        user: NewUser | None,
+        extra: Mapping[str, Any] | None,
+        **fields: Any,
+    ) -> NewObject:
+        """What every conversation with a phone number (SMS, WhatsApp) shares: Type 4, the
+        telephone provider type on both sides, the customer's number."""
         return cls(
             type=ObjectType.CONVERSATION,
             status_id=ObjectStatusType(status_id),
             stream_provider_type=StreamProviderType.TELEPHONE,
-            stream_provider_id=phone_digits(stream_provider_id, where)
-            if stream_provider_id
-            else phone,
             user_stream_provider_id=phone,
             user_stream_provider_type=StreamProviderType.TELEPHONE,
-            manager_id=manager_id,
             message=_required(message, "message", where),
             user=user,
             extra=dict(extra or {}),
+            **fields,
         )
 
     @classmethod
@@ -222,20 +246,18 @@ class NewObject(Model):
         where = "NewObject.sms_many"
         if not to:
             raise ConfigurationError(f"{where}: to needs at least one number")
-        return cls(
-            type=ObjectType.CONVERSATION,
-            status_id=ObjectStatusType(status_id),
-            stream_provider_type=StreamProviderType.TELEPHONE,
-            user_stream_provider_id=phone_digits(user_stream_provider_id, where),
-            user_stream_provider_type=StreamProviderType.TELEPHONE,
+        return cls._telephone(
+            where,
+            phone_digits(user_stream_provider_id, where),
+            status_id=status_id,
             manager_id=manager_id,
             send_to_client=True,
             content=ObjectContent(
                 to=tuple(phone_digits(n, f"{where} to[{i}]") for i, n in enumerate(to))
             ),
-            message=_required(message, "message", where),
+            message=message,
             user=user,
-            extra=dict(extra or {}),
+            extra=extra,
         )
 
     @classmethod
@@ -260,15 +282,13 @@ class NewObject(Model):
         if not to:
             raise ConfigurationError(f"{where}: to needs at least one number")
         phone = phone_digits(user_stream_provider_id, where)
-        return cls(
-            type=ObjectType.CONVERSATION,
-            status_id=ObjectStatusType(status_id),
-            stream_provider_type=StreamProviderType.TELEPHONE,
+        return cls._telephone(
+            where,
+            phone,
+            status_id=status_id,
             stream_provider_id=phone_digits(stream_provider_id, where)
             if stream_provider_id
             else phone,
-            user_stream_provider_id=phone,
-            user_stream_provider_type=StreamProviderType.TELEPHONE,
             manager_id=manager_id,
             content=ObjectContent(
                 to=tuple(phone_digits(n, f"{where} to[{i}]") for i, n in enumerate(to)),
@@ -278,9 +298,9 @@ class NewObject(Model):
                     whatsapp_language_code, "whatsapp_language_code", where
                 ),
             ),
-            message=_required(message, "message", where),
+            message=message,
             user=user,
-            extra=dict(extra or {}),
+            extra=extra,
         )
 
     @classmethod

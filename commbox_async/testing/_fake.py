@@ -593,6 +593,14 @@ def _data(body: Any) -> dict[str, Any]:
     raise _HTTPError(400, 'Bad Request: the body must be {"data": {...}}')
 
 
+def _text_body(body: Any) -> dict[str, Any]:
+    """The body of an activity-log entry or a remark, which must carry ``Text``."""
+    data = _data(body)
+    if not _get(data, "Text"):
+        raise _HTTPError(400, "Bad Request: Text is required")
+    return data
+
+
 def _get(data: Mapping[str, Any], *names: str) -> Any:
     lowered = {k.lower(): v for k, v in data.items()}
     for name in names:
@@ -824,9 +832,7 @@ async def _set_content(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) 
 @route("POST", "/objects/{object}/activitylog")
 async def _activity_log(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> tuple[int, Any]:
     obj = fake._object(p["object"])
-    data = _data(body)
-    if not _get(data, "Text"):
-        raise _HTTPError(400, "Bad Request: Text is required")
+    data = _text_body(body)
     obj.activity_log.append(data)
     return 200, None
 
@@ -834,9 +840,7 @@ async def _activity_log(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any)
 @route("POST", "/objects/{object}/remarks")
 async def _remarks(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> tuple[int, Any]:
     obj = fake._object(p["object"])
-    data = _data(body)
-    if not _get(data, "Text"):
-        raise _HTTPError(400, "Bad Request: Text is required")
+    data = _text_body(body)
     obj.remarks.append(data)
     fake._activity(obj, ObjectActivityType.REMARK, {"text": _get(data, "Text")})
     return 200, None
