@@ -104,18 +104,27 @@ def _parse_template(template: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def build_path(template: str, params: Mapping[str, object]) -> str:
     """Fill ``{name}`` fields of a path template, each value encoded as one segment."""
     literals, names = _parse_template(template)
-    if len(params) != len(names) or any(n not in params for n in names):
-        missing = [n for n in names if n not in params]
-        if missing:
-            raise ConfigurationError(f"path {template!r} needs values for {', '.join(missing)}")
-        extra = sorted(set(params) - set(names))
-        raise ConfigurationError(f"path {template!r} has no field named {', '.join(extra)}")
-    # Concatenation rather than a list and a join: no container objects per call.
+    if len(params) != len(names):
+        raise _path_fields_error(template, names, params)
+    # Concatenation and a plain loop rather than a join or a generator: no container objects
+    # per call (with many calls in flight, each one is more work for the garbage collector).
     path = literals[0]
     for i in range(len(names)):
         name = names[i]
+        if name not in params:
+            raise _path_fields_error(template, names, params)
         path = path + encode_segment(params[name], name=name) + literals[i + 1]
     return path
+
+
+def _path_fields_error(
+    template: str, names: tuple[str, ...], params: Mapping[str, object]
+) -> ConfigurationError:
+    missing = [n for n in names if n not in params]
+    if missing:
+        return ConfigurationError(f"path {template!r} needs values for {', '.join(missing)}")
+    extra = sorted(set(params) - set(names))
+    return ConfigurationError(f"path {template!r} has no field named {', '.join(extra)}")
 
 
 def url_prefix(base: httpx.URL) -> str:

@@ -127,6 +127,9 @@ async def test_path_template_errors_are_clear() -> None:
             await cb.request("GET", "/streams/{stream_id}")
         with pytest.raises(ConfigurationError, match="no field"):
             await cb.request("GET", "/streams", stream_id=1)
+        # as many values as fields, but under another name
+        with pytest.raises(ConfigurationError, match="needs values for stream_id"):
+            await cb.request("GET", "/streams/{stream_id}", stream=1)
         with pytest.raises(ConfigurationError, match="must not be empty"):
             await cb.request("GET", "/streams/{stream_id}", stream_id="")
 
