@@ -56,12 +56,14 @@ class APIResponse(Generic[T]):
 
 
 def _status_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if type(value) is int:  # not bool
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if type(value) is str:
+        if value.isdecimal():  # CommBox's usual "200", before any stripping
+            return int(value)
+        text = value.strip()
+        # isdecimal, not isdigit: "²" is a digit that int() refuses
+        return int(text) if text.isdecimal() else None
     return None
 
 
@@ -95,7 +97,7 @@ def parse_response(
     content_type = headers.get("content-type")
     body: Any = None
     is_json = False
-    if content.strip():
+    if content:  # a blank body fails to decode like any other non-JSON one
         try:
             body = json.loads(content)
             is_json = True

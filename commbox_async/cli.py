@@ -265,7 +265,7 @@ def export_cmd(
 
     def ident(value: Any) -> int | str:
         text = str(value).strip()
-        return int(text) if text.isdigit() else text
+        return int(text) if text.isdecimal() else text
 
     def refs() -> Iterator[tuple[int | str, int | str]]:
         assert input_path is not None
@@ -373,7 +373,7 @@ def set_status(
     """Set a conversation's status (a number, or a name such as Resolved)."""
     member = (
         ObjectStatusType.from_name(status)
-        if not status.isdigit()
+        if not status.isdecimal()
         else ObjectStatusType(int(status))
     )
     if member is None:

@@ -138,6 +138,8 @@ async def test_objects_and_users() -> None:
         before = len(fake.requests)
         with pytest.raises(ConfigurationError, match="stream_id must be a numeric id"):
             await cb.objects.move(object_id, ENC)
+        with pytest.raises(ConfigurationError, match="stream_id must be a numeric id"):
+            await cb.objects.move(object_id, "\u00b2")  # int("²") would raise ValueError
         assert len(fake.requests) == before
         await cb.objects.set_tag(8, object_id, 5)
         assert fake.objects[object_id].tags == [5]
@@ -201,6 +203,8 @@ async def test_sms_and_whatsapp() -> None:
             await cb.sms.send("532", "972501234567", "hi")
         with pytest.raises(ConfigurationError, match="not a phone number"):
             await cb.sms.send(ENC, "call me", "hi")
+        with pytest.raises(ConfigurationError, match="not a phone number"):
+            await cb.sms.send(ENC, "\u00b2972501234567", "hi")  # "²" is a digit to str.isdigit
 
         def msg(to: str, **kw: Any) -> TemplateMessage:
             return TemplateMessage.create(

@@ -253,6 +253,15 @@ async def test_non_json_success_body_is_a_typed_error(
     assert "JSONDecodeError" not in "".join(traceback.format_exception(err))
 
 
+async def test_envelope_status_that_is_not_a_decimal_number_is_left_out() -> None:
+    # "²" passes str.isdigit() but int() refuses it: the status is unknown, not a crash.
+    body = envelope([1], status="\u00b2")
+    async with make_client(lambda r: httpx.Response(200, json=body)) as cb:
+        raw = await cb.with_raw_response.request("GET", "/core/systemstatus")
+    assert raw.parsed == [1]
+    assert raw.envelope_status is None
+
+
 async def test_html_error_page_from_a_proxy_is_a_status_error_with_snippet() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(

@@ -508,6 +508,12 @@ async def test_starlette_receiver() -> None:
         )
         assert r.status_code == 200
         assert (await http.post("/commbox/?secret=s3cret", content=b"x" * 5000)).status_code == 413
+        # A Content-Length of a non-ASCII digit ("²" passes str.isdigit, not int) is ignored
+        # rather than crashing the receiver; the body itself is still measured.
+        r = await http.post(
+            "/commbox/?secret=s3cret", content=b"x" * 5000, headers={"content-length": b"\xb2"}
+        )
+        assert r.status_code == 413
         assert (await http.post("/commbox/?secret=s3cret", content=b"<nope")).status_code == 400
         assert (
             await http.post("/commbox/nope/nothing?secret=s3cret", content=on_new)

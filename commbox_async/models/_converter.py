@@ -338,7 +338,7 @@ def _optional_enum(cls: type[OpenIntEnum]) -> Decoder:
     slow = _optional(_enum_decoder(cls), null_text=True)
 
     def decode(value: Any) -> Any:
-        if type(value) is str and value.isdigit():
+        if type(value) is str and value.isdecimal():
             member = members.get(int(value))
             if member is not None:
                 return member
@@ -500,7 +500,7 @@ _OPTIONAL_DATETIME = _optional(parse_datetime, null_text=True)
 
 
 def _provider_type(value: Any) -> StreamProviderType | str:
-    if type(value) is int or (type(value) is str and value.isdigit()):
+    if type(value) is int or (type(value) is str and value.isdecimal()):
         member = _PROVIDERS.get(int(value))
         if member is not None:
             return member  # type: ignore[return-value]

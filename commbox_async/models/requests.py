@@ -95,7 +95,7 @@ def _required(value: str | None, name: str, where: str) -> str:
 def phone_digits(value: str | int, where: str) -> str:
     """A phone number as CommBox takes it: digits with the country code, a leading + dropped."""
     text = str(value).strip().lstrip("+")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ConfigurationError(
             f"{where}: {value!r} is not a phone number (digits with country code, no leading +/00)"
         )

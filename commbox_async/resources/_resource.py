@@ -96,7 +96,7 @@ class APIResource:
             candidate = None
         if isinstance(candidate, int):
             return candidate
-        if isinstance(candidate, str) and candidate.strip().isdigit():
+        if isinstance(candidate, str) and candidate.strip().isdecimal():
             return int(candidate)
         raise InvalidResponseError(
             "CommBox accepted the request but its response has no id this client recognises; "
@@ -184,7 +184,7 @@ def require_encrypted(value: str, name: str = "encrypted_stream_id") -> str:
     """An encrypted stream id (SMS and WhatsApp paths refuse the numeric one)."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"{name} must be the channel's encrypted id (a non-empty string)")
-    if value.strip().isdigit():
+    if value.strip().isdecimal():
         raise ConfigurationError(
             f"{name} must be the channel's encrypted id, not the numeric stream id {value!r}"
         )
@@ -197,6 +197,6 @@ def require_int(value: int | str, name: str) -> int:
         raise ConfigurationError(f"{name} must be a number, got a bool")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():
         return int(value.strip())
     raise ConfigurationError(f"{name} must be a numeric id, got {value!r}")

@@ -493,7 +493,7 @@ class FakeCommBox:
 
     def stream_number(self, stream_id: str) -> int:
         """The numeric id of a stream (encrypted ids get one of their own)."""
-        if stream_id.isdigit():
+        if stream_id.isdecimal():
             return int(stream_id)
         return self._stream_numbers.setdefault(stream_id, 24569 + len(self._stream_numbers))
 
@@ -785,7 +785,7 @@ async def _get_object(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -
 async def _activities(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> tuple[int, Any]:
     obj = fake._object(p["object"])
     wanted = q.get("activityType", [""])[0]
-    if not wanted.isdigit():
+    if not wanted.isdecimal():
         raise _HTTPError(400, "Bad Request: activityType must be a number")
     return 200, [a for a in obj.activities if a["type"] == int(wanted)]
 
@@ -815,7 +815,7 @@ _KNOWN_STATUSES = {int(s) for s in ObjectStatusType}
 @route("POST", "/objects/{object}/status/{status}")
 async def _set_status(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> tuple[int, Any]:
     obj = fake._object(p["object"])
-    if not p["status"].isdigit() or int(p["status"]) not in _KNOWN_STATUSES:
+    if not p["status"].isdecimal() or int(p["status"]) not in _KNOWN_STATUSES:
         raise _HTTPError(400, f"Bad Request: invalid status id {p['status']}")
     obj.record["statusId"] = int(p["status"])
     fake._activity(obj, ObjectActivityType.STATUS_CHANGE, {"statusId": int(p["status"])})
@@ -873,7 +873,7 @@ async def _delete_indicator(
 @route("POST", "/streams/{stream}/objects/{object}/tags/{tag}")
 async def _set_tag(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> tuple[int, Any]:
     obj = fake._object(p["object"], p["stream"])
-    if not p["tag"].isdigit():
+    if not p["tag"].isdecimal():
         raise _HTTPError(400, "Bad Request: invalid tag id")
     if int(p["tag"]) not in obj.tags:
         obj.tags.append(int(p["tag"]))
@@ -896,7 +896,7 @@ def _tag_event(fake: FakeCommBox, obj: _Object, tag: str, action: str) -> None:
 @route("DELETE", "/streams/{stream}/objects/{object}/tags/{tag}")
 async def _remove_tag(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> tuple[int, Any]:
     obj = fake._object(p["object"], p["stream"])
-    if not p["tag"].isdigit() or int(p["tag"]) not in obj.tags:
+    if not p["tag"].isdecimal() or int(p["tag"]) not in obj.tags:
         raise _HTTPError(404, f"Tag {p['tag']} not on object {obj.id}")
     obj.tags.remove(int(p["tag"]))
     _tag_event(fake, obj, p["tag"], "Remove")
@@ -905,7 +905,7 @@ async def _remove_tag(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -
 
 @route("GET", "/managers/{manager}")
 async def _get_manager(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> tuple[int, Any]:
-    if not p["manager"].isdigit() or int(p["manager"]) not in fake.managers:
+    if not p["manager"].isdecimal() or int(p["manager"]) not in fake.managers:
         raise _HTTPError(404, f"Manager {p['manager']} not found")
     return 200, fake.managers[int(p["manager"])]
 

@@ -211,7 +211,7 @@ async def _move(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
     obj = fake._object(p["object"])
     data = _data(body)
     target = str(_get(data, "streamId") or "")
-    if not target.isdigit():
+    if not target.isdecimal():
         raise _HTTPError(400, "Bad Request: streamId must be the numeric stream id")
     sub = _get(data, "subStreamId")
     if target == str(obj.record["streamid"]) and (
@@ -236,7 +236,7 @@ async def _move(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 
 
 def _user(fake: FakeCommBox, user_id: str) -> dict[str, Any]:
-    if not user_id.isdigit():
+    if not user_id.isdecimal():
         raise _HTTPError(404, f"User {user_id} not found")
     uid = int(user_id)
     mine = [o for o in fake.objects.values() if o.record["user"].get("id") == uid]
@@ -304,7 +304,7 @@ async def _update_user(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 
 @route("GET", "/users/identities/{identity}/objects")
 async def _user_objects(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
-    if not p["identity"].isdigit():
+    if not p["identity"].isdecimal():
         raise _HTTPError(400, "Bad Request: USER_IDENTITY_ID must be a number")
     identity = int(p["identity"])
     stream = _int(q, "stream")
@@ -320,7 +320,7 @@ async def _user_objects(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 
 
 def _manager(fake: FakeCommBox, manager_id: str) -> dict[str, Any]:
-    if not manager_id.isdigit() or int(manager_id) not in fake.managers:
+    if not manager_id.isdecimal() or int(manager_id) not in fake.managers:
         raise _HTTPError(404, f"Manager {manager_id} not found")
     return fake.managers[int(manager_id)]
 
@@ -410,7 +410,7 @@ async def _get_presence(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 @route("POST", "/managers/{manager}/presence/{activity}")
 async def _set_presence(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
     manager = _manager(fake, p["manager"])
-    if not p["activity"].isdigit() or int(p["activity"]) not in _PRESENCE_TYPES:
+    if not p["activity"].isdecimal() or int(p["activity"]) not in _PRESENCE_TYPES:
         raise _HTTPError(400, f"Bad Request: unknown presence type {p['activity']}")
     fake.presence[manager["id"]] = int(p["activity"])
     return 200, _presence(fake, manager["id"])
@@ -440,7 +440,7 @@ def _member(m: dict[str, Any]) -> dict[str, Any]:
 
 @route("GET", "/managers/profiles/{profile}")
 async def _by_profile(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
-    if not p["profile"].isdigit() or int(p["profile"]) not in fake.profiles:
+    if not p["profile"].isdecimal() or int(p["profile"]) not in fake.profiles:
         raise _HTTPError(404, f"Profile {p['profile']} not found")
     pid = int(p["profile"])
     return 200, [
@@ -463,7 +463,7 @@ async def _add_profiles(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
     ids: list[int] = []
     for value in q[key]:
         for part in value.split(","):
-            if not part.strip().isdigit() or int(part) not in fake.profiles:
+            if not part.strip().isdecimal() or int(part) not in fake.profiles:
                 raise _HTTPError(400, f"Bad Request: unknown profile {part}")
             ids.append(int(part))
     current = [] if key == "set" else fake.manager_profiles.get(manager["id"], [])
@@ -483,7 +483,7 @@ async def _remove_all_profiles(fake: FakeCommBox, p: P, q: Q, body: Any) -> Resu
 async def _remove_profile(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
     manager = _manager(fake, p["manager"])
     ids = fake.manager_profiles.get(manager["id"], [])
-    if not p["profile"].isdigit() or int(p["profile"]) not in ids:
+    if not p["profile"].isdecimal() or int(p["profile"]) not in ids:
         raise _HTTPError(404, f"Profile {p['profile']} not on manager {manager['id']}")
     ids.remove(int(p["profile"]))
     _sync_profiles(fake, manager)
@@ -547,7 +547,7 @@ async def _create_team(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 
 
 def _team(fake: FakeCommBox, team_id: str) -> int:
-    if not team_id.isdigit() or int(team_id) not in fake.teams:
+    if not team_id.isdecimal() or int(team_id) not in fake.teams:
         raise _HTTPError(404, f"Team {team_id} not found")
     return int(team_id)
 
@@ -606,7 +606,7 @@ async def _sla(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 
 
 def _encrypted(fake: FakeCommBox, value: str) -> str:
-    if value.isdigit():
+    if value.isdecimal():
         raise _HTTPError(400, "Bad Request: this endpoint needs the encrypted stream id")
     fake._stream(value, creating=True)
     return value
@@ -614,7 +614,7 @@ def _encrypted(fake: FakeCommBox, value: str) -> str:
 
 def _phone_ok(value: Any) -> bool:
     text = str(value)
-    return text.isdigit() and not text.startswith("000")
+    return text.isascii() and text.isdigit() and not text.startswith("000")
 
 
 @route("POST", "/sms/sendsms/{stream}")
@@ -756,7 +756,7 @@ async def _create_tag(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 
 
 def _tag(fake: FakeCommBox, tag_id: str) -> dict[str, Any]:
-    if not tag_id.isdigit() or int(tag_id) not in fake.tags:
+    if not tag_id.isdecimal() or int(tag_id) not in fake.tags:
         raise _HTTPError(404, f"Tag {tag_id} not found")
     return fake.tags[int(tag_id)]
 
@@ -794,7 +794,7 @@ async def _create_group(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 
 
 def _group(fake: FakeCommBox, group_id: str) -> dict[str, Any]:
-    if not group_id.isdigit() or int(group_id) not in fake.tag_groups:
+    if not group_id.isdecimal() or int(group_id) not in fake.tag_groups:
         raise _HTTPError(404, f"Tags group {group_id} not found")
     return fake.tag_groups[int(group_id)]
 

@@ -33,7 +33,7 @@ def webhook_app(router: WebhookRouter, **options: Any) -> Router:
         if not secret_ok(config, request.query_params, request.headers):
             return PlainTextResponse("unauthorized", status_code=401)
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > config.max_bytes:
+        if declared and declared.isdecimal() and int(declared) > config.max_bytes:
             return PlainTextResponse("payload too large", status_code=413)
         body = bytearray()
         async for chunk in request.stream():
