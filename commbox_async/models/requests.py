@@ -92,6 +92,19 @@ def _required(value: str | None, name: str, where: str) -> str:
     return value
 
 
+def _channel_number(stream_provider_id: str | int | None, phone: str, where: str) -> str:
+    """The channel's own number: ``stream_provider_id`` if given, else the customer's number,
+    as in the docs' SMS and WhatsApp examples."""
+    return phone_digits(stream_provider_id, where) if stream_provider_id else phone
+
+
+def _recipients(to: Sequence[str | int], where: str) -> tuple[str, ...]:
+    """``Content.to``: at least one number, each as :func:`phone_digits` takes it."""
+    if not to:
+        raise ConfigurationError(f"{where}: to needs at least one number")
+    return tuple(phone_digits(n, f"{where} to[{i}]") for i, n in enumerate(to))
+
+
 def phone_digits(value: str | int, where: str) -> str:
     """A phone number as CommBox takes it: digits with the country code, a leading + dropped."""
     text = str(value).strip().lstrip("+")
@@ -195,9 +208,7 @@ class NewObject(Model):
             where,
             phone,
             status_id=status_id,
-            stream_provider_id=phone_digits(stream_provider_id, where)
-            if stream_provider_id
-            else phone,
+            stream_provider_id=_channel_number(stream_provider_id, phone, where),
             manager_id=manager_id,
             message=message,
             user=user,
@@ -244,17 +255,14 @@ class NewObject(Model):
     ) -> NewObject:
         """One SMS to many numbers, sent without saving a conversation (``sendToClient``)."""
         where = "NewObject.sms_many"
-        if not to:
-            raise ConfigurationError(f"{where}: to needs at least one number")
+        recipients = _recipients(to, where)
         return cls._telephone(
             where,
             phone_digits(user_stream_provider_id, where),
             status_id=status_id,
             manager_id=manager_id,
             send_to_client=True,
-            content=ObjectContent(
-                to=tuple(phone_digits(n, f"{where} to[{i}]") for i, n in enumerate(to))
-            ),
+            content=ObjectContent(to=recipients),
             message=message,
             user=user,
             extra=extra,
@@ -279,19 +287,16 @@ class NewObject(Model):
         """A WhatsApp template message (``Content.whatsapp_hsm_name`` and parameters), in the
         form of the Create Object page's WhatsApp example."""
         where = "NewObject.whatsapp_template"
-        if not to:
-            raise ConfigurationError(f"{where}: to needs at least one number")
+        recipients = _recipients(to, where)
         phone = phone_digits(user_stream_provider_id, where)
         return cls._telephone(
             where,
             phone,
             status_id=status_id,
-            stream_provider_id=phone_digits(stream_provider_id, where)
-            if stream_provider_id
-            else phone,
+            stream_provider_id=_channel_number(stream_provider_id, phone, where),
             manager_id=manager_id,
             content=ObjectContent(
-                to=tuple(phone_digits(n, f"{where} to[{i}]") for i, n in enumerate(to)),
+                to=recipients,
                 whatsapp_hsm_name=_required(whatsapp_hsm_name, "whatsapp_hsm_name", where),
                 whatsapp_localizable_params=tuple(str(p) for p in whatsapp_localizable_params),
                 whatsapp_language_code=_required(
