@@ -32,6 +32,20 @@ def write_jsonl(path: Path, records: list[Any]) -> None:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
 
 
+def send_bulk_args(src: Path, journal: Path, outcomes: Path) -> list[str]:
+    return [
+        "send-bulk",
+        "--stream",
+        STREAM,
+        "--input",
+        str(src),
+        "--journal",
+        str(journal),
+        "--outcomes",
+        str(outcomes),
+    ]
+
+
 def sms(key: str, i: int) -> dict[str, Any]:
     return {
         "key": key,
@@ -64,17 +78,7 @@ def test_send_bulk_records_malformed_lines_and_resumes(
             },
         ],
     )
-    args = [
-        "send-bulk",
-        "--stream",
-        STREAM,
-        "--input",
-        str(src),
-        "--journal",
-        str(tmp_path / "j.sqlite"),
-        "--outcomes",
-        str(tmp_path / "out.jsonl"),
-    ]
+    args = send_bulk_args(src, tmp_path / "j.sqlite", tmp_path / "out.jsonl")
     result = CliRunner().invoke(cli_module.cli, args)
     assert result.exit_code == 0, result.output
     assert "in.jsonl:2: not JSON" in result.output
@@ -109,18 +113,7 @@ def test_send_bulk_rejects_duplicate_keys_before_sending(
     src = tmp_path / "dup.jsonl"
     write_jsonl(src, [sms("a", 1), sms("b", 2), sms("a", 3)])
     result = CliRunner().invoke(
-        cli_module.cli,
-        [
-            "send-bulk",
-            "--stream",
-            STREAM,
-            "--input",
-            str(src),
-            "--journal",
-            str(tmp_path / "j.sqlite"),
-            "--outcomes",
-            str(tmp_path / "o.jsonl"),
-        ],
+        cli_module.cli, send_bulk_args(src, tmp_path / "j.sqlite", tmp_path / "o.jsonl")
     )
     assert result.exit_code == 2
     assert "duplicate key 'a' on lines 1, 3" in result.output
@@ -171,15 +164,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path: Path) -> None:
             sys.executable,
             "-m",
             "commbox_async.cli",
-            "send-bulk",
-            "--stream",
-            STREAM,
-            "--input",
-            str(src),
-            "--journal",
-            str(journal),
-            "--outcomes",
-            str(outcomes),
+            *send_bulk_args(src, journal, outcomes),
             "--concurrency",
             "4",
             "--rate-limit",
