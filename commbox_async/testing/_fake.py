@@ -15,7 +15,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, MutableMapping
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -586,6 +586,11 @@ def route(method: str, template: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def _known(text: str, ids: Container[int]) -> bool:
+    """Whether a path or query value is a decimal id among ``ids`` (the fake's 404 check)."""
+    return text.isdecimal() and int(text) in ids
+
+
 def _data(body: Any) -> dict[str, Any]:
     data = body.get("data") if isinstance(body, dict) else None
     if isinstance(data, dict):
@@ -815,7 +820,7 @@ _KNOWN_STATUSES = {int(s) for s in ObjectStatusType}
 @route("POST", "/objects/{object}/status/{status}")
 async def _set_status(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> tuple[int, Any]:
     obj = fake._object(p["object"])
-    if not p["status"].isdecimal() or int(p["status"]) not in _KNOWN_STATUSES:
+    if not _known(p["status"], _KNOWN_STATUSES):
         raise _HTTPError(400, f"Bad Request: invalid status id {p['status']}")
     obj.record["statusId"] = int(p["status"])
     fake._activity(obj, ObjectActivityType.STATUS_CHANGE, {"statusId": int(p["status"])})
@@ -896,7 +901,7 @@ def _tag_event(fake: FakeCommBox, obj: _Object, tag: str, action: str) -> None:
 @route("DELETE", "/streams/{stream}/objects/{object}/tags/{tag}")
 async def _remove_tag(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> tuple[int, Any]:
     obj = fake._object(p["object"], p["stream"])
-    if not p["tag"].isdecimal() or int(p["tag"]) not in obj.tags:
+    if not _known(p["tag"], obj.tags):
         raise _HTTPError(404, f"Tag {p['tag']} not on object {obj.id}")
     obj.tags.remove(int(p["tag"]))
     _tag_event(fake, obj, p["tag"], "Remove")
@@ -905,7 +910,7 @@ async def _remove_tag(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -
 
 @route("GET", "/managers/{manager}")
 async def _get_manager(fake: FakeCommBox, p: dict[str, str], q: Any, body: Any) -> tuple[int, Any]:
-    if not p["manager"].isdecimal() or int(p["manager"]) not in fake.managers:
+    if not _known(p["manager"], fake.managers):
         raise _HTTPError(404, f"Manager {p['manager']} not found")
     return 200, fake.managers[int(p["manager"])]
 

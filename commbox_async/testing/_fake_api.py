@@ -16,6 +16,7 @@ from ._fake import (
     _flag,
     _get,
     _HTTPError,
+    _known,
     _Multipart,
     _now,
     _Object,
@@ -320,7 +321,7 @@ async def _user_objects(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 
 
 def _manager(fake: FakeCommBox, manager_id: str) -> dict[str, Any]:
-    if not manager_id.isdecimal() or int(manager_id) not in fake.managers:
+    if not _known(manager_id, fake.managers):
         raise _HTTPError(404, f"Manager {manager_id} not found")
     return fake.managers[int(manager_id)]
 
@@ -410,7 +411,7 @@ async def _get_presence(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 @route("POST", "/managers/{manager}/presence/{activity}")
 async def _set_presence(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
     manager = _manager(fake, p["manager"])
-    if not p["activity"].isdecimal() or int(p["activity"]) not in _PRESENCE_TYPES:
+    if not _known(p["activity"], _PRESENCE_TYPES):
         raise _HTTPError(400, f"Bad Request: unknown presence type {p['activity']}")
     fake.presence[manager["id"]] = int(p["activity"])
     return 200, _presence(fake, manager["id"])
@@ -440,7 +441,7 @@ def _member(m: dict[str, Any]) -> dict[str, Any]:
 
 @route("GET", "/managers/profiles/{profile}")
 async def _by_profile(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
-    if not p["profile"].isdecimal() or int(p["profile"]) not in fake.profiles:
+    if not _known(p["profile"], fake.profiles):
         raise _HTTPError(404, f"Profile {p['profile']} not found")
     pid = int(p["profile"])
     return 200, [
@@ -463,7 +464,7 @@ async def _add_profiles(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
     ids: list[int] = []
     for value in q[key]:
         for part in value.split(","):
-            if not part.strip().isdecimal() or int(part) not in fake.profiles:
+            if not _known(part.strip(), fake.profiles):
                 raise _HTTPError(400, f"Bad Request: unknown profile {part}")
             ids.append(int(part))
     current = [] if key == "set" else fake.manager_profiles.get(manager["id"], [])
@@ -483,7 +484,7 @@ async def _remove_all_profiles(fake: FakeCommBox, p: P, q: Q, body: Any) -> Resu
 async def _remove_profile(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
     manager = _manager(fake, p["manager"])
     ids = fake.manager_profiles.get(manager["id"], [])
-    if not p["profile"].isdecimal() or int(p["profile"]) not in ids:
+    if not _known(p["profile"], ids):
         raise _HTTPError(404, f"Profile {p['profile']} not on manager {manager['id']}")
     ids.remove(int(p["profile"]))
     _sync_profiles(fake, manager)
@@ -547,7 +548,7 @@ async def _create_team(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 
 
 def _team(fake: FakeCommBox, team_id: str) -> int:
-    if not team_id.isdecimal() or int(team_id) not in fake.teams:
+    if not _known(team_id, fake.teams):
         raise _HTTPError(404, f"Team {team_id} not found")
     return int(team_id)
 
@@ -756,7 +757,7 @@ async def _create_tag(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 
 
 def _tag(fake: FakeCommBox, tag_id: str) -> dict[str, Any]:
-    if not tag_id.isdecimal() or int(tag_id) not in fake.tags:
+    if not _known(tag_id, fake.tags):
         raise _HTTPError(404, f"Tag {tag_id} not found")
     return fake.tags[int(tag_id)]
 
@@ -794,7 +795,7 @@ async def _create_group(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
 
 
 def _group(fake: FakeCommBox, group_id: str) -> dict[str, Any]:
-    if not group_id.isdecimal() or int(group_id) not in fake.tag_groups:
+    if not _known(group_id, fake.tag_groups):
         raise _HTTPError(404, f"Tags group {group_id} not found")
     return fake.tag_groups[int(group_id)]
 
