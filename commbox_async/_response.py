@@ -59,9 +59,7 @@ def _status_int(value: Any) -> int | None:
     if type(value) is int:  # not bool
         return value
     if type(value) is str:
-        if value.isdecimal():  # CommBox's usual "200", before any stripping
-            return int(value)
-        text = value.strip()
+        text = value.strip()  # the same object when there is nothing to strip, as in "200"
         # isdecimal, not isdigit: "²" is a digit that int() refuses
         return int(text) if text.isdecimal() else None
     return None

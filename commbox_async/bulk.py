@@ -711,7 +711,7 @@ def _convert(channel: str, name: str, value: Any, where: str) -> Any:
             return [part.strip() for part in value.split(";") if part.strip()]
         if (
             annotation.startswith(("int", "ObjectStatusType"))
-            and value.strip().lstrip("-").isdecimal()
+            and value.strip().removeprefix("-").isdecimal()
         ):
             return int(value)
         if annotation.startswith("bool"):

@@ -413,6 +413,14 @@ def test_empty_strings_single_objects_and_big_ints() -> None:
     assert [c.id for c in obj.children] == [9007199254740993]
 
 
+def test_enum_text_with_two_signs_is_refused_as_not_a_number_or_name() -> None:
+    from commbox_async.models._enums import coerce_enum
+
+    assert coerce_enum(ObjectStatusType, " -5 ") == -5
+    with pytest.raises(ValueError, match="is not a ObjectStatusType number or name"):
+        coerce_enum(ObjectStatusType, "--5")
+
+
 def test_unknown_enum_values_round_trip() -> None:
     obj = structure({"statusId": 99, "type": "42", "streamProviderType": 77}, ObjectDetails)
     assert obj.status_id == 99 and not obj.status_id.is_known  # type: ignore[union-attr]
@@ -431,6 +439,9 @@ def test_unknown_enum_values_round_trip() -> None:
         ({"user": {"childs": [{"id": 1}, {"id": "x"}]}}, "user.childs[1].id", "x"),
         ({"createdTime": "yesterday"}, "createdTime", "yesterday"),
         ({"isManager": "maybe"}, "isManager", "maybe"),
+        # int() refuses both, though "²" passes str.isdigit and "--5" passes lstrip("-")
+        ({"statusId": "\u00b2"}, "statusId", "\u00b2"),
+        ({"statusId": "--5"}, "statusId", "--5"),
     ],
 )
 def test_decode_errors_name_model_path_and_value(

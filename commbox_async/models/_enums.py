@@ -72,7 +72,7 @@ def coerce_enum(cls: type[E], value: Any) -> E:
         return cls(int(value))
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdecimal():
+        if text.removeprefix("-").isdecimal():  # one sign at most: int() refuses "--5"
             number = int(text)
             member = cls._value2member_map_.get(number)
             return member if member is not None else cls(number)  # type: ignore[return-value]
