@@ -50,7 +50,7 @@ TokenSource = str | Callable[[], str | Awaitable[str]]
 class TokenProvider:
     """Holds the token (or the callable that returns it) and never shows it."""
 
-    __slots__ = ("_source",)
+    __slots__ = ("_source", "static")
 
     def __init__(self, source: TokenSource) -> None:
         if isinstance(source, str):
@@ -61,12 +61,8 @@ class TokenProvider:
                 f"token must be a string or a callable returning one, got {type(source).__name__}"
             )
         self._source = source
-
-    @property
-    def static(self) -> str | None:
-        """The token when it is a plain string (no call needed), else None."""
-        source = self._source
-        return source if isinstance(source, str) else None
+        #: The token when it is a plain string (no call needed), else None.
+        self.static: str | None = source if isinstance(source, str) else None
 
     @property
     def rotates(self) -> bool:
@@ -105,6 +101,8 @@ class ClientOptions:
     retry_uncertain: bool
     user_agent: str
     headers: Mapping[str, str]
+    #: Every attempt's headers but the token's, built once per options rather than per call.
+    static_headers: Mapping[str, str] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.max_retries < 0:
@@ -115,6 +113,8 @@ class ClientOptions:
             raise ConfigurationError(f"max_retry_after must be >= 0, got {self.max_retry_after}")
         if any(k.lower() == "authorization" for k in self.headers):
             raise ConfigurationError("set the token with token=, not an Authorization header")
+        static = {"Accept": "application/json", "User-Agent": self.user_agent, **self.headers}
+        object.__setattr__(self, "static_headers", static)
 
 
 class _Core:
@@ -431,11 +431,10 @@ class BaseClient:
                 ThrottleEvent(method=call.method, path=call.path, waited=waited),
             )
 
-    def _attempt_timeout(self, call: _Call) -> httpx.Timeout:
+    def _deadline_timeout(self, deadline_at: float) -> httpx.Timeout:
+        """The client's timeouts, each cut to what is left of the call's deadline."""
         timeout = self._options.timeout
-        if call.deadline_at is None:
-            return timeout
-        left = max(0.001, call.deadline_at - time.monotonic())
+        left = max(0.001, deadline_at - time.monotonic())
 
         def clamp(value: float | None) -> float:
             return left if value is None else min(value, left)
@@ -449,12 +448,8 @@ class BaseClient:
 
     def _outgoing(self, call: _Call, token: str, files: list[Any]) -> Outgoing:
         opts = self._options
-        headers = {
-            "Accept": "application/json",
-            "User-Agent": opts.user_agent,
-            **opts.headers,
-            "Authorization": f"Bearer {token}",
-        }
+        headers = dict(opts.static_headers)  # a copy: senders add the body's Content-Type
+        headers["Authorization"] = "Bearer " + token
         form = call.data
         if call.multipart and not files and form:
             # httpx only builds multipart when there are files: send the fields as parts
@@ -469,7 +464,9 @@ class BaseClient:
             json=call.json if not files else None,
             data=form,
             files=files or None,
-            timeout=self._attempt_timeout(call),
+            timeout=opts.timeout
+            if call.deadline_at is None
+            else self._deadline_timeout(call.deadline_at),
         )
 
     def _transport_failure(

@@ -65,6 +65,28 @@ def _status_int(value: Any) -> int | None:
     return None
 
 
+_DECODER = json.JSONDecoder()  # what json.loads uses when given no options
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def _loads(content: bytes) -> Any:
+    """``json.loads(content)``, at under half its cost for the usual body.
+
+    A body is UTF-8 (RFC 8259) with nothing around the value, so it is decoded as UTF-8 and
+    parsed by ``raw_decode``, skipping the encoding sniffing and the two whitespace scans.
+    Anything else (a BOM, UTF-16, leading whitespace, trailing data, not JSON) goes to
+    ``json.loads`` itself, so what is accepted and what is refused does not change.
+    """
+    try:
+        text = content.decode()
+        value, end = _DECODER.raw_decode(text)
+    except ValueError:  # UnicodeDecodeError included
+        return json.loads(content)
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        return json.loads(content)  # trailing data: the standard error
+    return value
+
+
 def _snippet(content: bytes) -> str:
     return content[:_SNIPPET].decode("utf-8", errors="replace")
 
@@ -92,12 +114,11 @@ def parse_response(
     status = response.status_code
     headers = response.headers  # a read-only view for callers; copied only for errors
     content = response.content
-    content_type = headers.get("content-type")
     body: Any = None
     is_json = False
     if content:  # a blank body fails to decode like any other non-JSON one
         try:
-            body = json.loads(content)
+            body = _loads(content)
             is_json = True
         except ValueError:
             body = None
@@ -133,7 +154,7 @@ def parse_response(
             if content.strip()
             else "CommBox returned an empty body",
             http_status=status,
-            content_type=content_type,
+            content_type=headers.get("content-type"),
             snippet=_snippet(content),
             method=method,
             path=path,

@@ -113,7 +113,10 @@ def build_path(template: str, params: Mapping[str, object]) -> str:
         name = names[i]
         if name not in params:
             raise _path_fields_error(template, names, params)
-        path = path + encode_segment(params[name], name=name) + literals[i + 1]
+        value = params[name]
+        # An int (not a bool) is digits and "-": nothing to escape, so no call for it.
+        segment = str(value) if type(value) is int else encode_segment(value, name=name)
+        path = path + segment + literals[i + 1]
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import traceback
@@ -10,6 +11,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commbox_async import (
     APIStatusError,
@@ -26,6 +29,7 @@ from commbox_async import (
     PartialSuccessError,
     ServerError,
 )
+from commbox_async._response import _loads
 
 from .conftest import TOKEN, envelope, make_client, ok
 
@@ -253,6 +257,73 @@ async def test_non_json_success_body_is_a_typed_error(
     assert "JSONDecodeError" not in "".join(traceback.format_exception(err))
 
 
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=_JSON_VALUES,
+    ascii_only=st.booleans(),
+    before=st.sampled_from(["", " ", "\n", "\ufeff", "\u00a0"]),
+    after=st.sampled_from(["", "\n", " \r\n\t", "x", "]", "\u00a0", "{}"]),
+    encoding=st.sampled_from(["utf-8", "utf-16", "utf-16-le", "utf-32", "latin-1"]),
+)
+def test_body_decoding_accepts_and_refuses_what_json_loads_does(
+    value: Any, ascii_only: bool, before: str, after: str, encoding: str
+) -> None:
+    # The fast path (UTF-8, raw_decode) must agree with json.loads on every body.
+    text = before + json.dumps(value, ensure_ascii=ascii_only) + after
+    try:
+        content = text.encode(encoding)
+    except UnicodeEncodeError:
+        content = text.encode("utf-8")
+    try:
+        expected: Any = json.loads(content)
+    except ValueError as exc:
+        expected = type(exc)
+    try:
+        got: Any = _loads(content)
+    except ValueError as exc:
+        got = type(exc)
+    assert got == expected
+
+
+@given(st.binary(max_size=64))
+def test_body_decoding_of_arbitrary_bytes_matches_json_loads(content: bytes) -> None:
+    try:
+        expected: Any = json.loads(content)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: Any = _loads(content)
+    except ValueError:
+        got = ValueError
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"status": "200", "data": {"name": "שלום"}}\n'.encode(),
+        b'\xef\xbb\xbf{"status": "200", "data": {"name": "x"}}',  # UTF-8 BOM
+        '{"status": "200", "data": {"name": "שלום"}}'.encode("utf-16"),
+        b'  \r\n{"status": "200", "data": {"name": "x"}}',
+    ],
+    ids=["hebrew-trailing-newline", "utf8-bom", "utf16", "leading-whitespace"],
+)
+async def test_json_bodies_off_the_fast_path_still_decode(content: bytes) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=content, headers={"content-type": "application/json"})
+
+    async with make_client(handler) as cb:
+        data = await cb.request("GET", "/core/systemstatus")
+    assert data == json.loads(content)["data"]
+
+
 async def test_envelope_status_that_is_not_a_decimal_number_is_left_out() -> None:
     # "²" passes str.isdigit() but int() refuses it: the status is unknown, not a crash.
     body = envelope([1], status="\u00b2")
@@ -436,6 +507,32 @@ async def test_with_options_shares_pool_throttle_and_stats() -> None:
         assert view._options.max_retries == 0
         assert cb._options.max_retries == 2
         assert view._options.timeout.read == 5
+
+
+async def test_default_headers_are_sent_and_with_options_adds_to_them() -> None:
+    seen: list[httpx.Headers] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers)
+        return ok()
+
+    async with make_client(
+        handler, user_agent="shop/2", default_headers={"X-Tenant": "a", "Accept": "text/x"}
+    ) as cb:
+        view = cb.with_options(default_headers={"X-Trace": "t1", "X-Tenant": "b"})
+        await view.request("GET", "/x")
+        await cb.request("GET", "/x")
+    via_view, via_client = seen
+    assert via_view["x-tenant"] == "b"
+    assert via_view["x-trace"] == "t1"
+    assert via_client["x-tenant"] == "a"
+    assert "x-trace" not in via_client
+    for headers in seen:
+        assert headers["user-agent"] == "shop/2"
+        assert headers["accept"] == "text/x"  # the caller's default wins over ours
+        assert headers["authorization"] == f"Bearer {TOKEN}"
+    # The token is added per attempt, never kept in the options.
+    assert TOKEN not in repr(view._options.static_headers)
 
 
 # -- hooks and counters ----------------------------------------------------------------------
