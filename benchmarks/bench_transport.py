@@ -189,6 +189,34 @@ def spread(**ratios: dict[str, Any]) -> str:
     return ", ".join(f"{k} {r['q1']:.2f}-{r['q3']:.2f} ({r['rounds']})" for k, r in ratios.items())
 
 
+HTTPX_RATIO = "CB httpx / bare httpx"
+AIOHTTP_RATIO = "CB aiohttp / bare aiohttp"
+
+
+async def cell(
+    c: int,
+    driver: Driver,
+    httpx_pair: dict[str, Client],
+    aiohttp_pair: dict[str, Client],
+    reference: dict[str, Client] | None = None,
+) -> dict[str, Any]:
+    """One table row: each pair's rounds at concurrency ``c`` (and the reference client's),
+    every client's median req/s, and each AsyncCommBox's ratio to its own bare transport."""
+    on_httpx = await rounds(httpx_pair, c, driver)
+    on_aiohttp = await rounds(aiohttp_pair, c, driver)
+    ref = await rounds(reference, c, driver, max_rounds=MIN_ROUNDS) if reference else {}
+    r_httpx = ratio(on_httpx, "AsyncCommBox httpx", "bare httpx")
+    r_aiohttp = ratio(on_aiohttp, "AsyncCommBox aiohttp", "bare aiohttp")
+    every = {**on_httpx, **on_aiohttp, **ref}
+    return {
+        "concurrency": c,
+        **{name: median_rate(every, name) for name in every},
+        HTTPX_RATIO: r_httpx["median"],
+        AIOHTTP_RATIO: r_aiohttp["median"],
+        "spread (rounds)": spread(httpx=r_httpx, aiohttp=r_aiohttp),
+    }
+
+
 async def main() -> None:
     with static_server() as base:
         httpx_pair: dict[str, Client] = {
@@ -230,42 +258,17 @@ async def main() -> None:
         rows = []
         goals = {}
         for c in (1, 8, 32, 128):
-            on_httpx = await rounds(httpx_pair, c, workers)
-            on_aiohttp = await rounds(aiohttp_pair, c, workers)
-            ref = await rounds(reference, c, workers, max_rounds=MIN_ROUNDS)
-            r_httpx = ratio(on_httpx, "AsyncCommBox httpx", "bare httpx")
-            r_aiohttp = ratio(on_aiohttp, "AsyncCommBox aiohttp", "bare aiohttp")
-            every = {**on_httpx, **on_aiohttp, **ref}
-            rows.append(
-                {
-                    "concurrency": c,
-                    **{name: median_rate(every, name) for name in every},
-                    "CB httpx / bare httpx": r_httpx["median"],
-                    "CB aiohttp / bare aiohttp": r_aiohttp["median"],
-                    "spread (rounds)": spread(httpx=r_httpx, aiohttp=r_aiohttp),
-                }
-            )
-            goals[f"c={c}: >= 0.9x own transport"] = (
-                r_httpx["median"] >= 0.9 and r_aiohttp["median"] >= 0.9
-            )
+            row = await cell(c, workers, httpx_pair, aiohttp_pair, reference)
+            rows.append(row)
+            httpx_ratio, aio_ratio = row[HTTPX_RATIO], row[AIOHTTP_RATIO]
+            goals[f"c={c}: >= 0.9x own transport"] = httpx_ratio >= 0.9 and aio_ratio >= 0.9
             if c == 32:
-                goals["c=32: CB aiohttp >= 0.5x bare aiohttp"] = r_aiohttp["median"] >= 0.5
+                goals["c=32: CB aiohttp >= 0.5x bare aiohttp"] = aio_ratio >= 0.5
         report("bench_transport", rows, goals)
         print()
 
         # Part 3 (information): concurrency 128 with every task created up front.
-        on_httpx = await rounds(httpx_pair, 128, gather_all)
-        on_aiohttp = await rounds(aiohttp_pair, 128, gather_all)
-        r_httpx = ratio(on_httpx, "AsyncCommBox httpx", "bare httpx")
-        r_aiohttp = ratio(on_aiohttp, "AsyncCommBox aiohttp", "bare aiohttp")
-        every = {**on_httpx, **on_aiohttp}
-        row = {
-            "concurrency": 128,
-            **{name: median_rate(every, name) for name in every},
-            "CB httpx / bare httpx": r_httpx["median"],
-            "CB aiohttp / bare aiohttp": r_aiohttp["median"],
-            "spread (rounds)": spread(httpx=r_httpx, aiohttp=r_aiohttp),
-        }
+        row = await cell(128, gather_all, httpx_pair, aiohttp_pair)
         report("bench_transport_gather", [row], {})
         print()
 
