@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import ipaddress
 import json as json_module
 import re
@@ -422,12 +423,12 @@ def make_sender(
             )
         kwargs["transport"] = transport
     elif http2:
-        try:
-            import h2  # noqa: F401
-        except ImportError:
+        # Looked up rather than imported: httpx imports it itself, and the optional package
+        # need not be installed for the type checker.
+        if importlib.util.find_spec("h2") is None:
             raise ConfigurationError(
                 "http2=True needs the h2 package: pip install 'commbox-async[http2]'"
-            ) from None
+            )
         kwargs["http2"] = True
     return HttpxSender(httpx.AsyncClient(**kwargs), owns=True)
 

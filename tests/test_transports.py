@@ -181,6 +181,19 @@ def test_aiohttp_transport_needs_http1() -> None:
         AsyncCommBox(token=TOKEN, transport="curl")  # type: ignore[arg-type]
 
 
+def test_http2_without_the_h2_package_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from commbox_async import ConfigurationError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "h2" else real(name, *a)
+    )
+    with pytest.raises(ConfigurationError, match=r"commbox-async\[http2\]"):
+        AsyncCommBox(token=TOKEN, http2=True)
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_both_transports_put_the_same_request_on_the_wire() -> None:
     """The aiohttp path builds requests itself; they must be byte for byte httpx's: one-segment
