@@ -263,7 +263,9 @@ async def test_bulk_and_export_take_aiohttp_when_the_transport_is_left_unset() -
             assert cb.metrics.requests == 1  # shared counters
         async with client(server.url, "httpx") as pinned:
             await pinned.bulk.send([])
-            assert pinned.bulk._client is pinned  # transport="httpx" keeps everything on httpx
+            # transport="httpx" keeps everything on httpx: the client's own pool
+            assert pinned.bulk._client._core is pinned._core
+            assert pinned.bulk._client._sender is None
         async with client(server.url, "auto") as auto:
             await auto.request("GET", "/x")
             assert auto.transport == "aiohttp"
