@@ -433,6 +433,8 @@ class AsyncCommBox(BaseClient):
         await self.aclose()
 
     def __repr__(self) -> str:
+        if not hasattr(self, "_core"):  # shown by a traceback while __init__ is failing
+            return "AsyncCommBox(<not constructed>)"
         o = self._options
         return (
             f"AsyncCommBox(base_url={self.base_url!r}, token=<redacted>, "
