@@ -33,9 +33,9 @@ NO, MAYBE, YES = Processed.NO, Processed.MAYBE, Processed.YES
 
 
 def test_the_status_table() -> None:
-    expected = {s: YES for s in range(200, 300)}
-    expected |= {s: NO for s in range(300, 500)}
-    expected |= {s: MAYBE for s in range(500, 600)}
+    expected = dict.fromkeys(range(200, 300), YES)
+    expected |= dict.fromkeys(range(300, 500), NO)
+    expected |= dict.fromkeys(range(500, 600), MAYBE)
     expected |= {501: NO, 503: NO}
     for status in range(100, 600):
         want = expected.get(status, MAYBE)
