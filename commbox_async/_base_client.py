@@ -8,7 +8,6 @@ One call is one pass through :meth:`BaseClient._run`, the retry loop, which make
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -20,6 +19,7 @@ import anyio.lowlevel
 import attrs
 import httpx
 
+from ._aio import call
 from ._exceptions import (
     APIConnectionError,
     AuthenticationError,
@@ -30,6 +30,7 @@ from ._exceptions import (
     InvalidResponseError,
     RateLimitError,
     ResponseTooLargeError,
+    TokenError,
 )
 from ._files import AttachmentInput, coerce_attachments, open_files
 from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent, emit
@@ -86,14 +87,13 @@ class TokenProvider:
         if self.static is not None:
             return self.static
         assert self._source is not None
-        value: Any = self._source()
-        if inspect.isawaitable(value):
-            value = await value
+        value: Any = await call(self._source)
         if not isinstance(value, str):
-            raise ConfigurationError(
-                f"the token callable returned {type(value).__name__}, not a str token"
-            )
-        return Secret(value, what="the token the token callable returned")
+            raise TokenError(f"the token callable returned {type(value).__name__}, not a str")
+        try:
+            return Secret(value, what="the token the token callable returned")
+        except ConfigurationError as exc:
+            raise TokenError(str(exc)) from None
 
     def __repr__(self) -> str:
         return "TokenProvider(<redacted>)"

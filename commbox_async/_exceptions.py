@@ -18,6 +18,8 @@ __all__ = [
     "ConfigurationError",
     "ClientStateError",
     "JournalError",
+    "TokenError",
+    "BulkStoppedError",
     "APIConnectionError",
     "APITimeoutError",
     "DeadlineExceededError",
@@ -68,6 +70,10 @@ class ConfigurationError(CommBoxError, ValueError):
     """The client was configured wrongly (no token, plain-HTTP base URL, bad option)."""
 
 
+class TokenError(ConfigurationError):
+    """The token callable returned no usable token (not a str, empty, or not visible ASCII)."""
+
+
 class ClientStateError(CommBoxError, RuntimeError):
     """The client cannot be used now: it was closed, or it is used from another event loop."""
 
@@ -77,6 +83,19 @@ class JournalError(CommBoxError, OSError):
     without its journal it can no longer promise that nothing is sent twice. Every message
     whose "sending" mark was written is in the journal; those still marked ``sending`` are
     treated as uncertain by the next run. The SQLite error is the ``__cause__``."""
+
+
+class BulkStoppedError(CommBoxError):
+    """A bulk send stopped before its end because no later message could succeed: CommBox
+    refused the token (401/403, after a token callable was asked again), or the client
+    became unusable. Nothing more was started; what was not sent is ``pending`` in the
+    journal and goes out on the next run. ``report`` is the run's report so far, ``cause``
+    the error that stopped it."""
+
+    def __init__(self, message: str, *, report: Any, cause: CommBoxError) -> None:
+        super().__init__(message)
+        self.report = report
+        self.cause = cause
 
 
 class APIConnectionError(CommBoxError):

@@ -30,7 +30,13 @@ import anyio
 import attrs
 
 from ._client import AsyncCommBox
-from ._exceptions import CommBoxError
+from ._exceptions import (
+    BulkStoppedError,
+    ClientStateError,
+    CommBoxError,
+    ConfigurationError,
+    JournalError,
+)
 from .bulk import BulkMessage, Outcome
 from .models import NewObject, ObjectStatusType, unstructure
 
@@ -99,7 +105,42 @@ async def _until_interrupted(stop: anyio.Event, scope: anyio.CancelScope, what: 
                 return
 
 
-@cli.command("send-bulk")
+#: ``commbox send-bulk``'s exit codes (the README and ``--help`` show the same table).
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNCERTAIN = 3
+EXIT_STOPPED = 4
+EXIT_INTERRUPTED = 130
+
+_SEND_BULK_EXIT_CODES = f"""\b
+Exit codes (the first that applies):
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C, SIGTERM): re-run the same command to resume
+  {EXIT_STOPPED}    stopped: CommBox refused the token (401/403), or the configuration or the
+       journal is unusable; nothing more was sent, the rest is pending
+  {EXIT_UNCERTAIN}    some messages are uncertain (CommBox may have taken them; see --outcomes)
+  {EXIT_FAILED}    some messages failed, or changed since an earlier run sent them
+  {EXIT_USAGE}    usage error, or duplicate keys in the input (nothing sent)
+  {EXIT_OK}    every message is sent (now, or by an earlier run)
+"""
+
+
+def send_bulk_exit_code(
+    counts: Counter[str], *, changed: int, interrupted: bool, stopped: bool
+) -> int:
+    """The exit code of a ``send-bulk`` run from its counts (see the table in ``--help``)."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if stopped:
+        return EXIT_STOPPED
+    if counts.get("uncertain", 0):
+        return EXIT_UNCERTAIN
+    if counts.get("failed", 0) or counts.get("pending", 0) or changed:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+@cli.command("send-bulk", epilog=_SEND_BULK_EXIT_CODES)
 @click.option("--stream", "stream_id", required=True, help="Stream (channel) id to send into.")
 @click.option(
     "--input",
@@ -118,11 +159,15 @@ async def _until_interrupted(stop: anyio.Event, scope: anyio.CancelScope, what: 
     "--outcomes",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="JSONL written as messages settle: key, outcome, id, error.",
+    help="JSONL rewritten by each run, one line per key as it settles (flushed at once): key, "
+    "outcome, id, error, failure, earlier.",
 )
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--rate-limit", default=None, type=float, help="Requests per second (client side).")
 @click.option("--resend-uncertain", is_flag=True, help="Send again what may have been taken.")
+@click.option(
+    "--retry-failed", is_flag=True, help="Send again what CommBox rejected in an earlier run."
+)
 @_client_options
 @click.pass_context
 def send_bulk(
@@ -134,6 +179,7 @@ def send_bulk(
     concurrency: int,
     rate_limit: float | None,
     resend_uncertain: bool,
+    retry_failed: bool,
     token: str | None,
     base_url: str | None,
 ) -> None:
@@ -142,7 +188,13 @@ def send_bulk(
     Each record needs a unique key and a channel (sms, sms_many, email, whatsapp_template,
     chat); the other fields are that NewObject constructor's arguments (CSV: one column each,
     lists separated by ';'). A duplicate key stops the run before anything is sent; a
-    malformed record is reported with its line number and recorded as failed.
+    malformed record is reported with its line number and recorded as failed. Keys settled
+    by an earlier run with the same journal are listed with "earlier": true and not sent
+    again (failures of the run itself, such as a refused connection, are).
+
+    The first Ctrl-C starts nothing new and leaves what waits for the rate limit pending;
+    requests on the wire finish. A second Ctrl-C cancels those too (uncertain: CommBox may
+    have taken them).
     """
     from .bulk import read_messages, scan_keys
 
@@ -157,33 +209,30 @@ def send_bulk(
             f"[red]error:[/red] {len(duplicates)} duplicate key(s) in {input_path}; nothing sent",
             highlight=False,
         )
-        raise SystemExit(2)
+        raise SystemExit(EXIT_USAGE)
     counts: Counter[str] = Counter()
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = {"changed": 0, "earlier": 0}
 
     async def main() -> None:
         stop = anyio.Event()
-        with outcomes.open("a", encoding="utf-8") as out, _progress() as progress:
+        with outcomes.open("w", encoding="utf-8") as out, _progress() as progress:
             task = progress.add_task("sending", total=total)
 
             def settled(outcome: Outcome) -> None:
                 counts[outcome.outcome] += 1
-                out.write(
-                    json.dumps(
-                        {
-                            "key": outcome.key,
-                            "outcome": outcome.outcome,
-                            "id": outcome.id,
-                            "error": outcome.error,
-                        },
-                        ensure_ascii=False,
-                    )
-                    + "\n"
-                )
+                summary["earlier"] += outcome.earlier
+                summary["changed"] += outcome.changed
+                # One line per key, on disk as soon as its outcome is in the journal.
+                out.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
+                out.flush()
                 if outcome.outcome == "failed" and (outcome.error or "").startswith(
                     f"{input_path.name}:"
                 ):
                     progress.console.print(f"[red]rejected[/red] {outcome.error}", highlight=False)
+                elif outcome.changed:
+                    progress.console.print(
+                        f"[yellow]changed[/yellow] {outcome.key}: {outcome.error}", highlight=False
+                    )
                 progress.update(
                     task,
                     advance=1,
@@ -195,33 +244,52 @@ def send_bulk(
                 anyio.create_task_group() as tg,
             ):
                 tg.start_soon(_until_interrupted, stop, tg.cancel_scope, "messages")
-                report = await cb.bulk.send(
-                    read_messages(input_path, stream_id=stream_id),
-                    journal=journal,
-                    concurrency=concurrency,
-                    resend_uncertain=resend_uncertain,
-                    on_outcome=settled,
-                    keep_outcomes=False,
-                    stop=stop,
-                )
-                summary["report"] = report
+                try:
+                    summary["report"] = await cb.bulk.send(
+                        read_messages(input_path, stream_id=stream_id),
+                        journal=journal,
+                        concurrency=concurrency,
+                        resend_uncertain=resend_uncertain,
+                        retry_failed=retry_failed,
+                        on_outcome=settled,
+                        keep_outcomes=False,
+                        stop=stop,
+                    )
+                finally:
+                    summary["interrupted"] = stop.is_set()
                 tg.cancel_scope.cancel()
-        summary["stopped"] = stop.is_set()
 
-    run(ctx, main)
+    stopped: CommBoxError | None = None
+    try:
+        anyio.run(main)
+    except (BulkStoppedError, ConfigurationError, ClientStateError, JournalError) as exc:
+        if ctx.obj and ctx.obj.get("debug"):
+            raise
+        stopped = exc
     report = summary.get("report")
+    interrupted = bool(summary.get("interrupted")) or (report is None and stopped is None)
     table = Table(title="commbox send-bulk", show_header=False)
-    for kind in ("sent", "failed", "uncertain", "skipped"):
+    for kind in ("sent", "failed", "uncertain", "pending"):
         table.add_row(kind, str(counts.get(kind, 0)))
+    table.add_row("of them settled by an earlier run", str(summary["earlier"]))
+    if summary["changed"]:
+        table.add_row("changed since an earlier run sent them", str(summary["changed"]))
     table.add_row("records in the input", str(total))
     if report is not None:
         table.add_row("recovered from an interrupted run", str(report.recovered_uncertain))
         table.add_row("throughput", f"{report.throughput:,.1f} msg/s")
     table.add_row("journal / outcomes", f"{journal} / {outcomes}")
     console.print(table)
-    if summary.get("stopped") or report is None:
+    if stopped is not None:
+        err_console.print(
+            f"[red]stopped:[/red] {type(stopped).__name__}: {stopped}", highlight=False
+        )
+    code = send_bulk_exit_code(
+        counts, changed=summary["changed"], interrupted=interrupted, stopped=stopped is not None
+    )
+    if code == EXIT_INTERRUPTED:
         err_console.print("[yellow]interrupted:[/yellow] re-run the same command to resume")
-        raise SystemExit(130)
+    raise SystemExit(code)
 
 
 @cli.command("export")

@@ -80,7 +80,7 @@ def test_send_bulk_records_malformed_lines_and_resumes(
     )
     args = send_bulk_args(src, tmp_path / "j.sqlite", tmp_path / "out.jsonl")
     result = CliRunner().invoke(cli_module.cli, args)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == cli_module.EXIT_FAILED, result.output  # 3 records failed
     assert "in.jsonl:2: not JSON" in result.output
     assert "in.jsonl:3: channel must be one of" in result.output
     assert "in.jsonl:4:" in result.output and "user_stream_provider_id" in result.output
@@ -100,9 +100,14 @@ def test_send_bulk_records_malformed_lines_and_resumes(
 
     before = len(fake.requests)
     again = CliRunner().invoke(cli_module.cli, args)
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == cli_module.EXIT_FAILED, again.output  # still malformed
     assert len(fake.requests) == before  # everything settled; nothing sent twice
-    assert "skipped" in again.output
+    rows = {o["key"]: o for o in map(json.loads, (tmp_path / "out.jsonl").open())}
+    assert len(rows) == 6  # the resumed run lists every key with its final state
+    assert all(rows[k].get("earlier") for k in ("a", "d", "e"))
+    assert {k: o["outcome"] for k, o in rows.items()} == {
+        k: o["outcome"] for k, o in outcomes.items()
+    }
 
 
 def test_send_bulk_rejects_duplicate_keys_before_sending(
@@ -198,4 +203,5 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path: Path) -> None:
     assert len(in_fake) == 400 and set(in_fake.values()) == {1}
     lines = [json.loads(x) for x in outcomes.read_text().splitlines()]
     final = {x["key"]: x["outcome"] for x in lines}
-    assert set(final.values()) <= {"sent", "skipped"} and len(final) == 400
+    assert set(final.values()) == {"sent"} and len(final) == 400
+    assert sum(1 for x in lines if x.get("earlier")) == taken_first
