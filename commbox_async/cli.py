@@ -125,6 +125,10 @@ Exit codes (the first that applies):
 """
 
 
+def _exit_interrupted(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
 def send_bulk_exit_code(
     counts: Counter[str], *, changed: int, interrupted: bool, stopped: bool
 ) -> int:
@@ -255,6 +259,9 @@ def send_bulk(
                         keep_outcomes=False,
                         stop=stop,
                     )
+                except BulkStoppedError as exc:
+                    summary["stopped"] = exc
+                    summary["report"] = exc.report
                 finally:
                     summary["interrupted"] = stop.is_set()
                 tg.cancel_scope.cancel()
@@ -262,10 +269,14 @@ def send_bulk(
     stopped: CommBoxError | None = None
     try:
         anyio.run(main)
-    except (BulkStoppedError, ConfigurationError, ClientStateError, JournalError) as exc:
+    except (ConfigurationError, ClientStateError, JournalError) as exc:
         if ctx.obj and ctx.obj.get("debug"):
             raise
         stopped = exc
+    finally:
+        # The run is over: another Ctrl-C now just ends the command, as interrupted.
+        signal.signal(signal.SIGINT, _exit_interrupted)
+    stopped = summary.get("stopped", stopped)
     report = summary.get("report")
     interrupted = bool(summary.get("interrupted")) or (report is None and stopped is None)
     table = Table(title="commbox send-bulk", show_header=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -233,7 +233,8 @@ class _Run:
                 self.journal.claim(key, self.run)
                 await self._report(_earlier(key, previous, changed=True, why=message.error))
             else:
-                await self._settle([_rejected(key, message.error)])
+                # Its fingerprint is "" (no message): once the record is fixed, it differs.
+                await self._settle([_rejected(key, message.error)], sending=[Sending(key, "")])
             return None
         digest = message.digest()
         if previous is not None:
@@ -301,13 +302,13 @@ class _Run:
 
     # -- reporting ---------------------------------------------------------------------------
 
-    async def _settle(self, outcomes: list[Outcome]) -> None:
+    async def _settle(self, outcomes: list[Outcome], *, sending: Sequence[Sending] = ()) -> None:
         """Write outcomes to the journal, then report them; shielded, so that an outcome is
         never half-recorded because its worker was cancelled."""
         if not outcomes:
             return
         with anyio.CancelScope(shield=True):
-            await self.commits.write(settled=outcomes)
+            await self.commits.write(sending=sending, settled=outcomes)
             for outcome in outcomes:
                 await self._report(outcome)
 
