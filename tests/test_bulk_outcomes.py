@@ -193,9 +193,7 @@ async def test_rejected_and_not_sent_failures_are_resent_for_their_own_reasons(
         assert (second["busy"].outcome, second["busy"].earlier) == ("sent", False)
         assert (second["bad"].outcome, second["bad"].earlier) == ("failed", True)
         # The record fixed (its message changed): sent again.
-        fixed = by_key(
-            (await cb.bulk.send([sms("bad", "bad, fixed")], journal=journal)).outcomes
-        )
+        fixed = by_key((await cb.bulk.send([sms("bad", "bad, fixed")], journal=journal)).outcomes)
         assert (fixed["bad"].outcome, fixed["bad"].earlier) == ("sent", False)
 
 
@@ -312,9 +310,7 @@ async def test_cancelling_the_send_marks_only_what_may_have_been_sent_uncertain(
     journal = tmp_path / "j.sqlite"
     seen: list[Outcome] = []
     async with raw_server(lambda m, p, b: ("hang",)) as server:
-        async with socket_client(
-            server.url, transport, rate_limit=10, burst=3, timeout=10
-        ) as cb:
+        async with socket_client(server.url, transport, rate_limit=10, burst=3, timeout=10) as cb:
             with anyio.move_on_after(0.5):
                 await cb.bulk.send(
                     messages(50), journal=journal, concurrency=8, on_outcome=seen.append
