@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tomllib
 from collections import Counter
 from pathlib import Path
+
+import tomllib
 
 GOAL = 0.90
 ROOT = Path(__file__).resolve().parents[2]
