@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -27,7 +27,7 @@ from .._exceptions import ConfigurationError, JournalError
 from .._verdict import Processed
 from ._types import FailureKind, Outcome
 
-__all__ = ["Journal", "JournalBackend", "JournalEntry", "Sending"]
+__all__ = ["Journal", "JournalBackend", "JournalEntry", "Sending", "UncertainEntry"]
 
 
 class JournalEntry(NamedTuple):
@@ -51,10 +51,24 @@ class JournalEntry(NamedTuple):
 
 
 class Sending(NamedTuple):
-    """A key about to be sent, with the fingerprint of its message."""
+    """A key about to be sent, with the fingerprint of its message and how to find what it
+    creates (a :class:`~commbox_async.bulk._lookup.Lookup` as JSON), for reconciliation."""
 
     key: str
     digest: str | None = None
+    lookup: str | None = None
+
+
+class UncertainEntry(NamedTuple):
+    """An ``uncertain`` key, with what reconciliation needs to look for its send."""
+
+    key: str
+    lookup: str | None
+    #: When its request was let go (unix seconds), and when its outcome was recorded.
+    started: float | None
+    updated: float
+    processed: Processed
+    error: str | None
 
 
 @runtime_checkable
@@ -90,6 +104,23 @@ class JournalBackend(Protocol):
         """Keys per state."""
         ...
 
+    def uncertain(self) -> list[UncertainEntry]:
+        """Every ``uncertain`` key, oldest attempt first."""
+        ...
+
+    def annotate(self, outcomes: Sequence[Outcome]) -> None:
+        """Record why keys stay ``uncertain`` (``error``, ``candidates``), in one transaction,
+        leaving their state and times as they are."""
+        ...
+
+    def taken_ids(self, ids: Iterable[int]) -> dict[int, str]:
+        """Which of ``ids`` are recorded as the result of a ``sent`` key, and whose."""
+        ...
+
+    def sends_between(self, start: float, end: float) -> int:
+        """How many keys were let go to CommBox between two unix times."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -101,6 +132,9 @@ _COLUMNS = {
     "digest": "TEXT",
     "processed": "INTEGER NOT NULL DEFAULT 0",
     "started": "REAL",
+    "lookup": "TEXT",
+    "candidates": "TEXT",
+    "reconciled": "INTEGER NOT NULL DEFAULT 0",
 }
 
 
@@ -145,7 +179,8 @@ class Journal:
             " key TEXT PRIMARY KEY, state TEXT NOT NULL, id INTEGER, error TEXT,"
             " retryable INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
             " updated REAL NOT NULL, data TEXT, run INTEGER NOT NULL DEFAULT 0,"
-            " failure TEXT, digest TEXT, processed INTEGER NOT NULL DEFAULT 0, started REAL)"
+            " failure TEXT, digest TEXT, processed INTEGER NOT NULL DEFAULT 0, started REAL,"
+            " lookup TEXT, candidates TEXT, reconciled INTEGER NOT NULL DEFAULT 0)"
         )
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS runs (run INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -160,6 +195,8 @@ class Journal:
                         "UPDATE messages SET failure = CASE retryable WHEN 1 THEN 'not_sent'"
                         " ELSE 'rejected' END WHERE state = 'failed'"
                     )
+        # Reconciliation asks which conversation ids are already some key's result.
+        self._db.execute("CREATE INDEX IF NOT EXISTS messages_by_id ON messages(id)")
 
     def begin_run(self) -> int:
         cur = self._db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
@@ -197,21 +234,24 @@ class Journal:
             try:
                 if sending:
                     self._db.executemany(
-                        "INSERT INTO messages (key, state, attempts, updated, run, digest, started)"
-                        " VALUES (?, 'sending', 1, ?, ?, ?, ?)"
+                        "INSERT INTO messages"
+                        " (key, state, attempts, updated, run, digest, started, lookup)"
+                        " VALUES (?, 'sending', 1, ?, ?, ?, ?, ?)"
                         " ON CONFLICT(key) DO UPDATE SET state='sending', attempts=attempts+1,"
                         " updated=excluded.updated, run=excluded.run, digest=excluded.digest,"
-                        " started=excluded.started",
-                        [(s.key, now, run, s.digest, now) for s in sending],
+                        " started=excluded.started, lookup=excluded.lookup",
+                        [(s.key, now, run, s.digest, now, s.lookup) for s in sending],
                     )
                 if settled:
                     self._db.executemany(
                         "INSERT INTO messages (key, state, id, error, failure, retryable,"
-                        " processed, updated, data, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        " processed, updated, data, run, candidates, reconciled)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                         " ON CONFLICT(key) DO UPDATE SET state=excluded.state, id=excluded.id,"
                         " error=excluded.error, failure=excluded.failure,"
                         " retryable=excluded.retryable, processed=excluded.processed,"
-                        " updated=excluded.updated, data=excluded.data, run=excluded.run",
+                        " updated=excluded.updated, data=excluded.data, run=excluded.run,"
+                        " candidates=excluded.candidates, reconciled=excluded.reconciled",
                         [
                             (
                                 o.key,
@@ -224,6 +264,8 @@ class Journal:
                                 now,
                                 None if o.data is None else json.dumps(o.data),
                                 run,
+                                json.dumps(list(o.candidates)) if o.candidates else None,
+                                int(o.reconciled),
                             )
                             for o in settled
                         ],
@@ -249,6 +291,52 @@ class Journal:
             self._db.execute("SELECT state, COUNT(*) FROM messages GROUP BY state").fetchall()
         )
 
+    def uncertain(self) -> list[UncertainEntry]:
+        cur = self._db.execute(
+            "SELECT key, lookup, started, updated, processed, error FROM messages"
+            " WHERE state='uncertain' ORDER BY started"
+        )
+        return [
+            UncertainEntry(key, lookup, started, updated, Processed(processed), error)
+            for key, lookup, started, updated, processed, error in cur
+        ]
+
+    def annotate(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        try:
+            with self._db:
+                self._db.executemany(
+                    "UPDATE messages SET error=?, candidates=? WHERE key=? AND state='uncertain'",
+                    [
+                        (o.error, json.dumps(list(o.candidates)) if o.candidates else None, o.key)
+                        for o in outcomes
+                    ],
+                )
+        except sqlite3.Error as exc:
+            raise JournalError(
+                f"the bulk journal {self.path or '(temporary)'} could not be written: {exc}"
+            ) from exc
+
+    def taken_ids(self, ids: Iterable[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        batch = list(ids)
+        for i in range(0, len(batch), 500):  # SQLite's limit on bound parameters
+            chunk = batch[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            cur = self._db.execute(
+                f"SELECT id, key FROM messages WHERE state='sent' AND id IN ({marks})",  # noqa: S608 - only ? marks
+                chunk,
+            )
+            found.update(dict(cur.fetchall()))
+        return found
+
+    def sends_between(self, start: float, end: float) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM messages WHERE started BETWEEN ? AND ?", (start, end)
+        ).fetchone()
+        return int(row[0])
+
     def rows(self) -> list[dict[str, Any]]:
         """Every key's row, in key order."""
         return list(self.iter_rows())
@@ -256,9 +344,10 @@ class Journal:
     def iter_rows(self) -> Iterator[dict[str, Any]]:
         """Every key's row, in key order, one at a time."""
         cur = self._db.execute(
-            "SELECT key, state, id, error, failure, processed, data FROM messages ORDER BY key"
+            "SELECT key, state, id, error, failure, processed, data, candidates, reconciled"
+            " FROM messages ORDER BY key"
         )
-        for key, state, id_, error, failure, processed, data in cur:
+        for key, state, id_, error, failure, processed, data, candidates, reconciled in cur:
             yield {
                 "key": key,
                 "outcome": state,
@@ -268,6 +357,8 @@ class Journal:
                 "retryable": state == "failed" and failure == "not_sent",
                 "processed": Processed(processed).name.lower(),
                 "data": None if data is None else json.loads(data),
+                "candidates": [] if candidates is None else json.loads(candidates),
+                "reconciled": bool(reconciled),
             }
 
     def close(self) -> None:
