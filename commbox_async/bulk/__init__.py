@@ -30,6 +30,7 @@ outcome).
 
 from ._lookup import STAMP_FIELD
 from ._reconcile import DEFAULT_CLOCK_SKEW, DEFAULT_SETTLE_AFTER, ReconcileReport
+from ._rounds import RoundsReport
 from ._send import Bulk
 from ._types import (
     BulkMessage,
@@ -50,6 +51,7 @@ __all__ = [
     "DEFAULT_SETTLE_AFTER",
     "STAMP_FIELD",
     "ReconcileReport",
+    "RoundsReport",
     "Bulk",
     "BulkMessage",
     "BulkReport",

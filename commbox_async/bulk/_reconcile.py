@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -35,13 +36,22 @@ import anyio
 import attrs
 
 from .._aio import call
-from .._exceptions import CommBoxError, JournalError
+from .._exceptions import (
+    AuthenticationError,
+    CommBoxError,
+    JournalError,
+    PermissionDeniedError,
+    TokenError,
+)
 from .._verdict import Processed
 from ..models import ObjectChild, ObjectDetails
 from ..resources.streams import TIME_RANGE_CAP
 from ._lookup import STAMP_FIELD, Lookup, normalize_text, normalize_who
 from ._types import Outcome
 from .journal import JournalBackend, UncertainEntry
+
+if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio installs there
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from .._client import AsyncCommBox
@@ -161,8 +171,8 @@ async def reconcile(
         async with limiter:
             try:
                 found, complete = await query()
-            except JournalError:
-                raise
+            except (JournalError, AuthenticationError, PermissionDeniedError, TokenError):
+                raise  # nothing more can be looked up: the reconciliation stops
             except CommBoxError as exc:
                 outcomes = [_still(k.entry, f"the lookup failed: {exc}") for k in keys]
                 report.still_uncertain["query_failed"] += len(keys)
@@ -172,9 +182,16 @@ async def reconcile(
         await record([o for o in decided if o.outcome != "uncertain"], settled=True)
         await record([o for o in decided if o.outcome == "uncertain"], settled=False)
 
-    async with anyio.create_task_group() as tg:
-        for _, query, keys in groups:
-            tg.start_soon(settle, query, keys)
+    try:
+        async with anyio.create_task_group() as tg:
+            for _, query, keys in groups:
+                tg.start_soon(settle, query, keys)
+    except BaseExceptionGroup as group:
+        first = next((e for e in group.exceptions if isinstance(e, CommBoxError)), None)
+        if first is None:
+            raise
+        first.__suppress_context__ = True
+        raise first from None
     report.requests = client.metrics.requests - requests_before
     report.elapsed = time.monotonic() - started
     return report

@@ -6,7 +6,7 @@ import functools
 import sys
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -29,6 +29,7 @@ from ..resources.messaging import MAX_TEMPLATE_RECIPIENTS
 from ._commit import GroupCommit
 from ._lookup import lookup_for, stamped
 from ._reconcile import DEFAULT_CLOCK_SKEW, DEFAULT_SETTLE_AFTER, ReconcileReport, reconcile
+from ._rounds import RoundsReport, send_reconciled
 from ._types import BulkMessage, BulkReport, FailureKind, Outcome, Rejected, SmsMessage
 from ._whatsapp import send_templates
 from .journal import Journal, JournalBackend, JournalEntry, Sending
@@ -124,6 +125,47 @@ class Bulk:
                 cause=cause,
             )
         return run.report
+
+    async def send_reconciled(
+        self,
+        messages: Callable[[], Source],
+        *,
+        journal: str | Path | JournalBackend | None = None,
+        rounds: int = 5,
+        settle_after: float = DEFAULT_SETTLE_AFTER,
+        clock_skew: float = DEFAULT_CLOCK_SKEW,
+        stop: anyio.Event | None = None,
+        on_outcome: OnOutcome | None = None,
+        on_wait: Callable[[float], Any] | None = None,
+        **send_options: Any,
+    ) -> RoundsReport:
+        """Send every message, settle what is left uncertain by asking CommBox
+        (:meth:`reconcile`), send again what it never took, and repeat (at most ``rounds``
+        sends) until nothing is left to send again.
+
+        ``messages`` is called for each pass and returns the same messages (a pass skips what
+        an earlier one settled). Before each reconciliation it waits until the newest uncertain
+        attempt is ``settle_after`` seconds old (``on_wait`` is told how long). Other keyword
+        arguments go to :meth:`send`. Messages sent with ``stamp=True`` are matched by key.
+        """
+        owns_journal = not isinstance(journal, JournalBackend)
+        book: JournalBackend = journal if isinstance(journal, JournalBackend) else Journal(journal)
+        try:
+            return await send_reconciled(
+                self,
+                messages,
+                journal=book,
+                rounds=rounds,
+                settle_after=settle_after,
+                clock_skew=clock_skew,
+                stop=stop,
+                on_outcome=on_outcome,
+                on_wait=on_wait,
+                send_options=send_options,
+            )
+        finally:
+            if owns_journal:
+                book.close()
 
     async def reconcile(
         self,
