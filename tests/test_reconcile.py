@@ -329,3 +329,26 @@ async def test_a_conversation_from_before_the_attempt_is_not_its_send(tmp_path: 
     async with fake.client() as cb:
         report = await cb.bulk.reconcile(journal, settle_after=0)
     assert report.not_taken == 1 and report.found == 0
+
+
+async def test_an_old_identical_message_in_the_conversation_is_not_its_send(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    oid = fake.add_conversation(STREAM, message="x", created=time.time() - 86_400, children=1)
+    child = NewChild.from_customer(
+        user_stream_provider_id="9725", user_stream_provider_type=5, message="x #1"
+    )
+
+    def lose(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("lost", request=request)
+
+    async with make_client(lose, max_retries=0) as lossy:
+        batch = [BulkMessage(key="c", stream_id=STREAM, object_id=oid, payload=child)]
+        await lossy.bulk.send(batch, journal=journal)
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.not_taken == 1 and report.found == 0
