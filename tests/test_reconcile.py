@@ -352,3 +352,21 @@ async def test_an_old_identical_message_in_the_conversation_is_not_its_send(
     async with fake.client() as cb:
         report = await cb.bulk.reconcile(journal, settle_after=0)
     assert report.not_taken == 1 and report.found == 0
+
+
+async def test_one_uncertain_key_in_a_busy_window_is_looked_up_by_its_recipient(
+    tmp_path: Path,
+) -> None:
+    """300 sends in the window, one uncertain: one identity search, not three pages of the
+    whole window."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        await cb.bulk.send(messages(300), journal=journal, concurrency=16)
+        fake.fail_next("lost_after")
+        await cb.bulk.send([sms("lost", to="972599999999")], journal=journal)
+        fake.requests.clear()
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.found == 1
+    (search,) = fake.requests
+    assert "identityStreamProviderId=972599999999" in search.query
