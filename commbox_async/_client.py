@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, final
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, final
 
 import attrs
 import httpx
@@ -28,21 +28,32 @@ from ._transport import AutoSender, HttpxSender, Sender, TransportOption, make_s
 from ._urls import check_base_url
 from ._version import __version__
 from .resources import (
-    APIResource,
     Auth,
+    AuthWithRawResponse,
     Automation,
+    AutomationWithRawResponse,
     Forms,
+    FormsWithRawResponse,
     Managers,
+    ManagersWithRawResponse,
     Objects,
-    RawResponseView,
+    ObjectsWithRawResponse,
     Sms,
+    SmsWithRawResponse,
     Stats,
+    StatsWithRawResponse,
     Streams,
+    StreamsWithRawResponse,
     System,
+    SystemWithRawResponse,
     Tags,
+    TagsWithRawResponse,
     Teams,
+    TeamsWithRawResponse,
     Users,
+    UsersWithRawResponse,
     WhatsApp,
+    WhatsAppWithRawResponse,
 )
 
 if TYPE_CHECKING:
@@ -449,16 +460,66 @@ class AsyncCommBox(BaseClient):
 
 
 class AsyncCommBoxWithRawResponse:
-    """``cb.with_raw_response``: every awaitable method returns an :class:`APIResponse`."""
+    """``cb.with_raw_response``: every awaitable method, returning an :class:`APIResponse`
+    (the typed value with the HTTP and envelope facts), typed like the method itself."""
 
     def __init__(self, client: AsyncCommBox) -> None:
         self._client = client
         self.request = to_raw_response(client.request)
 
-    def __getattr__(self, name: str) -> RawResponseView:
-        resource = getattr(self._client, name, None)
-        if not isinstance(resource, APIResource):
+    if not TYPE_CHECKING:  # a clearer message than the default; type checkers know the names
+
+        def __getattr__(self, name: str) -> NoReturn:
             raise AttributeError(f"AsyncCommBox has no resource namespace {name!r}")
-        view = RawResponseView(resource)
-        setattr(self, name, view)
-        return view
+
+    @cached_property
+    def objects(self) -> ObjectsWithRawResponse:
+        return ObjectsWithRawResponse(self._client.objects)
+
+    @cached_property
+    def streams(self) -> StreamsWithRawResponse:
+        return StreamsWithRawResponse(self._client.streams)
+
+    @cached_property
+    def users(self) -> UsersWithRawResponse:
+        return UsersWithRawResponse(self._client.users)
+
+    @cached_property
+    def managers(self) -> ManagersWithRawResponse:
+        return ManagersWithRawResponse(self._client.managers)
+
+    @cached_property
+    def teams(self) -> TeamsWithRawResponse:
+        return TeamsWithRawResponse(self._client.teams)
+
+    @cached_property
+    def stats(self) -> StatsWithRawResponse:
+        return StatsWithRawResponse(self._client.stats)
+
+    @cached_property
+    def system(self) -> SystemWithRawResponse:
+        return SystemWithRawResponse(self._client.system)
+
+    @cached_property
+    def sms(self) -> SmsWithRawResponse:
+        return SmsWithRawResponse(self._client.sms)
+
+    @cached_property
+    def whatsapp(self) -> WhatsAppWithRawResponse:
+        return WhatsAppWithRawResponse(self._client.whatsapp)
+
+    @cached_property
+    def tags(self) -> TagsWithRawResponse:
+        return TagsWithRawResponse(self._client.tags)
+
+    @cached_property
+    def forms(self) -> FormsWithRawResponse:
+        return FormsWithRawResponse(self._client.forms)
+
+    @cached_property
+    def auth(self) -> AuthWithRawResponse:
+        return AuthWithRawResponse(self._client.auth)
+
+    @cached_property
+    def automation(self) -> AutomationWithRawResponse:
+        return AutomationWithRawResponse(self._client.automation)

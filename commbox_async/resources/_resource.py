@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -14,7 +13,7 @@ from .._exceptions import (
     InvalidResponseError,
     NotFoundError,
 )
-from .._response import APIResponse, Envelope, to_raw_response
+from .._response import Envelope
 from .._verdict import Processed
 from ..models import structure
 
@@ -192,23 +191,12 @@ class Paginator(Generic[T]):
         return result
 
 
-class RawResponseView:
-    """``cb.with_raw_response.<namespace>``: each awaitable method of the namespace, returning
-    :class:`~commbox_async.APIResponse` (HTTP and envelope facts) around its usual value."""
-
-    def __init__(self, resource: APIResource) -> None:
-        self._resource = resource
-
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[APIResponse[Any]]]:
-        method = getattr(self._resource, name)
-        if name.startswith("_") or not inspect.iscoroutinefunction(method):
-            raise AttributeError(
-                f"{type(self._resource).__name__}.{name} has no raw-response form "
-                "(only awaitable methods do; for paginated lists use .page(n))"
-            )
-        wrapped = to_raw_response(method)
-        setattr(self, name, wrapped)
-        return wrapped
+def no_raw_form(name: str) -> AttributeError:
+    """The error for a raw view's method that returns a :class:`Paginator`, not an awaitable."""
+    return AttributeError(
+        f"{name} has no raw-response form (only awaitable methods do; it returns a Paginator, "
+        "whose pages are fetched with .page(n))"
+    )
 
 
 def require_encrypted(value: str, name: str = "encrypted_stream_id") -> str:

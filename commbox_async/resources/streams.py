@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from .._exceptions import ConfigurationError
+from .._response import to_raw_response
 from ..models import ObjectDetails, ObjectStatusType, StreamAvailability, StreamProviderType
-from ._resource import APIResource, Id, Paginator, require_int
+from ._resource import APIResource, Id, Paginator, no_raw_form, require_int
 
-__all__ = ["Streams", "TIME_RANGE_CAP", "TimeRange", "status_list", "to_unix", "bool_param"]
+__all__ = [
+    "Streams",
+    "StreamsWithRawResponse",
+    "TIME_RANGE_CAP",
+    "TimeRange",
+    "status_list",
+    "to_unix",
+    "bool_param",
+]
 
 logger = logging.getLogger("commbox_async")
 
@@ -283,3 +292,19 @@ class Streams(APIResource):
         if params["unixStartTime"] is not None and params["unixEndTime"] < params["unixStartTime"]:
             raise ConfigurationError("end is before start")
         return {k: v for k, v in params.items() if v is not None}
+
+
+class StreamsWithRawResponse:
+    """``cb.with_raw_response.streams``: each method of :class:`Streams`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Streams) -> None:
+        self.availability = to_raw_response(resource.availability)
+
+    @property
+    def objects(self) -> NoReturn:
+        raise no_raw_form("Streams.objects")
+
+    @property
+    def objects_between(self) -> NoReturn:
+        raise no_raw_form("Streams.objects_between")
