@@ -231,6 +231,21 @@ class InvalidResponseError(CommBoxError):
         )
 
 
+def brief(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for messages about hostile input: it
+    never fails (an int too long to print, a structure too deep to walk) and never grows with
+    the input's size beyond the limit."""
+    if isinstance(value, str) and len(value) > limit:
+        value = value[: limit + 1]  # repr of a huge str costs its whole length
+    try:
+        shown = repr(value)
+    except (ValueError, RecursionError):  # an int beyond the int-digits limit, a deep list
+        shown = f"<{type(value).__name__}>"
+    if len(shown) > limit:
+        shown = shown[: limit - 3] + "..."
+    return shown
+
+
 class DecodeError(CommBoxError, ValueError):
     """A value from CommBox could not be decoded into the typed model.
 
@@ -246,11 +261,9 @@ class DecodeError(CommBoxError, ValueError):
         self.value = value
 
     def __str__(self) -> str:
-        shown = repr(self.value)
-        if len(shown) > 120:
-            shown = shown[:117] + "..."
         return (
-            f"cannot decode {self.model} at {self.path or '<root>'}: {self.message} (got {shown})"
+            f"cannot decode {self.model} at {self.path or '<root>'}: {self.message} "
+            f"(got {brief(self.value, 120)})"
         )
 
 

@@ -10,6 +10,8 @@ import enum
 import functools
 from typing import Any, TypeVar
 
+from .._exceptions import brief
+
 __all__ = [
     "ModuleType",
     "ObjectActivityType",
@@ -79,7 +81,7 @@ def coerce_enum(cls: type[E], value: Any) -> E:
         member = cls.from_name(text)
         if member is not None:
             return member
-        raise ValueError(f"{value!r} is not a {cls.__name__} number or name")
+        raise ValueError(f"{brief(value)} is not a {cls.__name__} number or name")
     raise TypeError(f"expected a {cls.__name__} number, got {type(value).__name__}")
 
 

@@ -6,7 +6,13 @@ Receivers: :func:`commbox_async.webhooks.starlette.webhook_app` (FastAPI/Starlet
 :func:`commbox_async.webhooks.aiohttp.add_webhook_routes`.
 """
 
-from ._parse import DEFAULT_MAX_BYTES, WebhookParseError, WebhookTooLargeError, parse_event
+from ._parse import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    WebhookParseError,
+    WebhookTooLargeError,
+    parse_event,
+)
 from ._receiver import TRIGGERS, ReceiverConfig
 from .events import *  # noqa: F403 - the event classes are this package's API
 from .events import __all__ as _events_all
@@ -14,6 +20,7 @@ from .router import WebhookRouter
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DEPTH",
     "TRIGGERS",
     "ReceiverConfig",
     "WebhookParseError",
