@@ -634,9 +634,16 @@ def _prefixed(exc: DecodeError, prefix: str) -> DecodeError:
     return DecodeError(exc.message, model=exc.model, path=path, value=exc.value)
 
 
-@functools.cache
-def _norm_key(key: str) -> str:
+def _normalise(key: str) -> str:
     return key.replace("_", "").replace(" ", "").replace("-", "").lower()
+
+
+_norm_short_key = functools.lru_cache(maxsize=4096)(_normalise)
+
+
+def _norm_key(key: str) -> str:
+    # Cached, but boundedly: the keys come from the payloads, and a hostile one sends new ones.
+    return _norm_short_key(key) if len(key) <= 64 else _normalise(key)
 
 
 _DECODERS: dict[type[Any], Decoder] = {}
@@ -695,7 +702,12 @@ def _fast_type(tp: Any) -> type | None:
     return None
 
 
+# Shapes are cached per model class, at most _MAX_SHAPES of them, and only shapes CommBox's
+# own payloads could have: a shape holds its keys, and a hostile body sends thousands of
+# unique ones (a shape past these bounds is compiled for the one object and dropped).
 _MAX_SHAPES = 512
+_MAX_SHAPE_KEYS = 128
+_MAX_SHAPE_CHARS = 4096
 
 
 def _build_model_decoder(cls: type[Model]) -> Decoder:
@@ -745,7 +757,11 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
                 keys[field_name] = key
             plan.append((key, dec, fast, setter))
         entry = (plan, tuple(extra_keys), FrozenDict(keys) if keys else EMPTY)
-        if len(shapes) < _MAX_SHAPES:
+        if (
+            len(shapes) < _MAX_SHAPES
+            and len(shape) <= _MAX_SHAPE_KEYS
+            and sum(len(k) if isinstance(k, str) else 64 for k in shape) <= _MAX_SHAPE_CHARS
+        ):
             shapes[shape] = entry
         return entry
 
