@@ -52,14 +52,16 @@ def body_json(request: httpx.Request) -> Any:
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """A real uvicorn server for an ASGI app, on a free loopback port; yields its URL."""
+def serve_in_thread(app: Any, **options: Any) -> Iterator[str]:
+    """A real uvicorn server for an ASGI app, on a free loopback port; yields its URL.
+    ``options`` go to ``uvicorn.Config`` (e.g. ``access_log=True, log_level="info"``)."""
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
+    options.setdefault("log_level", "critical")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -13,8 +13,15 @@ The time bounds here are safety bounds with a margin of a thousand or more (the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import select
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -36,7 +43,7 @@ from commbox_async.models import (
 )
 from commbox_async.webhooks import FormSubmit, WebhookParseError, parse_event
 
-from .conftest import envelope, make_client
+from .conftest import envelope, make_client, serve_in_thread
 
 UTC = timezone.utc
 SAFETY = 1.0  # seconds: the fixed parsers take milliseconds, the old ones took 20 s and more
@@ -384,3 +391,291 @@ def test_loads_refuses_what_json_loads_lets_through() -> None:
         loads("1" * 5000)
     with pytest.raises(json.JSONDecodeError):
         loads(b"[1,")
+
+
+# -- receivers -------------------------------------------------------------------------------
+
+
+def _receiver_router() -> Any:
+    from commbox_async.webhooks import WebhookRouter
+
+    router = WebhookRouter()
+    seen: list[Any] = []
+    router.on_any()(seen.append)
+    return router, seen
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", HOSTILE_WEBHOOKS)
+async def test_the_starlette_receiver_answers_400_to_hostile_bodies(case: str) -> None:
+    from commbox_async.webhooks.starlette import webhook_app
+
+    router, seen = _receiver_router()
+    app = webhook_app(router)
+    body, _ = HOSTILE_WEBHOOKS[case]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        response = await http.post("/", content=body)
+    assert response.status_code == 400, response.text
+    assert seen == []
+
+
+@pytest.mark.parametrize("case", HOSTILE_WEBHOOKS)
+def test_the_aiohttp_receiver_answers_400_to_hostile_bodies(case: str) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from commbox_async.webhooks.aiohttp import add_webhook_routes
+
+    body, _ = HOSTILE_WEBHOOKS[case]
+
+    async def main() -> int:
+        router, seen = _receiver_router()
+        app = web.Application()
+        add_webhook_routes(app, router, prefix="/hooks")
+        async with TestClient(TestServer(app)) as client:
+            response = await client.post("/hooks", data=body)
+            assert seen == []
+            return response.status
+
+    assert asyncio.run(main()) == 400
+
+
+@contextlib.contextmanager
+def aiohttp_server(app: Any) -> Iterator[int]:
+    """An aiohttp app served on loopback by its own loop in a thread; yields the port."""
+    from aiohttp import web
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    port: list[int] = []
+    runner = web.AppRunner(app)
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        port.append(runner.addresses[0][1])
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield port[0]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@contextlib.contextmanager
+def serve(kind: str, **options: Any) -> Iterator[int]:
+    """The receiver of ``kind`` on a real server (uvicorn, aiohttp); yields its port."""
+    router, _ = _receiver_router()
+    if kind == "starlette":
+        from commbox_async.webhooks.starlette import webhook_app
+
+        with serve_in_thread(webhook_app(router, **options)) as url:
+            yield int(url.rsplit(":", 1)[1])
+    else:
+        from aiohttp import web
+
+        from commbox_async.webhooks.aiohttp import add_webhook_routes
+
+        app = web.Application()
+        add_webhook_routes(app, router, prefix="/", **options)
+        with aiohttp_server(app) as port:
+            yield port
+
+
+def _status(head: bytes) -> int:
+    return int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
+
+
+def send_forever(port: int, *, give_up: int = 512 * 1024 * 1024) -> tuple[int, bytes]:
+    """POST a chunked body that never ends, until the server hangs up (or ``give_up`` bytes
+    went out); returns the bytes sent and the start of the server's answer."""
+    chunk = b"%x\r\n" % 65536 + b"x" * 65536 + b"\r\n"
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.settimeout(5)
+        try:
+            while sent < give_up:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # reset or broken pipe: the server stopped reading, as it should
+        try:
+            answer = sock.recv(200)
+        except OSError:
+            answer = b""
+    return sent, answer
+
+
+@pytest.mark.parametrize("kind", ["starlette", "aiohttp"])
+def test_a_receiver_stops_reading_a_body_past_its_cap(kind: str) -> None:
+    # Before: both servers read the endless body and threw it away, for ever (uvicorn) or for
+    # aiohttp's 10 s of lingering: the client sent its whole 512 MiB.
+    with serve(kind, max_bytes=64 * 1024) as port:
+        sent, answer = send_forever(port)
+    assert sent < 64 * 1024 * 1024, f"the server read {sent / 2**20:.0f} MiB"
+    assert _status(answer) in (413, 0)  # 0: the reset came before the answer was read
+
+
+@pytest.mark.anyio
+async def test_the_asgi_receiver_pulls_no_chunk_past_the_cap() -> None:
+    from commbox_async.webhooks.starlette import webhook_app
+
+    router, seen = _receiver_router()
+    app = webhook_app(router, max_bytes=10_000)
+    pulled = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal pulled
+        pulled += 1
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": True}  # endless
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("t", 80),
+        "client": ("c", 1),
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert pulled == 11  # 11 x 1,000 bytes is the first past 10,000; nothing read after it
+    assert seen == []
+
+
+def drip(port: int, *, seconds: float) -> tuple[float, bytes]:
+    """Declare a 1,000-byte body and send it one byte every 50 ms; returns when the server
+    answers (or after ``seconds``) with the time taken and the answer."""
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+        sock.setblocking(False)
+        answer = b""
+        while time.monotonic() - start < seconds:
+            readable, _, _ = select.select([sock], [], [], 0.05)
+            if readable:
+                try:
+                    answer = sock.recv(200)
+                except OSError:
+                    answer = b""
+                break
+            try:
+                sock.send(b"x")
+            except OSError:
+                break
+    return time.monotonic() - start, answer
+
+
+@pytest.mark.parametrize("kind", ["starlette", "aiohttp"])
+def test_a_receiver_cuts_off_a_client_dripping_its_body(kind: str) -> None:
+    # Before: no body timeout: the dripping client held its connection for as long as it liked
+    # (here, it would have finished after 50 s and been answered 400).
+    with serve(kind, body_timeout=0.5) as port:
+        elapsed, answer = drip(port, seconds=8)
+    assert _status(answer) == 408, answer
+    assert 0.4 < elapsed < 5
+
+
+@contextlib.contextmanager
+def access_records(logger_name: str) -> Iterator[list[logging.LogRecord]]:
+    """What a logger emits, as a handler added to it sees it (after its filters)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _logged_text(records: list[logging.LogRecord]) -> str:
+    return "\n".join(
+        record.getMessage() + " " + " ".join(str(v) for v in vars(record).values())
+        for record in records
+    )
+
+
+def _access_log_of_two_receivers(kind: str) -> str:
+    """Requests to a receiver with the default redaction (?secret=s3cret-A) and to one
+    without it (?key=s3cret-B, the control), through a real server; its access log's text."""
+    router, _ = _receiver_router()
+    redacted = {"secret": "s3cret-A"}
+    control = {"secret": "s3cret-B", "secret_param": "key", "redact_access_log": False}
+    if kind == "starlette":
+        from commbox_async.webhooks.starlette import webhook_app
+
+        records: list[logging.LogRecord] = []
+        for options, query in ((redacted, "secret=s3cret-A"), (control, "key=s3cret-B")):
+            app = webhook_app(router, **options)
+            with serve_in_thread(app, access_log=True, log_level="info") as url:
+                # uvicorn configures its loggers as it starts: capture from then on
+                with access_records("uvicorn.access") as got:
+                    httpx.post(f"{url}/?x=1&{query}", content=b"<x")
+                records += got
+        return _logged_text(records)
+    from aiohttp import web
+
+    from commbox_async.webhooks.aiohttp import add_webhook_routes
+
+    app = web.Application()
+    add_webhook_routes(app, router, prefix="/a", **redacted)
+    add_webhook_routes(app, router, prefix="/b", **control)
+    with aiohttp_server(app) as port, access_records("aiohttp.access") as got:
+        httpx.post(f"http://127.0.0.1:{port}/a?x=1&secret=s3cret-A", content=b"<x")
+        httpx.post(f"http://127.0.0.1:{port}/b?key=s3cret-B", content=b"<x")
+        time.sleep(0.2)  # the access log is written after the answer
+    return _logged_text(got)
+
+
+@pytest.mark.parametrize("kind", ["starlette", "aiohttp"])
+def test_the_query_secret_never_reaches_the_access_log(kind: str) -> None:
+    text = _access_log_of_two_receivers(kind)
+    assert "secret=***" in text
+    assert "s3cret-A" not in text
+    # The control proves the capture sees what the server logs: an unfiltered parameter shows.
+    assert "s3cret-B" in text
+
+
+def test_the_redacting_filter_covers_message_args_and_extra_fields() -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    f = SecretRedactingFilter()
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, '%s "%s"', ("1.2.3.4", "POST /h?secret=abc HTTP/1.1"), None
+    )
+    record.first_request_line = "POST /h?a=1&SECRET=abc%20d HTTP/1.1"
+    record.headers = {"line": "/h;secret=abc"}
+    assert f.filter(record)
+    assert "abc" not in _logged_text([record])
+    assert f.redact("/h?secrets=keep&secret=") == "/h?secrets=keep&secret=***"

@@ -13,16 +13,18 @@ from ._parse import (
     WebhookTooLargeError,
     parse_event,
 )
-from ._receiver import TRIGGERS, ReceiverConfig
+from ._receiver import DEFAULT_BODY_TIMEOUT, TRIGGERS, ReceiverConfig, SecretRedactingFilter
 from .events import *  # noqa: F403 - the event classes are this package's API
 from .events import __all__ as _events_all
 from .router import WebhookRouter
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DEPTH",
     "TRIGGERS",
     "ReceiverConfig",
+    "SecretRedactingFilter",
     "WebhookParseError",
     "WebhookRouter",
     "WebhookTooLargeError",
