@@ -246,11 +246,26 @@ def brief(value: Any, limit: int = 60) -> str:
     return shown
 
 
+class _Redacted:
+    """Stands for a value that is not shown (see :data:`REDACTED`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not shown: a secret field>"
+
+
+#: ``DecodeError.value`` when the value belongs to a field marked secret.
+REDACTED: Any = _Redacted()
+
+
 class DecodeError(CommBoxError, ValueError):
     """A value from CommBox could not be decoded into the typed model.
 
     ``model`` is the class being built, ``path`` where in the payload (``data.childs[3].id``)
-    and ``value`` the offending value.
+    and ``value`` the offending value, or :data:`REDACTED` for a field marked secret (a
+    password, a login ticket) and for an object holding one: ``secret`` is then True, and
+    neither the message nor ``args`` holds the value.
     """
 
     def __init__(self, message: str, *, model: str, path: str, value: Any) -> None:
@@ -259,6 +274,10 @@ class DecodeError(CommBoxError, ValueError):
         self.model = model
         self.path = path
         self.value = value
+
+    @property
+    def secret(self) -> bool:
+        return self.value is REDACTED
 
     def __str__(self) -> str:
         return (

@@ -679,3 +679,127 @@ def test_the_redacting_filter_covers_message_args_and_extra_fields() -> None:
     assert f.filter(record)
     assert "abc" not in _logged_text([record])
     assert f.redact("/h?secrets=keep&secret=") == "/h?secrets=keep&secret=***"
+
+
+# -- secret fields ---------------------------------------------------------------------------
+
+SECRET = "SECRET-0123456789"
+
+
+def _exported_models() -> list[type[Any]]:
+    import commbox_async.models as models
+    import commbox_async.webhooks as webhooks
+    from commbox_async.models import Model
+
+    found = {
+        obj
+        for module in (models, webhooks)
+        for obj in (getattr(module, name) for name in module.__all__)
+        if isinstance(obj, type) and issubclass(obj, Model) and obj is not Model
+    }
+    return sorted(found, key=lambda c: c.__name__)
+
+
+def _secret_fields() -> list[tuple[type[Any], Any]]:
+    import attrs
+
+    from commbox_async.models._converter import is_secret
+
+    return [
+        (cls, field)
+        for cls in _exported_models()
+        for field in attrs.fields(cls)
+        if is_secret(field)
+    ]
+
+
+def _reachable(exc: BaseException) -> str:
+    """Everything a reporter could show of an error: str, repr, args, attributes (walked),
+    and the same for its cause and context."""
+    seen: set[int] = set()
+    parts: list[str] = []
+
+    def walk(value: Any, depth: int = 0) -> None:
+        if id(value) in seen or depth > 6:
+            return
+        seen.add(id(value))
+        parts.append(repr(value))
+        if isinstance(value, BaseException):
+            parts.append(str(value))
+            walk(value.args, depth + 1)
+            walk(value.__cause__, depth + 1)
+            walk(value.__context__, depth + 1)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(k, depth + 1)
+                walk(v, depth + 1)
+        elif isinstance(value, (list, tuple, set)):
+            for v in value:
+                walk(v, depth + 1)
+        elif hasattr(value, "__dict__") and not isinstance(value, type):
+            walk(vars(value), depth + 1)
+
+    walk(exc)
+    return "\n".join(parts)
+
+
+def test_the_secret_fields_are_marked() -> None:
+    import attrs
+
+    from commbox_async.models import ManagerData, Ticket
+
+    marked = {(cls.__name__, field.name) for cls, field in _secret_fields()}
+    assert {("Ticket", "ticket"), ("ManagerData", "password")} <= marked
+    # Any field named like a credential must be marked (a guard for fields added later).
+    for cls in _exported_models():
+        for field in attrs.fields(cls):
+            wire_name = str(field.metadata.get("commbox_wire", ""))
+            looks_secret = any(
+                word in f"{field.name} {wire_name}".lower()
+                for word in ("password", "secret", "token", "ticket", "encpryptedstring")
+            )
+            if looks_secret:
+                assert (cls.__name__, field.name) in marked, (cls, field.name)
+    assert SECRET not in repr(Ticket(ticket=SECRET))
+    assert SECRET not in repr(ManagerData(password=SECRET))
+
+
+@pytest.mark.parametrize(
+    "bad", [{"token": SECRET}, [SECRET], {"nested": [SECRET]}, True, [1, SECRET]], ids=repr
+)
+def test_a_decode_error_on_a_secret_field_never_shows_the_value(bad: Any) -> None:
+    fields = _secret_fields()
+    assert fields
+    for cls, field in fields:
+        wire_name = field.metadata["commbox_wire"]
+        with pytest.raises(DecodeError) as info:
+            cls.from_wire({wire_name: bad, "other": 1})
+        exc = info.value
+        assert exc.secret and exc.path == wire_name
+        assert SECRET not in _reachable(exc)
+        assert exc.__context__ is None and exc.__cause__ is None
+    # A non-secret field says what it got, as before.
+    with pytest.raises(DecodeError) as info:
+        ObjectRecord.from_wire({"Message": {"token": SECRET}})
+    assert SECRET in str(info.value) and not info.value.secret
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"encpryptedString": "' + SECRET + '"',  # truncated JSON
+        ["encpryptedString", SECRET],
+        '["' + SECRET + '"]',
+    ],
+    ids=["truncated", "a list", "a json list"],
+)
+def test_an_object_holding_a_secret_is_not_shown_either(data: Any) -> None:
+    from commbox_async.models import Ticket
+
+    with pytest.raises(DecodeError) as info:
+        Ticket.from_wire(data)
+    assert info.value.secret
+    assert SECRET not in _reachable(info.value)
+    with pytest.raises(DecodeError) as info:
+        structure([{"encpryptedString": {"x": SECRET}}], tuple[Ticket, ...])
+    assert SECRET not in _reachable(info.value)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 import attrs
 import cattrs
 
-from .._exceptions import DecodeError, brief
+from .._exceptions import REDACTED, DecodeError, brief
 from .._json import (
     JSONLimitError,
     MaxDepth,
@@ -81,20 +81,34 @@ JsonObject = dict[str, Any] | str
 
 _WIRE = "commbox_wire"
 _ALIASES = "commbox_aliases"
+_SECRET = "commbox_secret"  # noqa: S105 - a metadata key
 
 
 def wire(
-    name: str, *aliases: str, default: Any = None, factory: Any = None, repr: bool = True
+    name: str,
+    *aliases: str,
+    default: Any = None,
+    factory: Any = None,
+    repr: bool = True,
+    secret: bool = False,
 ) -> Any:
     """A model field whose wire name is ``name``; ``aliases`` are other spellings to accept.
 
     Any casing of the name or an alias matches (``objectId``, ``ObjectID``, ``object_id``).
-    ``repr=False`` keeps a secret (a password, a login ticket) out of the model's repr.
+    ``repr=False`` keeps a value out of the model's repr. ``secret=True`` marks a credential
+    (a password, a login ticket): kept out of the repr, and a :class:`DecodeError` about it (or
+    about a model holding it) never carries the value, in its message, ``value`` or ``args``.
     """
-    meta = {_WIRE: name, _ALIASES: aliases}
+    meta = {_WIRE: name, _ALIASES: aliases, _SECRET: secret}
+    shown = repr and not secret
     if factory is not None:
-        return attrs.field(factory=factory, metadata=meta, repr=repr)
-    return attrs.field(default=default, metadata=meta, repr=repr)
+        return attrs.field(factory=factory, metadata=meta, repr=shown)
+    return attrs.field(default=default, metadata=meta, repr=shown)
+
+
+def is_secret(field: attrs.Attribute[Any]) -> bool:
+    """Whether a model field was declared with ``wire(..., secret=True)``."""
+    return bool(field.metadata.get(_SECRET))
 
 
 @attrs.frozen(kw_only=True)
@@ -667,6 +681,28 @@ class _LazyModel:
         return dec(value)
 
 
+def holds_secrets(cls: type[Model]) -> bool:
+    """Whether a model has a secret field, itself or in a model it nests."""
+    seen: set[type[Any]] = set()
+    todo: list[type[Any]] = [cls]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for a, _, _ in _field_specs(current):
+            if is_secret(a):
+                return True
+            todo.extend(_nested_models(a.type))
+    return False
+
+
+def _nested_models(tp: Any) -> list[type[Any]]:
+    if isinstance(tp, type):
+        return [tp] if issubclass(tp, Model) else []
+    return [m for arg in typing.get_args(tp) for m in _nested_models(arg)]
+
+
 def _model_decoder(cls: type[Model]) -> Decoder:
     return _DECODERS.get(cls) or _build_model_decoder(cls)
 
@@ -721,8 +757,28 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
     ]
     slots = {name: getattr(cls, name).__set__ for name in (a.name for a in attrs.fields(cls))}
     set_extra, set_keys = slots["extra"], slots["wire_keys"]
+    secrets = frozenset(a.name for a in attrs.fields(cls) if is_secret(a))
+    # An object-level error shows the object: not when it holds a secret, here or nested.
+    hide = holds_secrets(cls)
+
+    def shown(value: Any) -> Any:
+        return REDACTED if hide else value
+
     new = object.__new__
     resolved = False
+
+    def field_error(exc: Exception, key: str, value: Any) -> DecodeError:
+        spec = by_key.get(key) or by_norm.get(_norm_key(key))
+        if spec is not None and spec[0] in secrets:
+            return DecodeError(
+                f"not a valid value ({type(value).__name__}); a secret field's value is not shown",
+                model=name,
+                path=key,
+                value=REDACTED,
+            )
+        if isinstance(exc, DecodeError):
+            return _prefixed(exc, key)
+        return DecodeError(str(exc) or type(exc).__name__, model=name, path=key, value=value)
 
     def resolve() -> None:
         # Nested models are looked up once, on first use, when every model class exists.
@@ -772,20 +828,22 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
             resolved = True
         if type(data) is not dict:
             if isinstance(data, str):
+                text = data
+                problem = None
                 try:
-                    data = loads(data)
+                    data = loads(text)
                 except JSONLimitError as exc:
-                    raise DecodeError(str(exc), model=name, path="", value=data) from None
+                    problem = str(exc)
                 except ValueError:
-                    raise DecodeError(
-                        "expected an object", model=name, path="", value=data
-                    ) from None
+                    problem = "expected an object"
+                if problem is not None:  # raised here: the JSON error (and text) is no context
+                    raise DecodeError(problem, model=name, path="", value=shown(text))
             if not isinstance(data, Mapping):
                 raise DecodeError(
                     f"expected an object, got {type(data).__name__}",
                     model=name,
                     path="",
-                    value=data,
+                    value=shown(data),
                 )
         shape = tuple(data)
         entry = shapes.get(shape)
@@ -803,12 +861,12 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
                 continue
             try:
                 setter(obj, dec(value))
-            except DecodeError as exc:
-                raise _prefixed(exc, key) from None
+                continue
             except Exception as exc:
-                raise DecodeError(
-                    str(exc) or type(exc).__name__, model=name, path=key, value=value
-                ) from None
+                error = field_error(exc, key, value)
+            # Raised outside the except block, so that the failure it replaces (whose message
+            # may hold the value) is not its __context__ either.
+            raise error
         set_extra(obj, {k: data[k] for k in extra_keys} if extra_keys else {})
         if keys:
             set_keys(obj, keys)
