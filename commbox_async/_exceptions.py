@@ -52,10 +52,17 @@ class ClientStateError(CommBoxError, RuntimeError):
 
 
 class JournalError(CommBoxError, OSError):
-    """A bulk send's journal could not be written (disk full, file gone...). The send stops:
-    without its journal it can no longer promise that nothing is sent twice. Every message
-    whose "sending" mark was written is in the journal; those still marked ``sending`` are
-    treated as uncertain by the next run. The SQLite error is the ``__cause__``."""
+    """A bulk send's journal cannot be used: it could not be written (disk full, file gone...)
+    and the send stops, for without its journal it can no longer promise that nothing is sent
+    twice; or, when it is opened and before anything is sent, it is corrupt, truncated, not a
+    journal, read-only or cannot be opened (the message names the file and says which).
+
+    Every message whose "sending" mark was written is in the journal; those still marked
+    ``sending`` are treated as uncertain by the next run. The SQLite error, when there is one,
+    is the ``__cause__``."""
+
+    #: The journal's file, when the error is about opening one.
+    path: str | None = None
 
 
 class APIConnectionError(CommBoxError):

@@ -803,3 +803,139 @@ def test_an_object_holding_a_secret_is_not_shown_either(data: Any) -> None:
     with pytest.raises(DecodeError) as info:
         structure([{"encpryptedString": {"x": SECRET}}], tuple[Ticket, ...])
     assert SECRET not in _reachable(info.value)
+
+
+# -- journals --------------------------------------------------------------------------------
+
+
+def _journal_with_rows(path: Any, n: int = 5000) -> None:
+    from commbox_async.bulk import Journal, Outcome
+
+    with Journal(path) as journal:
+        run = journal.begin_run()
+        keys = [f"key-{i:06d}" for i in range(n)]
+        journal.write(sending=keys, run=run)
+        journal.write(settled=[Outcome(key=k, outcome="sent", id=i) for i, k in enumerate(keys)])
+
+
+def _truncate(path: Any, fraction: float) -> None:
+    with open(path, "r+b") as fh:
+        fh.truncate(int(path.stat().st_size * fraction))
+
+
+def _scribble(path: Any) -> None:
+    with open(path, "r+b") as fh:  # one page in the middle: the schema still reads fine
+        fh.seek(path.stat().st_size // 2)
+        fh.write(b"\xff" * 1024)
+
+
+def _other_sqlite(path: Any) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE messages (body TEXT)")
+    db.commit()
+    db.close()
+
+
+BAD_JOURNALS: dict[str, tuple[Any, str]] = {
+    "not sqlite": (lambda p: p.write_bytes(b"key,state\n" * 100), "is not a SQLite file"),
+    "truncated to half": (lambda p: (_journal_with_rows(p), _truncate(p, 0.5)), "corrupt"),
+    "truncated by a page": (lambda p: (_journal_with_rows(p), _truncate(p, 0.99)), "corrupt"),
+    "truncated to its header": (lambda p: (_journal_with_rows(p), _truncate(p, 0.01)), "corrupt"),
+    "a damaged page": (lambda p: (_journal_with_rows(p), _scribble(p)), "corrupt"),
+    "a directory": (lambda p: p.mkdir(), "is a directory"),
+    "in a missing folder": (lambda p: None, "does not exist"),
+    "another program's database": (_other_sqlite, "not a bulk journal"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_JOURNALS)
+def test_an_unusable_journal_is_a_journal_error_naming_the_file(case: str, tmp_path: Any) -> None:
+    from commbox_async import JournalError
+    from commbox_async.bulk import Journal
+
+    make, what = BAD_JOURNALS[case]
+    path = tmp_path / ("missing" if case == "in a missing folder" else "") / "send.sqlite"
+    make(path)
+    with pytest.raises(JournalError) as info:
+        Journal(path)
+    assert str(path) in str(info.value) and what in str(info.value)
+    assert info.value.path == str(path)
+    assert "in use" not in str(info.value)
+
+
+def _make_read_only(path: Any) -> Any:
+    """Make ``path`` unwritable even for root (chattr +i), or by permissions otherwise;
+    returns the undo, or None when neither works here."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        return lambda: path.chmod(mode)
+    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+    if done.returncode != 0:
+        return None
+    return lambda: subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+@pytest.mark.parametrize("which", ["the file", "its folder"])
+def test_a_read_only_journal_is_not_reported_as_in_use(which: str, tmp_path: Any) -> None:
+    from commbox_async import JournalError
+    from commbox_async.bulk import Journal
+
+    folder = tmp_path / "journals"
+    folder.mkdir()
+    path = folder / "send.sqlite"
+    _journal_with_rows(path, 10)
+    for leftover in folder.glob("send.sqlite-*"):
+        leftover.unlink()
+    undo = _make_read_only(path if which == "the file" else folder)
+    if undo is None:
+        pytest.skip("cannot make a file read-only here (root without chattr)")
+    try:
+        with pytest.raises(JournalError) as info:
+            Journal(path)
+    finally:
+        undo()
+    # Before: ConfigurationError "journal ... is in use by another run".
+    message = str(info.value)
+    assert str(path) in message and "read-only" in message and "in use" not in message
+
+
+def test_a_journal_in_use_is_still_reported_as_in_use(tmp_path: Any) -> None:
+    from commbox_async import ConfigurationError
+    from commbox_async.bulk import Journal
+
+    with Journal(tmp_path / "j.sqlite"), pytest.raises(ConfigurationError, match="in use"):
+        Journal(tmp_path / "j.sqlite")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", ["not sqlite", "a damaged page", "a directory"])
+async def test_nothing_is_sent_through_an_unusable_journal(case: str, tmp_path: Any) -> None:
+    from commbox_async import JournalError, NewObject
+    from commbox_async.bulk import BulkMessage
+
+    path = tmp_path / "send.sqlite"
+    BAD_JOURNALS[case][0](path)
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json=envelope({"objectId": 1}))
+
+    messages = [
+        BulkMessage(
+            key=f"k{i}",
+            stream_id=532,
+            payload=NewObject.sms(user_stream_provider_id="972500000000", message="hi"),
+        )
+        for i in range(5)
+    ]
+    async with make_client(handler) as cb:
+        with pytest.raises(JournalError, match=r"send\.sqlite"):
+            await cb.bulk.send(messages, journal=path)
+    assert requests == []
