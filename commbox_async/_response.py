@@ -88,8 +88,8 @@ def _loads(content: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     check(content, max_depth)
     try:
         value, end = _DECODER.raw_decode(text)
-    except ValueError:  # the standard error, a limit's, or UTF-16 that was valid UTF-8 too
-        return loads(content, max_depth=max_depth)
+    except (ValueError, RecursionError):  # the standard error, a limit's, or UTF-16 that
+        return loads(content, max_depth=max_depth)  # was valid UTF-8 too
     if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
         return loads(content, max_depth=max_depth)  # trailing data: the standard error
     return value

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json as jsonlib
+import os
 import socket
 import threading
 import time
@@ -10,8 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings
 
 from commbox_async import AsyncCommBox
+
+# ``nox -s soak`` sets COMMBOX_HYPOTHESIS_PROFILE=soak: ten times hypothesis's default number of
+# examples for every property test that does not fix its own (tests/test_fuzz.py scales with it).
+settings.register_profile("soak", max_examples=1000, deadline=None)
+if os.environ.get("COMMBOX_HYPOTHESIS_PROFILE") == "soak":
+    settings.load_profile("soak")
 
 TOKEN = "tok-SUPER-secret-0123456789"
 BASE = "https://api.commbox.io"

@@ -44,6 +44,7 @@ from commbox_async.models import (
 from commbox_async.webhooks import FormSubmit, WebhookParseError, parse_event
 
 from .conftest import envelope, make_client, serve_in_thread
+from .test_fuzz import exported_models
 
 UTC = timezone.utc
 SAFETY = 1.0  # seconds: the fixed parsers take milliseconds, the old ones took 20 s and more
@@ -686,30 +687,13 @@ def test_the_redacting_filter_covers_message_args_and_extra_fields() -> None:
 SECRET = "SECRET-0123456789"
 
 
-def _exported_models() -> list[type[Any]]:
-    import commbox_async.models as models
-    import commbox_async.webhooks as webhooks
-    from commbox_async.models import Model
-
-    found = {
-        obj
-        for module in (models, webhooks)
-        for obj in (getattr(module, name) for name in module.__all__)
-        if isinstance(obj, type) and issubclass(obj, Model) and obj is not Model
-    }
-    return sorted(found, key=lambda c: c.__name__)
-
-
 def _secret_fields() -> list[tuple[type[Any], Any]]:
     import attrs
 
     from commbox_async.models._converter import is_secret
 
     return [
-        (cls, field)
-        for cls in _exported_models()
-        for field in attrs.fields(cls)
-        if is_secret(field)
+        (cls, field) for cls in exported_models() for field in attrs.fields(cls) if is_secret(field)
     ]
 
 
@@ -751,7 +735,7 @@ def test_the_secret_fields_are_marked() -> None:
     marked = {(cls.__name__, field.name) for cls, field in _secret_fields()}
     assert {("Ticket", "ticket"), ("ManagerData", "password")} <= marked
     # Any field named like a credential must be marked (a guard for fields added later).
-    for cls in _exported_models():
+    for cls in exported_models():
         for field in attrs.fields(cls):
             wire_name = str(field.metadata.get("commbox_wire", ""))
             looks_secret = any(
