@@ -56,6 +56,7 @@ def bench(session: nox.Session) -> None:
         "bench_decode",
         "bench_webhooks",
         "bench_bulk",
+        "bench_hostile",
     ]
     for name in names:
         session.run("python", f"benchmarks/{name}.py")
