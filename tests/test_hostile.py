@@ -923,3 +923,18 @@ async def test_nothing_is_sent_through_an_unusable_journal(case: str, tmp_path: 
         with pytest.raises(JournalError, match=r"send\.sqlite"):
             await cb.bulk.send(messages, journal=path)
     assert requests == []
+
+
+@pytest.mark.anyio
+async def test_an_export_file_with_an_over_deep_line_is_refused_typed(tmp_path: Any) -> None:
+    from commbox_async import ConfigurationError
+
+    out = tmp_path / "out.jsonl"
+    out.write_text(deep_array(DEEP) + "\n")  # before: RecursionError from json.loads
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("nothing is fetched")
+
+    async with make_client(handler) as cb:
+        with pytest.raises(ConfigurationError, match="nested deeper"):
+            await cb.export.jsonl(out, [(1, 2)])
