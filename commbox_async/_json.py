@@ -24,6 +24,8 @@ import re
 from array import array
 from typing import Any
 
+from ._exceptions import ConfigurationError
+
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "JSONLimitError",
@@ -274,7 +276,7 @@ class MaxDepth:
 
     def __init__(self, max_depth: int | None) -> None:
         if max_depth is not None and (type(max_depth) is not int or max_depth < 1):
-            raise ValueError(f"max_depth must be a positive int, got {max_depth!r}")
+            raise ConfigurationError(f"max_depth must be a positive int, got {max_depth!r}")
         self._depth = max_depth
         self._token: contextvars.Token[int] | None = None
 

@@ -938,3 +938,17 @@ async def test_an_export_file_with_an_over_deep_line_is_refused_typed(tmp_path: 
     async with make_client(handler) as cb:
         with pytest.raises(ConfigurationError, match="nested deeper"):
             await cb.export.jsonl(out, [(1, 2)])
+
+
+def test_limits_that_make_no_sense_are_configuration_errors() -> None:
+    from commbox_async import ConfigurationError
+    from commbox_async.webhooks import ReceiverConfig
+
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ConfigurationError, match="max_depth"):
+            parse_event(b"{}", max_depth=bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="max_depth"):
+            ReceiverConfig(max_depth=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="body_timeout"):
+        ReceiverConfig(body_timeout=0)
+    assert "s3cret" not in repr(ReceiverConfig(secret="s3cret"))

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import anyio
 import attrs
 
+from .._exceptions import ConfigurationError
 from .._json import DEFAULT_MAX_DEPTH
 from ._parse import DEFAULT_MAX_BYTES, WebhookParseError, WebhookTooLargeError, parse_event
 from .events import Event
@@ -70,6 +71,14 @@ class ReceiverConfig:
     max_depth: int = DEFAULT_MAX_DEPTH
     background: bool = False
     redact_access_log: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if not (self.body_timeout > 0):
+            raise ConfigurationError(f"body_timeout must be positive, got {self.body_timeout!r}")
+        if type(self.max_depth) is not int or self.max_depth < 1:
+            raise ConfigurationError(f"max_depth must be a positive int, got {self.max_depth!r}")
+        if self.max_bytes < 0:
+            raise ConfigurationError(f"max_bytes must not be negative, got {self.max_bytes!r}")
 
 
 @attrs.frozen
