@@ -30,7 +30,8 @@ from bench_decode import get_object_body
 from commbox_async import CommBoxError
 from commbox_async._json import check, nesting_depth
 from commbox_async._response import _loads, parse_response
-from commbox_async._transport import _FIELD_RE, encode_segment
+from commbox_async._urls import _FIELD_RE, encode_segment
+from commbox_async.bulk._lookup import normalize_text
 from commbox_async.models import ObjectRecord, parse_date, parse_datetime
 from commbox_async.models._converter import to_json_object
 from commbox_async.testing._fake import _ROUTES
@@ -103,6 +104,8 @@ CASES: list[tuple[str, str, Callable[[int], Any], Callable[[Any], Any]]] = [
     ("regex: path segment (audited)", "unreserved run + '/'", lambda n: "a" * n + "/", encode_segment),
     ("regex: path template (audited)", "'{' + name, never closed", lambda n: "/x/{" + "a" * n, lambda t: _FIELD_RE.split(t)),
     ("regex: fake's routes (audited)", "one huge segment", lambda n: "/streams/" + "a" * n + "/objects", routes),
+    ("regex: reconciliation text (audited)", "'<' + 1,999 chars, no '>', repeated", lambda n: fit("<" + "a" * 1999, n // 4), normalize_text),
+    ("regex: reconciliation text (audited)", "'< br /' + spaces, never closed", lambda n: fit("<" + " " * 10 + "br" + " " * 10 + "/" + " " * 9, n // 4), normalize_text),
     ("JSON in a string", "arrays nested n deep (refused)", lambda n: "[" * (n // 2) + "]" * (n // 2), refused(to_json_object)),
     ("JSON in a string", "object + stray braces (lenient)", lambda n: '{"a": 1}' + "}" * n, to_json_object),
     ("JSON in a string", "curly-quoted object (lenient)", lambda n: "{\u201ca\u201d: \u201c" + "x" * n + "\u201d}", to_json_object),

@@ -1,12 +1,20 @@
 """commbox-async: the asyncio-native (and trio-friendly) client for the CommBox REST API."""
 
-from ._client import DEFAULT_BASE_URL, DEFAULT_BURST, DEFAULT_RATE_LIMIT, AsyncCommBox
+from ._client import (
+    DEFAULT_BASE_URL,
+    DEFAULT_BURST,
+    DEFAULT_RATE_LIMIT,
+    NOT_GIVEN,
+    AsyncCommBox,
+    NotGiven,
+)
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BulkStoppedError,
     ClientStateError,
     CommBoxError,
     ConfigurationError,
@@ -17,8 +25,12 @@ from ._exceptions import (
     NotFoundError,
     NotImplementedAPIError,
     PartialSuccessError,
+    PermissionDeniedError,
+    Processed,
     RateLimitError,
+    ResponseTooLargeError,
     ServerError,
+    TokenError,
 )
 from ._files import Attachment
 from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent
@@ -46,6 +58,8 @@ __all__ = [
     "DEFAULT_RATE_LIMIT",
     "DEFAULT_BURST",
     "DEFAULT_MAX_DEPTH",
+    "NOT_GIVEN",
+    "NotGiven",
     "APIResponse",
     "Attachment",
     # requests and the enums they take
@@ -72,17 +86,22 @@ __all__ = [
     "ConfigurationError",
     "ClientStateError",
     "JournalError",
+    "TokenError",
+    "BulkStoppedError",
+    "Processed",
     "APIConnectionError",
     "APITimeoutError",
     "DeadlineExceededError",
     "APIStatusError",
     "BadRequestError",
     "AuthenticationError",
+    "PermissionDeniedError",
     "NotFoundError",
     "RateLimitError",
     "ServerError",
     "NotImplementedAPIError",
     "PartialSuccessError",
     "InvalidResponseError",
+    "ResponseTooLargeError",
     "DecodeError",
 ]

@@ -1,12 +1,13 @@
 """The request pipeline: auth, throttle, retries, deadlines, logging, hooks and decoding.
 
 Resources stay thin: they name the endpoint and the model, and call :meth:`BaseClient._request`.
+One call is one pass through :meth:`BaseClient._run`, the retry loop, which makes attempts
+(:meth:`BaseClient._attempt`) until one succeeds or the retry rules (:mod:`._retry`) give up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -18,33 +19,45 @@ import anyio.lowlevel
 import attrs
 import httpx
 
+from ._aio import call
 from ._exceptions import (
+    APIConnectionError,
     AuthenticationError,
     ClientStateError,
     CommBoxError,
     ConfigurationError,
     DeadlineExceededError,
+    InvalidResponseError,
     RateLimitError,
+    ResponseTooLargeError,
+    TokenError,
 )
 from ._files import AttachmentInput, coerce_attachments, open_files
 from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent, emit
 from ._response import Envelope, parse_response, record_envelope
-from ._retry import RetryPolicy, is_retryable, retry_reason
+from ._retry import RetryPolicy, retry_reason
+from ._secret import Secret
 from ._throttle import Throttle
-from ._transport import (
-    Outgoing,
-    ResponseLike,
-    Sender,
-    build_path,
-    map_transport_error,
-    url_prefix,
-)
+from ._transport import BodyTooLarge, Outgoing, ResponseLike, Sender, map_transport_error
+from ._urls import build_path, url_prefix
+from ._verdict import Exposure, current_exposure
 
-__all__ = ["BaseClient", "ClientOptions", "TokenProvider", "TokenSource", "logger"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "BaseClient",
+    "ClientOptions",
+    "TokenProvider",
+    "TokenSource",
+    "logger",
+]
 
 logger = logging.getLogger("commbox_async")
 
 TokenSource = str | Callable[[], str | Awaitable[str]]
+
+#: The largest response body read by default (32 MiB): CommBox's largest real answers (a
+#: conversation with thousands of messages) are a few MiB.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 class TokenProvider:
@@ -54,33 +67,33 @@ class TokenProvider:
 
     def __init__(self, source: TokenSource) -> None:
         if isinstance(source, str):
-            if not source.strip():
-                raise ConfigurationError("the CommBox token is empty")
-        elif not callable(source):
+            #: The token when it is a plain string (no call needed), else None.
+            self.static: Secret | None = Secret(source)
+            self._source: Callable[[], str | Awaitable[str]] | None = None
+        elif callable(source):
+            self.static = None
+            self._source = source
+        else:
             raise ConfigurationError(
                 f"token must be a string or a callable returning one, got {type(source).__name__}"
             )
-        self._source = source
-        #: The token when it is a plain string (no call needed), else None.
-        self.static: str | None = source if isinstance(source, str) else None
 
     @property
     def rotates(self) -> bool:
         """True when the token comes from a callable, which is asked again after a 401."""
-        return not isinstance(self._source, str)
+        return self._source is not None
 
-    async def get(self) -> str:
-        source = self._source
-        if isinstance(source, str):
-            return source
-        value: Any = source()
-        if inspect.isawaitable(value):
-            value = await value
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigurationError(
-                "the token callable returned no token (an empty or non-str value)"
-            )
-        return value
+    async def get(self) -> Secret:
+        if self.static is not None:
+            return self.static
+        assert self._source is not None
+        value: Any = await call(self._source)
+        if not isinstance(value, str):
+            raise TokenError(f"the token callable returned {type(value).__name__}, not a str")
+        try:
+            return Secret(value, what="the token the token callable returned")
+        except ConfigurationError as exc:
+            raise TokenError(str(exc)) from None
 
     def __repr__(self) -> str:
         return "TokenProvider(<redacted>)"
@@ -99,10 +112,13 @@ class ClientOptions:
     initial_backoff: float
     max_backoff: float
     retry_uncertain: bool
+    max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES
     user_agent: str
     headers: Mapping[str, str]
     #: Every attempt's headers but the token's, built once per options rather than per call.
     static_headers: Mapping[str, str] = attrs.field(init=False, repr=False, eq=False)
+    #: The retry rules of these options, built once rather than per call.
+    retry: RetryPolicy = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.max_retries < 0:
@@ -111,10 +127,23 @@ class ClientOptions:
             raise ConfigurationError(f"deadline must be positive seconds, got {self.deadline}")
         if self.max_retry_after < 0:
             raise ConfigurationError(f"max_retry_after must be >= 0, got {self.max_retry_after}")
+        if self.max_response_bytes is not None and self.max_response_bytes < 1:
+            raise ConfigurationError(
+                f"max_response_bytes must be a positive number of bytes (or None for no "
+                f"limit), got {self.max_response_bytes}"
+            )
         if any(k.lower() == "authorization" for k in self.headers):
             raise ConfigurationError("set the token with token=, not an Authorization header")
         static = {"Accept": "application/json", "User-Agent": self.user_agent, **self.headers}
         object.__setattr__(self, "static_headers", static)
+        policy = RetryPolicy(
+            max_retries=self.max_retries,
+            initial_backoff=self.initial_backoff,
+            max_backoff=self.max_backoff,
+            max_retry_after=self.max_retry_after,
+            retry_uncertain=self.retry_uncertain,
+        )
+        object.__setattr__(self, "retry", policy)
 
 
 class _Core:
@@ -125,7 +154,7 @@ class _Core:
         *,
         base_url: httpx.URL,
         sender: Sender,
-        volume_sender: Sender | None = None,
+        bulk_sender: Sender | None = None,
         token: TokenProvider,
         throttle: Throttle | None,
         hooks: Hooks,
@@ -136,7 +165,7 @@ class _Core:
         self.url_prefix = url_prefix(base_url)
         self.sender = sender
         # What cb.bulk and cb.export send through when the user left the transport unset.
-        self.volume_sender = volume_sender
+        self.bulk_sender = bulk_sender
         self.token = token
         self.throttle = throttle
         self.hooks = hooks
@@ -150,10 +179,9 @@ class _Core:
                 "this AsyncCommBox is closed; create a new client (or use it inside "
                 "'async with AsyncCommBox(...)')"
             )
-        # The running asyncio loop is a C-level lookup; anyio's token (which also knows trio)
-        # costs more than the rest of this check, so it is asked only when there is no loop.
-        current: object = asyncio._get_running_loop()
-        if current is None:
+        try:
+            current: object = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio: trio, through anyio, or no loop at all
             try:
                 current = anyio.lowlevel.current_token().native_token
             except Exception:
@@ -179,28 +207,63 @@ class _Core:
         if self.closed:
             return
         self.closed = True
-        if self.volume_sender is not None:
-            await self.volume_sender.aclose()
+        if self.bulk_sender is not None:
+            await self.bulk_sender.aclose()
         await self.sender.aclose()
 
 
-@attrs.define
 class _Call:
-    method: str
-    path: str
-    url: str
-    params: Mapping[str, Any] | None
-    json: Any
-    data: Mapping[str, Any] | None
-    attachments: list[Any]
-    allow_partial: bool
-    deadline_at: float | None
-    token: TokenProvider
-    multipart: bool = False
-    attempt: int = 0
-    in_flight: bool = False
-    refreshed_token: bool = False
-    last_error: BaseException | None = None
+    """One API call's request and its progress across attempts."""
+
+    __slots__ = (
+        "allow_partial",
+        "attachments",
+        "attempt",
+        "data",
+        "deadline_at",
+        "exposure",
+        "json",
+        "method",
+        "multipart",
+        "params",
+        "path",
+        "refreshed_token",
+        "retries",
+        "token",
+        "url",
+    )
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        path: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, Any] | None,
+        attachments: list[Any],
+        allow_partial: bool,
+        deadline_at: float | None,
+        token: TokenProvider,
+        multipart: bool,
+        exposure: Exposure,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.url = url
+        self.params = params
+        self.json = json
+        self.data = data
+        self.attachments = attachments
+        self.allow_partial = allow_partial
+        self.deadline_at = deadline_at
+        self.token = token
+        self.multipart = multipart
+        self.exposure = exposure
+        self.attempt = 0
+        self.retries = 0
+        self.refreshed_token = False
 
 
 _NO_FILES: AbstractContextManager[list[Any]] = nullcontext([])
@@ -212,16 +275,7 @@ class BaseClient:
     _core: _Core
     _options: ClientOptions
     #: A view's own sender (the bulk and export views'), else the core's.
-    _via: Sender | None = None
-
-    def _policy(self) -> RetryPolicy:
-        o = self._options
-        return RetryPolicy(
-            max_retries=o.max_retries,
-            initial_backoff=o.initial_backoff,
-            max_backoff=o.max_backoff,
-            max_retry_after=o.max_retry_after,
-        )
+    _sender: Sender | None = None
 
     def _request(
         self,
@@ -242,9 +296,7 @@ class BaseClient:
 
         ``token`` replaces the client's bearer token for this call (Emarsys' JWT);
         ``multipart`` sends ``data`` as multipart/form-data even without files. The call is
-        checked and built here, and what is awaited is its first attempt itself: with a
-        hundred calls in flight, every coroutine frame held across the network wait costs
-        (in cache, and in the garbage collector walking it).
+        checked and built here, before anything is awaited.
         """
         core = self._core
         core.check_usable()
@@ -252,7 +304,6 @@ class BaseClient:
         encoded_path = build_path(path, path_params or {})
         attachments = coerce_attachments(files)
         opts = self._options
-        deadline_at = time.monotonic() + opts.deadline if opts.deadline is not None else None
         call = _Call(
             method=method,
             path=encoded_path,
@@ -262,161 +313,149 @@ class BaseClient:
             data=data,
             attachments=attachments,
             allow_partial=allow_partial,
-            deadline_at=deadline_at,
+            deadline_at=None if opts.deadline is None else time.monotonic() + opts.deadline,
             token=core.token if token is None else TokenProvider(token),
             multipart=multipart,
+            exposure=current_exposure() or Exposure(),
         )
-
         if opts.deadline is None:
-            return self._attempt(call, first=True)
+            return self._run(call)
         return self._with_deadline(call, opts.deadline)
 
     async def _with_deadline(self, call: _Call, deadline: float) -> Envelope:
-        try:
-            with anyio.fail_after(deadline):
-                return await self._attempt(call, first=True)
-        except TimeoutError:
-            last = call.last_error
-            maybe = call.in_flight or bool(getattr(last, "may_have_been_processed", False))
-            raise DeadlineExceededError(
-                f"the call's deadline of {deadline:g}s ran out after {call.attempt} attempt(s)",
-                method=call.method,
-                path=call.path,
-                may_have_been_processed=maybe,
-                reason="deadline",
-            ) from last
+        with anyio.move_on_after(deadline):
+            return await self._run(call)
+        # The deadline cancelled the call wherever it was: its exposure says how far it got.
+        processed = call.exposure.verdict()
+        raise DeadlineExceededError(
+            f"the call's deadline of {deadline:g}s ran out after {call.attempt} attempt(s)",
+            method=call.method,
+            path=call.path,
+            processed=processed,
+            reason="deadline",
+        )
 
-    async def _retry(self, call: _Call, first_failure: CommBoxError) -> Envelope:
+    async def _run(self, call: _Call) -> Envelope:
+        """The retry loop: attempts until one succeeds or the retry rules give up."""
+        while True:
+            try:
+                return await self._attempt(call)
+            except CommBoxError as exc:
+                failure = exc
+            # From here on outside the except block, so that nothing chains the failure to
+            # an exception of the HTTP library (which holds the request, token included).
+            failure.processed = call.exposure.end_attempt(failure.processed)
+            wait = await self._next_wait(call, failure)
+            if wait is None:
+                raise failure
+            if wait > 0:
+                await anyio.sleep(wait)
+
+    async def _next_wait(self, call: _Call, failure: CommBoxError) -> float | None:
+        """How long to wait before the next attempt after ``failure``, or None to raise it."""
         core = self._core
-        opts = self._options
-        replay: list[BaseException] = [first_failure]
-
-        async def attempt() -> Envelope:
-            if replay:
-                raise replay.pop()
-            return await self._attempt(call)
-
-        async def before_sleep(exc: BaseException, wait: float, attempt: int) -> None:
-            reason = retry_reason(exc)
-            core.stats.retries[reason] += 1
-            logger.info(
-                "retrying %s %s in %.2fs after %s (attempt %d of %d)",
-                call.method,
-                call.path,
-                wait,
-                reason,
-                attempt,
-                opts.max_retries + 1,
-            )
+        if isinstance(failure, AuthenticationError):
+            if not call.token.rotates or call.refreshed_token:
+                failure.hint = _token_hint(call)
+                return None
+            # A rotating key may just have been replaced: ask the callable once more, now.
+            call.refreshed_token = True
+            core.stats.token_refreshes += 1
+            logger.info("401 on %s %s: asking the token callable again", call.method, call.path)
+            return 0.0
+        policy = self._options.retry
+        if isinstance(failure, RateLimitError):
+            core.stats.rate_limited += 1
+            if core.throttle is not None:
+                pause = failure.retry_after
+                if pause is None:
+                    pause = policy.backoff(call.retries + 1)
+                await core.throttle.pause(min(pause, policy.max_retry_after))
+        wait = policy.next_wait(
+            failure, method=call.method, retries=call.retries, deadline_at=call.deadline_at
+        )
+        if wait is None:
+            return None
+        call.retries += 1
+        reason = retry_reason(failure)
+        core.stats.retries[reason] += 1
+        logger.info(
+            "retrying %s %s in %.2fs after %s (attempt %d of %d)",
+            call.method,
+            call.path,
+            wait,
+            reason,
+            call.attempt,
+            policy.max_retries + 1,
+        )
+        if core.hooks.on_retry:
             await emit(
                 core.hooks.on_retry,
                 RetryEvent(
                     method=call.method,
                     path=call.path,
-                    attempt=attempt,
+                    attempt=call.attempt,
                     reason=reason,
                     wait=wait,
-                    error=exc,
+                    error=failure,
                 ),
             )
+        return wait
 
-        controller = self._policy().controller(
-            method=call.method,
-            retry_uncertain=opts.retry_uncertain,
-            max_retries=opts.max_retries,
-            deadline_at=call.deadline_at,
-            before_sleep=before_sleep,
-        )
-        result: Envelope = await controller(attempt)
-        return result
-
-    async def _attempt(self, call: _Call, *, first: bool = False) -> Envelope:
-        """One attempt (asking a rotating token again after a 401). The first attempt hands a
-        retryable failure to tenacity as its first try, so waits, stops and logs are its own;
-        nothing is built for retrying until then (most calls succeed, and tenacity's per-call
-        set-up costs more than the rest of the client's work on a request)."""
+    async def _attempt(self, call: _Call) -> Envelope:
+        """One attempt: throttle, token, the send, and the response decoded."""
         core = self._core
         call.attempt += 1
-        try:
-            while True:
-                if core.throttle is not None:
-                    await self._throttle_wait(call)
-                token = call.token.static or await call.token.get()
-                try:
-                    # The send is inline rather than in a coroutine of its own: with a hundred
-                    # calls in flight, every frame held across the network wait costs (cache,
-                    # and the garbage collector walks each one).
-                    with open_files(call.attachments) if call.attachments else _NO_FILES as files:
-                        out = self._outgoing(call, token, files)
-                        if core.hooks.on_request:
-                            await emit(
-                                core.hooks.on_request,
-                                RequestEvent(
-                                    method=call.method, path=call.path, attempt=call.attempt
-                                ),
-                            )
-                        core.stats.requests += 1
-                        sender = self._via or core.sender
-                        start = time.monotonic()
-                        call.in_flight = True
-                        try:
-                            response = await sender.send(out)
-                        except httpx.TransportError as exc:
-                            raise self._transport_failure(call, exc, start) from exc
-                        except RuntimeError:
-                            if sender.is_closed:
-                                raise ClientStateError(
-                                    "the connection pool under AsyncCommBox was closed "
-                                    "during the call"
-                                ) from None
-                            raise
-                        finally:
-                            call.in_flight = False
-                    elapsed = time.monotonic() - start
-                    if core.hooks.on_response:
-                        await emit(
-                            core.hooks.on_response,
-                            ResponseEvent(
-                                method=call.method,
-                                path=call.path,
-                                attempt=call.attempt,
-                                http_status=response.status_code,
-                                elapsed=elapsed,
-                            ),
-                        )
-                    return self._received(call, response, elapsed)
-                except AuthenticationError as exc:
-                    call.last_error = exc
-                    if not call.token.rotates or call.refreshed_token:
-                        raise
-                    # A rotating key may just have been replaced: ask the callable once more.
-                    call.refreshed_token = True
-                    core.stats.token_refreshes += 1
-                    logger.info(
-                        "401 on %s %s: asking the token callable again", call.method, call.path
-                    )
-                except RateLimitError as exc:
-                    call.last_error = exc
-                    core.stats.rate_limited += 1
-                    if core.throttle is not None:
-                        pause = exc.retry_after
-                        if pause is None:
-                            pause = self._policy().backoff(call.attempt)
-                        await core.throttle.pause(min(pause, self._options.max_retry_after))
-                    raise
-                except CommBoxError as exc:
-                    call.last_error = exc
-                    raise
-        except CommBoxError as exc:
-            opts = self._options
-            if (
-                not first
-                or opts.max_retries == 0
-                or not is_retryable(exc, method=call.method, retry_uncertain=opts.retry_uncertain)
-            ):
-                raise
-            failure = exc
-        return await self._retry(call, failure)
+        if core.throttle is not None:
+            await self._throttle_wait(call)
+        token = call.token.static or await call.token.get()
+        exposure = call.exposure
+        if exposure.before_send is not None:
+            announce, exposure.before_send = exposure.before_send, None
+            await announce()
+        # The send is inline rather than in a coroutine of its own: with a hundred calls in
+        # flight, every frame held across the network wait costs (the collector walks each).
+        with open_files(call.attachments) if call.attachments else _NO_FILES as files:
+            out = self._outgoing(call, token, files)
+            if core.hooks.on_request:
+                await emit(
+                    core.hooks.on_request,
+                    RequestEvent(method=call.method, path=call.path, attempt=call.attempt),
+                )
+            core.stats.requests += 1
+            sender = self._sender or core.sender
+            start = time.monotonic()
+            failure: CommBoxError | None = None
+            try:
+                response = await sender.send(out)
+            except httpx.TransportError as exc:
+                failure = self._transport_failure(call, exc, start)
+            except BodyTooLarge as exc:
+                failure = ResponseTooLargeError(
+                    limit=self._options.max_response_bytes or 0,
+                    declared=exc.declared,
+                    http_status=exc.status,
+                    content_type=exc.headers.get("content-type"),
+                    method=call.method,
+                    path=call.path,
+                )
+            except Exception as exc:
+                failure = self._unexpected(call, sender, exc)
+            if failure is not None:
+                raise failure
+        elapsed = time.monotonic() - start
+        if core.hooks.on_response:
+            await emit(
+                core.hooks.on_response,
+                ResponseEvent(
+                    method=call.method,
+                    path=call.path,
+                    attempt=call.attempt,
+                    http_status=response.status_code,
+                    elapsed=elapsed,
+                ),
+            )
+        return self._received(call, response, elapsed)
 
     async def _throttle_wait(self, call: _Call) -> None:
         core = self._core
@@ -446,10 +485,8 @@ class BaseClient:
             pool=clamp(timeout.pool),
         )
 
-    def _outgoing(self, call: _Call, token: str, files: list[Any]) -> Outgoing:
+    def _outgoing(self, call: _Call, token: Secret, files: list[Any]) -> Outgoing:
         opts = self._options
-        headers = dict(opts.static_headers)  # a copy: senders add the body's Content-Type
-        headers["Authorization"] = "Bearer " + token
         form = call.data
         if call.multipart and not files and form:
             # httpx only builds multipart when there are files: send the fields as parts
@@ -459,7 +496,8 @@ class BaseClient:
         return Outgoing(
             call.method,
             call.url,
-            headers=headers,
+            headers=opts.static_headers,
+            token=token,
             params=call.params,
             json=call.json if not files else None,
             data=form,
@@ -467,12 +505,20 @@ class BaseClient:
             timeout=opts.timeout
             if call.deadline_at is None
             else self._deadline_timeout(call.deadline_at),
+            exposure=call.exposure,
+            max_bytes=opts.max_response_bytes,
         )
 
     def _transport_failure(
         self, call: _Call, exc: httpx.TransportError, start: float
     ) -> CommBoxError:
-        err = map_transport_error(exc, method=call.method, path=call.path)
+        err = map_transport_error(
+            exc,
+            method=call.method,
+            path=call.path,
+            host=self._core.base_url.host,
+            exposure=call.exposure,
+        )
         logger.debug(
             "%s %s -> %s in %.3fs (attempt %d)",
             call.method,
@@ -489,31 +535,78 @@ class BaseClient:
         )
         return err
 
+    def _unexpected(self, call: _Call, sender: Sender, exc: Exception) -> CommBoxError:
+        """Anything else a sender raised, as a typed error with what the exposure knows."""
+        if isinstance(exc, RuntimeError) and sender.is_closed:
+            return ClientStateError(
+                "the connection pool under AsyncCommBox was closed during the call"
+            )
+        exposure = call.exposure
+        detail = f"{type(exc).__name__}: {exc}"
+        if not exposure.sent and isinstance(exc, (TypeError, ValueError)):
+            return ConfigurationError(f"the request could not be encoded: {detail}")
+        return APIConnectionError(
+            f"the HTTP library failed: {detail}",
+            method=call.method,
+            path=call.path,
+            processed=exposure.attempt(),
+            reason="transport_error",
+            cause_type=type(exc).__name__,
+        )
+
     def _received(self, call: _Call, response: ResponseLike, elapsed: float) -> Envelope:
         self._core.stats.responses += 1
+        status = response.status_code
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d in %.3fs (attempt %d)",
                 call.method,
                 call.path,
-                response.status_code,
+                status,
                 elapsed,
                 call.attempt,
                 extra={
                     "commbox_method": call.method,
                     "commbox_path": call.path,
-                    "commbox_status": response.status_code,
+                    "commbox_status": status,
                     "commbox_attempt": call.attempt,
                     "commbox_elapsed": elapsed,
                 },
             )
-        envelope = parse_response(
-            response,
-            method=call.method,
-            path=call.path,
-            attempts=call.attempt,
-            elapsed=elapsed,
-            allow_partial=call.allow_partial,
-        )
+        failure: CommBoxError | None = None
+        try:
+            envelope = parse_response(
+                response,
+                method=call.method,
+                path=call.path,
+                attempts=call.attempt,
+                elapsed=elapsed,
+                allow_partial=call.allow_partial,
+            )
+        except CommBoxError:
+            raise
+        except Exception as exc:  # a parser bug must not escape untyped, or lose the verdict
+            failure = InvalidResponseError(
+                f"CommBox's response could not be read ({type(exc).__name__}: {exc})",
+                http_status=status,
+                content_type=response.headers.get("content-type"),
+                snippet=response.content[:200].decode("utf-8", errors="replace"),
+                method=call.method,
+                path=call.path,
+            )
+        if failure is not None:
+            raise failure
         record_envelope(envelope)
         return envelope
+
+
+def _token_hint(call: _Call) -> str:
+    if call.refreshed_token:
+        return (
+            "the token callable was asked again after the first 401 and its new token was "
+            "refused too: check what it returns"
+        )
+    return (
+        "check the API token (token= or COMMBOX_TOKEN; an admin finds it under Settings > "
+        "API); a key that rotates can be passed as a callable, which is asked again after a 401"
+    )

@@ -6,25 +6,26 @@ import os
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, final
 
 import attrs
 import httpx
 
-from ._base_client import BaseClient, ClientOptions, TokenProvider, TokenSource, _Core
+from ._base_client import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    BaseClient,
+    ClientOptions,
+    TokenProvider,
+    TokenSource,
+    _Core,
+)
 from ._exceptions import ConfigurationError
 from ._files import AttachmentInput
 from ._hooks import ClientStats, Hooks
 from ._response import to_raw_response
 from ._throttle import Throttle, TokenBucket
-from ._transport import (
-    AutoSender,
-    HttpxSender,
-    Sender,
-    TransportOption,
-    check_base_url,
-    make_sender,
-)
+from ._transport import AutoSender, HttpxSender, Sender, TransportOption, make_sender
+from ._urls import check_base_url
 from ._version import __version__
 from .resources import (
     APIResource,
@@ -48,7 +49,14 @@ if TYPE_CHECKING:
     from .bulk import Bulk
     from .export import Export
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_BURST", "DEFAULT_RATE_LIMIT", "AsyncCommBox"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_BURST",
+    "DEFAULT_RATE_LIMIT",
+    "NOT_GIVEN",
+    "AsyncCommBox",
+    "NotGiven",
+]
 
 DEFAULT_BASE_URL = "https://api.commbox.io"
 #: CommBox publishes no rate limit. 10 requests/s with a burst of 10 stays well clear of
@@ -58,12 +66,21 @@ DEFAULT_BURST = 10
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-class _NotGiven:
+@final
+class NotGiven:
+    """The type of :data:`NOT_GIVEN`: "leave this option as it is" in ``with_options``, where
+    ``None`` is itself a value (no deadline, no timeout)."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> Literal[False]:
+        return False
+
     def __repr__(self) -> str:
         return "NOT_GIVEN"
 
 
-NOT_GIVEN: Any = _NotGiven()
+NOT_GIVEN = NotGiven()
 
 
 def _timeout(value: float | httpx.Timeout | None) -> httpx.Timeout:
@@ -99,6 +116,9 @@ class AsyncCommBox(BaseClient):
     - ``rate_limit`` / ``burst``: the client-side token bucket in requests/s (default 10/s, burst
       10); ``rate_limit=None`` turns it off. ``throttle=`` plugs in another :class:`Throttle`
       (e.g. one shared through Redis).
+    - ``max_response_bytes``: the largest response body read (default 32 MiB; ``None`` for no
+      limit). A longer one stops being read at the limit and raises
+      :class:`ResponseTooLargeError`, whose verdict follows the status that came with it.
     - ``max_connections``, ``max_keepalive_connections``, ``keepalive_expiry``, ``http2``: the pool.
     - ``user_agent``, ``default_headers``, ``hooks``.
     - ``http_client``: an ``httpx.AsyncClient`` of your own, used as-is and never closed here.
@@ -137,6 +157,7 @@ class AsyncCommBox(BaseClient):
         transport: TransportOption = None,
         initial_backoff: float = 0.5,
         max_backoff: float = 8.0,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if token is None:
             token = os.environ.get("COMMBOX_TOKEN") or None
@@ -146,6 +167,9 @@ class AsyncCommBox(BaseClient):
                 "(an admin finds the API key under Settings > API)"
             )
         provider = TokenProvider(token)
+        # From here on only the provider holds it: a traceback of a later error in this frame,
+        # rendered with its locals, must not show the token.
+        del token
         url = check_base_url(base_url or os.environ.get("COMMBOX_BASE_URL") or DEFAULT_BASE_URL)
         if throttle is None and rate_limit is not None:
             throttle = TokenBucket(rate_limit, burst)
@@ -163,6 +187,7 @@ class AsyncCommBox(BaseClient):
             initial_backoff=initial_backoff,
             max_backoff=max_backoff,
             retry_uncertain=retry_uncertain,
+            max_response_bytes=max_response_bytes,
             user_agent=user_agent or f"commbox-async/{__version__} httpx/{httpx.__version__}",
             headers=dict(default_headers or {}),
         )
@@ -178,13 +203,13 @@ class AsyncCommBox(BaseClient):
                 timeout=options.timeout, limits=limits, http2=http2, transport=transport
             )
         )
-        volume = None
+        bulk_sender = None
         if transport is None and http_client is None and not http2:
-            volume = AutoSender(limits=limits, fallback=sender, owns_fallback=False)
+            bulk_sender = AutoSender(limits=limits, fallback=sender, owns_fallback=False)
         self._core = _Core(
             base_url=url,
             sender=sender,
-            volume_sender=volume,
+            bulk_sender=bulk_sender,
             token=provider,
             throttle=throttle,
             hooks=hooks or Hooks(),
@@ -197,53 +222,59 @@ class AsyncCommBox(BaseClient):
     def with_options(
         self,
         *,
-        timeout: float | httpx.Timeout | None = NOT_GIVEN,
-        deadline: float | None = NOT_GIVEN,
-        max_retries: int = NOT_GIVEN,
-        max_retry_after: float = NOT_GIVEN,
-        retry_uncertain: bool = NOT_GIVEN,
-        default_headers: Mapping[str, str] = NOT_GIVEN,
+        timeout: float | httpx.Timeout | NotGiven | None = NOT_GIVEN,
+        deadline: float | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        max_retry_after: float | NotGiven = NOT_GIVEN,
+        retry_uncertain: bool | NotGiven = NOT_GIVEN,
+        max_response_bytes: int | NotGiven | None = NOT_GIVEN,
+        default_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
     ) -> AsyncCommBox:
         """A view with other per-call options that shares this client's pool, throttle, token,
         hooks and counters. Closing either closes both."""
         changes: dict[str, Any] = {}
-        if timeout is not NOT_GIVEN:
+        if not isinstance(timeout, NotGiven):
             changes["timeout"] = _timeout(timeout)
-        if deadline is not NOT_GIVEN:
+        if not isinstance(deadline, NotGiven):
             changes["deadline"] = deadline
-        if max_retries is not NOT_GIVEN:
+        if not isinstance(max_retries, NotGiven):
             changes["max_retries"] = max_retries
-        if max_retry_after is not NOT_GIVEN:
+        if not isinstance(max_retry_after, NotGiven):
             changes["max_retry_after"] = max_retry_after
-        if retry_uncertain is not NOT_GIVEN:
+        if not isinstance(retry_uncertain, NotGiven):
             changes["retry_uncertain"] = retry_uncertain
-        if default_headers is not NOT_GIVEN:
+        if not isinstance(max_response_bytes, NotGiven):
+            changes["max_response_bytes"] = max_response_bytes
+        if not isinstance(default_headers, NotGiven):
             changes["headers"] = {**self._options.headers, **default_headers}
-        return self._view(attrs.evolve(self._options, **changes), self._via)
+        return self._view(attrs.evolve(self._options, **changes), self._sender)
 
-    def _view(self, options: ClientOptions, via: Sender | None) -> AsyncCommBox:
+    def _view(self, options: ClientOptions, sender: Sender | None) -> AsyncCommBox:
         """Another face of this client: the same core (pool, throttle, token, hooks,
         counters), its own options and, for the bulk and export views, its own sender."""
         view = object.__new__(type(self))
         view._core = self._core
         view._options = options
-        view._via = via
+        view._sender = sender
         return view
 
-    def _for_volume(self) -> AsyncCommBox:
-        """The view cb.bulk and cb.export send through: with the transport left unset, aiohttp
-        when it is installed and the loop is asyncio (it holds several times the throughput
-        at high concurrency), sharing this client's throttle, token, hooks and counters."""
-        volume = self._core.volume_sender
-        if volume is None or self._via is not None:
-            return self
-        return self._view(self._options, volume)
+    def _for_bulk(self) -> AsyncCommBox:
+        """The view cb.bulk and cb.export send through. It never retries a request CommBox
+        may have acted on (their outcomes promise no duplicates, whatever this client's
+        ``retry_uncertain``); with the transport left unset it goes through aiohttp when that
+        is installed and the loop is asyncio (several times the throughput at high
+        concurrency), sharing this client's throttle, token, hooks and counters."""
+        options = attrs.evolve(self._options, retry_uncertain=False)
+        bulk_sender = self._core.bulk_sender
+        if bulk_sender is None or self._sender is not None:
+            return self._view(options, self._sender)
+        return self._view(options, bulk_sender)
 
     @property
     def transport(self) -> str:
         """The transport this client's requests go through: ``"httpx"``, ``"aiohttp"``, or
         ``"auto"`` until the first request decides."""
-        return (self._via or self._core.sender).name
+        return (self._sender or self._core.sender).name
 
     @cached_property
     def with_raw_response(self) -> AsyncCommBoxWithRawResponse:
@@ -324,7 +355,7 @@ class AsyncCommBox(BaseClient):
         """High-volume sends with a resumable journal (see :mod:`commbox_async.bulk`)."""
         from .bulk import Bulk
 
-        return Bulk(self._for_volume())
+        return Bulk(self._for_bulk())
 
     @cached_property
     def export(self) -> Export:
@@ -332,7 +363,7 @@ class AsyncCommBox(BaseClient):
         :mod:`commbox_async.export`)."""
         from .export import Export
 
-        return Export(self._for_volume())
+        return Export(self._for_bulk())
 
     # -- escape hatch -------------------------------------------------------------------------
 
@@ -402,6 +433,8 @@ class AsyncCommBox(BaseClient):
         await self.aclose()
 
     def __repr__(self) -> str:
+        if not hasattr(self, "_core"):  # shown by a traceback while __init__ is failing
+            return "AsyncCommBox(<not constructed>)"
         o = self._options
         return (
             f"AsyncCommBox(base_url={self.base_url!r}, token=<redacted>, "

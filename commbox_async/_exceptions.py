@@ -1,8 +1,9 @@
 """The error hierarchy. Every error the library raises derives from :class:`CommBoxError`.
 
 Errors never hold the token: they carry the method, the path (already encoded, without the
-host) and what the server said. ``may_have_been_processed`` is the one attribute the bulk
-sender reads to decide between "failed" (CommBox certainly did not act) and "uncertain".
+host) and what the server said. ``processed`` (and its boolean form ``may_have_been_processed``)
+says whether CommBox may have acted on the request; the verdict is decided in
+:mod:`commbox_async._verdict` and only carried here.
 """
 
 from __future__ import annotations
@@ -10,41 +11,67 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._verdict import Processed, for_status
+
 __all__ = [
     "CommBoxError",
     "ConfigurationError",
     "ClientStateError",
     "JournalError",
+    "TokenError",
+    "BulkStoppedError",
     "APIConnectionError",
     "APITimeoutError",
     "DeadlineExceededError",
     "APIStatusError",
     "BadRequestError",
     "AuthenticationError",
+    "PermissionDeniedError",
     "NotFoundError",
     "RateLimitError",
     "ServerError",
     "NotImplementedAPIError",
     "PartialSuccessError",
     "InvalidResponseError",
+    "ResponseTooLargeError",
     "DecodeError",
+    "Processed",
     "status_error_class",
 ]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "x-amzn-requestid")
+_VERDICT_TEXT = {
+    Processed.NO: "not processed",
+    Processed.MAYBE: "may have been processed",
+    Processed.YES: "processed",
+}
 
 
 class CommBoxError(Exception):
     """Base class of every error raised by commbox_async."""
 
-    #: True when the request may have reached CommBox and been acted on (a message sent, a
-    #: conversation created) even though no success came back. Retrying such a request can
-    #: duplicate it, so POSTs are not retried automatically when this is True.
-    may_have_been_processed: bool = False
+    #: Whether CommBox acted on the request this error is about: ``NO`` (certainly not),
+    #: ``MAYBE`` or ``YES``. Errors that are not about a request (configuration, state) are
+    #: ``NO``. Set by whoever raises the error, from the verdict table in ``_verdict``.
+    processed: Processed = Processed.NO
+    #: Why the retry loop gave up on this error before its retries ran out, when it did
+    #: (a Retry-After longer than max_retry_after, a wait that would pass the deadline).
+    gave_up_reason: str | None = None
+
+    @property
+    def may_have_been_processed(self) -> bool:
+        """True when the request may have reached CommBox and been acted on (a message sent,
+        a conversation created) even though no success came back. Retrying such a request can
+        duplicate it, so POSTs are not retried automatically when this is True."""
+        return self.processed is not Processed.NO
 
 
 class ConfigurationError(CommBoxError, ValueError):
     """The client was configured wrongly (no token, plain-HTTP base URL, bad option)."""
+
+
+class TokenError(ConfigurationError):
+    """The token callable returned no usable token (not a str, empty, or not visible ASCII)."""
 
 
 class ClientStateError(CommBoxError, RuntimeError):
@@ -65,6 +92,19 @@ class JournalError(CommBoxError, OSError):
     path: str | None = None
 
 
+class BulkStoppedError(CommBoxError):
+    """A bulk send stopped before its end because no later message could succeed: CommBox
+    refused the token (401/403, after a token callable was asked again), or the client
+    became unusable. Nothing more was started; what was not sent is ``pending`` in the
+    journal and goes out on the next run. ``report`` is the run's report so far, ``cause``
+    the error that stopped it."""
+
+    def __init__(self, message: str, *, report: Any, cause: CommBoxError) -> None:
+        super().__init__(message)
+        self.report = report
+        self.cause = cause
+
+
 class APIConnectionError(CommBoxError):
     """The request did not get an HTTP response: connect failure, reset, lost response."""
 
@@ -74,20 +114,26 @@ class APIConnectionError(CommBoxError):
         *,
         method: str,
         path: str,
-        may_have_been_processed: bool,
+        processed: Processed,
         reason: str = "connection_error",
+        cause_type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.method = method
         self.path = path
-        self.may_have_been_processed = may_have_been_processed
+        self.processed = processed
         #: A short label for logs and metrics: connect_error, read_timeout, connection_lost...
         self.reason = reason
+        #: The HTTP library's exception class, by name. The exception itself is not chained:
+        #: it holds the request and its headers, token included. Its message is in ``message``.
+        self.cause_type = cause_type
 
     def __str__(self) -> str:
-        verdict = "may have been processed" if self.may_have_been_processed else "not processed"
-        return f"{self.message} ({self.method} {self.path}; {verdict})"
+        text = f"{self.message} ({self.method} {self.path}; {_VERDICT_TEXT[self.processed]})"
+        if self.gave_up_reason:
+            text += f"; not retried: {self.gave_up_reason}"
+        return text
 
 
 class APITimeoutError(APIConnectionError):
@@ -129,12 +175,13 @@ class APIStatusError(CommBoxError):
         self.data = data
         #: Seconds from the ``Retry-After`` header, when the server sent one.
         self.retry_after = retry_after
-        #: Why the retry loop gave up on this error early, when it did (e.g. Retry-After too long).
-        self.gave_up_reason: str | None = None
+        #: What to check, when the status alone does not say (e.g. the token after a 401).
+        self.hint: str | None = None
         lowered = {k.lower(): v for k, v in self.headers.items()}
         self.request_id: str | None = next(
             (lowered[h] for h in _REQUEST_ID_HEADERS if h in lowered), None
         )
+        self.processed = for_status(self.status_code)
 
     @property
     def status_code(self) -> int:
@@ -142,10 +189,6 @@ class APIStatusError(CommBoxError):
         if self.envelope_status is not None and self.http_status == 200:
             return self.envelope_status
         return self.http_status
-
-    @property
-    def may_have_been_processed(self) -> bool:  # type: ignore[override]
-        return self.status_code in (500, 502, 504) or self.status_code >= 505
 
     def __str__(self) -> str:
         parts = [f"{self.method} {self.path} -> HTTP {self.http_status}"]
@@ -158,6 +201,8 @@ class APIStatusError(CommBoxError):
             text += f" [request id {self.request_id}]"
         if self.retry_after is not None:
             text += f" (Retry-After {self.retry_after:g}s)"
+        if self.hint:
+            text += f"; {self.hint}"
         if self.gave_up_reason:
             text += f"; not retried: {self.gave_up_reason}"
         return text
@@ -169,6 +214,10 @@ class BadRequestError(APIStatusError):
 
 class AuthenticationError(APIStatusError):
     """401: the token is missing, wrong, revoked or expired."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the token is valid but may not do this (the API key's permissions, or the brand)."""
 
 
 class NotFoundError(APIStatusError):
@@ -186,10 +235,6 @@ class ServerError(APIStatusError):
 class NotImplementedAPIError(ServerError):
     """501: the operation is not supported (e.g. the path accepts GET but not POST)."""
 
-    @property
-    def may_have_been_processed(self) -> bool:  # type: ignore[override]
-        return False
-
 
 class PartialSuccessError(APIStatusError):
     """206: partial success (WhatsApp "Some messages failed", "Missing Template parameter").
@@ -197,18 +242,13 @@ class PartialSuccessError(APIStatusError):
     ``data`` holds whatever CommBox returned, so per-recipient results are never lost.
     """
 
-    @property
-    def may_have_been_processed(self) -> bool:  # type: ignore[override]
-        return True
-
 
 class InvalidResponseError(CommBoxError):
     """A successful status whose body is not the JSON CommBox sends (HTML, empty, truncated).
 
-    The request itself may have been processed, so this is treated as "maybe processed".
+    CommBox answered with a success status, so it acted on the request (``processed`` is
+    ``YES``): the request must not be sent again, even though its result cannot be read.
     """
-
-    may_have_been_processed = True
 
     def __init__(
         self,
@@ -230,6 +270,7 @@ class InvalidResponseError(CommBoxError):
         self.path = path
         #: The decoded body when it was JSON of an unexpected shape, so nothing is lost.
         self.body = body
+        self.processed = for_status(http_status)
 
     def __str__(self) -> str:
         return (
@@ -266,6 +307,38 @@ class _Redacted:
 REDACTED: Any = _Redacted()
 
 
+class ResponseTooLargeError(InvalidResponseError):
+    """The response body is larger than ``max_response_bytes``: reading stopped at the limit.
+
+    The status had arrived, so the verdict follows it (a 2xx was processed).
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: int,
+        http_status: int,
+        content_type: str | None,
+        method: str,
+        path: str,
+        declared: int | None = None,
+    ) -> None:
+        size = f"declares {declared:,} bytes" if declared is not None else "goes on"
+        super().__init__(
+            f"CommBox's response {size}, over max_response_bytes={limit:,}",
+            http_status=http_status,
+            content_type=content_type,
+            snippet="",
+            method=method,
+            path=path,
+        )
+        self.limit = limit
+        self.declared = declared
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.method} {self.path} -> HTTP {self.http_status}"
+
+
 class DecodeError(CommBoxError, ValueError):
     """A value from CommBox could not be decoded into the typed model.
 
@@ -296,6 +369,7 @@ class DecodeError(CommBoxError, ValueError):
 _BY_STATUS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,
+    403: PermissionDeniedError,
     404: NotFoundError,
     429: RateLimitError,
     501: NotImplementedAPIError,

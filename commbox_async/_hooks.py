@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import attrs
+
+from ._aio import call
 
 __all__ = [
     "ClientStats",
@@ -77,9 +78,7 @@ class Hooks:
 
 async def emit(fns: Sequence[HookFn[E]], event: E) -> None:
     for fn in fns:
-        result: Any = fn(event)
-        if inspect.isawaitable(result):
-            await result
+        await call(fn, event)
 
 
 @attrs.define(kw_only=True)

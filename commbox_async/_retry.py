@@ -1,21 +1,22 @@
-"""When to retry, and how long to wait: the safety rules in one place.
+"""When to retry, and how long to wait: the retry rules in one place.
 
 Idempotent methods (GET, DELETE, ...) are retried on connection errors, timeouts, 429 and
 500/502/503/504. POST and PATCH create conversations and send messages, so they are retried
-only when the request certainly was not processed (connect failure, 429, 503), unless the
-caller opts in with ``retry_uncertain=True``.
+only when CommBox certainly did not act on them (``processed`` is ``NO``: a connect failure,
+429, 503), unless the caller opts in with ``retry_uncertain=True``. Whether a request was
+processed is the verdict table's business (:mod:`commbox_async._verdict`), not this module's.
+
+The waits and the attempt cap are tenacity's strategies (exponential backoff with jitter,
+``stop_after_attempt``); ``Retry-After`` replaces the backoff when CommBox sends one.
 """
 
 from __future__ import annotations
 
 import email.utils
 import math
-import random
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
-import anyio
 import tenacity
 
 from ._exceptions import (
@@ -23,34 +24,39 @@ from ._exceptions import (
     APIStatusError,
     CommBoxError,
     InvalidResponseError,
+    ResponseTooLargeError,
 )
+from ._verdict import Processed
 
-__all__ = ["RetryPolicy", "parse_retry_after", "retry_reason"]
+__all__ = ["IDEMPOTENT_METHODS", "RetryPolicy", "parse_retry_after", "retry_reason"]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Statuses that prove the server did not act on the request.
-NOT_PROCESSED_STATUSES = frozenset({429, 503})
+#: Statuses worth another attempt: throttled, overloaded, or a failure of the moment.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date."""
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
+
+    A value that is neither, or a date no calendar can hold, is ignored (None).
+    """
     if value is None:
         return None
     value = value.strip()
-    if not value:
+    if not value or len(value) > 64:  # both forms are short; anything longer is not one
         return None
     try:
         seconds = float(value)
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            target = when.timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
         current = datetime.now(timezone.utc).timestamp() if now is None else now
-        return max(0.0, when.timestamp() - current)
+        return max(0.0, target - current)
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
@@ -70,24 +76,20 @@ def is_retryable(exc: BaseException, *, method: str, retry_uncertain: bool) -> b
     if not isinstance(exc, CommBoxError):
         return False
     if isinstance(exc, APIStatusError):
-        status = exc.status_code
-        if status not in RETRYABLE_STATUSES:
+        if exc.status_code not in TRANSIENT_STATUSES:
             return False
-        if method in IDEMPOTENT_METHODS or retry_uncertain:
-            return True
-        return status in NOT_PROCESSED_STATUSES
-    if isinstance(exc, APIConnectionError):
-        if method in IDEMPOTENT_METHODS or retry_uncertain:
-            return True
-        return not exc.may_have_been_processed
-    if isinstance(exc, InvalidResponseError):
-        # A truncated or HTML body on a success status: the request went through.
-        return method in IDEMPOTENT_METHODS or retry_uncertain
-    return False
+    elif isinstance(exc, ResponseTooLargeError):
+        return False  # the same request gets the same answer
+    elif not isinstance(exc, (APIConnectionError, InvalidResponseError)):
+        return False
+    return method in IDEMPOTENT_METHODS or retry_uncertain or exc.processed is Processed.NO
 
 
 class RetryPolicy:
-    """Builds the tenacity controller for one call."""
+    """The retry rules of one set of options: which failure is retried, after how long, and
+    when to give up (attempts, ``max_retry_after``, the call's deadline)."""
+
+    __slots__ = ("_owner", "_stop", "_wait", "max_retries", "max_retry_after", "retry_uncertain")
 
     def __init__(
         self,
@@ -96,89 +98,52 @@ class RetryPolicy:
         initial_backoff: float,
         max_backoff: float,
         max_retry_after: float,
-        jitter: float = 0.25,
+        retry_uncertain: bool,
     ) -> None:
         self.max_retries = max_retries
-        self.initial_backoff = initial_backoff
-        self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
-        self.jitter = jitter
+        self.retry_uncertain = retry_uncertain
+        # initial * 2**(n-1), capped at max_backoff, plus up to `initial` of jitter.
+        self._wait: tenacity.wait.wait_base = tenacity.wait_exponential(
+            multiplier=initial_backoff, max=max_backoff
+        ) + tenacity.wait_random(0, initial_backoff)
+        self._stop = tenacity.stop_after_attempt(max_retries + 1)
+        self._owner = tenacity.AsyncRetrying(stop=self._stop, wait=self._wait)
 
-    def backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with +-jitter for the wait after ``attempt`` (1-based)."""
-        base = min(self.max_backoff, self.initial_backoff * 2.0 ** (attempt - 1))
-        spread = base * self.jitter
-        return max(0.0, base + random.uniform(-spread, spread))  # noqa: S311 - not crypto
+    def backoff(self, retry: int) -> float:
+        """The backoff before retry number ``retry`` (1-based)."""
+        return self._wait(self._state(retry))
 
-    def wait_for(self, exc: BaseException | None, attempt: int) -> float:
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return float(retry_after)
-        return self.backoff(attempt)
+    def _state(self, attempts: int) -> tenacity.RetryCallState:
+        state = tenacity.RetryCallState(self._owner, None, (), {})
+        state.attempt_number = attempts
+        return state
 
-    def controller(
-        self,
-        *,
-        method: str,
-        retry_uncertain: bool,
-        max_retries: int,
-        deadline_at: float | None,
-        before_sleep: Callable[[BaseException, float, int], Awaitable[None]],
-    ) -> tenacity.AsyncRetrying:
-        """A tenacity ``AsyncRetrying`` with this policy's rules for one call.
-
-        ``deadline_at`` is on :func:`time.monotonic`. A wait longer than ``max_retry_after`` or
-        than the deadline left stops at once and re-raises the error with the reason attached,
-        rather than sleeping for it.
-        """
-
-        def should_retry(state: tenacity.RetryCallState) -> bool:
-            outcome = state.outcome
-            if outcome is None or not outcome.failed:
-                return False
-            exc = outcome.exception()
-            return exc is not None and is_retryable(
-                exc, method=method, retry_uncertain=retry_uncertain
+    def next_wait(
+        self, exc: CommBoxError, *, method: str, retries: int, deadline_at: float | None
+    ) -> float | None:
+        """Seconds to wait before retrying after ``exc`` (the call's ``retries`` + 1th
+        failure), or None to give up and raise it. A wait that is over ``max_retry_after``
+        or would pass the deadline gives up at once, recording why in ``exc.gave_up_reason``
+        rather than sleeping for nothing."""
+        if not is_retryable(exc, method=method, retry_uncertain=self.retry_uncertain):
+            return None
+        state = self._state(retries + 1)
+        if self._stop(state):
+            return None
+        retry_after = exc.retry_after if isinstance(exc, APIStatusError) else None
+        wait = retry_after if retry_after is not None else self._wait(state)
+        if retry_after is not None and wait > self.max_retry_after:
+            exc.gave_up_reason = (
+                f"Retry-After {wait:g}s exceeds max_retry_after={self.max_retry_after:g}s"
             )
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            return self.wait_for(exc, state.attempt_number)
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            if state.attempt_number > max_retries:
-                return True
-            exc = state.outcome.exception() if state.outcome else None
-            upcoming = state.upcoming_sleep
-            reason = None
-            if getattr(exc, "retry_after", None) is not None and upcoming > self.max_retry_after:
-                reason = (
-                    f"Retry-After {upcoming:g}s exceeds max_retry_after={self.max_retry_after:g}s"
+            return None
+        if deadline_at is not None:
+            left = deadline_at - time.monotonic()
+            if wait >= left:
+                exc.gave_up_reason = (
+                    f"waiting {wait:.3g}s would pass the call's deadline "
+                    f"({max(0.0, left):.3g}s left)"
                 )
-            elif deadline_at is not None and time.monotonic() + upcoming >= deadline_at:
-                left = max(0.0, deadline_at - time.monotonic())
-                reason = (
-                    f"waiting {upcoming:.3g}s would pass the call's deadline ({left:.3g}s left)"
-                )
-            if reason is not None:
-                if isinstance(exc, APIStatusError):
-                    exc.gave_up_reason = reason
-                return True
-            return False
-
-        async def sleep(seconds: float) -> None:
-            await anyio.sleep(seconds)
-
-        async def before(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            assert exc is not None
-            await before_sleep(exc, state.upcoming_sleep, state.attempt_number)
-
-        return tenacity.AsyncRetrying(
-            retry=should_retry,
-            wait=wait,
-            stop=stop,
-            sleep=sleep,
-            before_sleep=before,
-            reraise=True,
-        )
+                return None
+        return wait

@@ -1,139 +1,36 @@
-"""The HTTP layer under the client: URLs, the connection pool, and transport error mapping."""
+"""The HTTP layer under the client: the senders (httpx, aiohttp) and their failures' verdicts.
+
+A sender puts one attempt on the wire and reads its whole response, bounded. As it goes it
+records in the attempt's :class:`~commbox_async._verdict.Exposure` whether any byte may have
+left (``sent``) and which status came back (``status``): the facts the "may have been
+processed" verdict is made of, known here and nowhere else.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib.util
-import ipaddress
 import json as json_module
-import re
-import string
-from collections.abc import Mapping
+import traceback
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal, Protocol
-from urllib.parse import quote
 
 import httpx
 
 from ._exceptions import APIConnectionError, APITimeoutError, ConfigurationError
+from ._secret import Secret
+from ._verdict import Exposure, Processed, for_status
 
 __all__ = [
-    "build_path",
-    "check_base_url",
-    "encode_segment",
-    "is_loopback",
-    "make_sender",
+    "BodyTooLarge",
     "Outgoing",
+    "ResponseLike",
+    "Sender",
+    "make_sender",
     "map_transport_error",
+    "scrub",
 ]
-
-_FIELD_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_base_url(base_url: str) -> httpx.URL:
-    """Parse a base URL: HTTPS, or plain HTTP to a loopback host only."""
-    try:
-        url = httpx.URL(base_url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise ConfigurationError(f"invalid base_url {base_url!r}: {exc}") from None
-    if url.scheme not in ("https", "http") or not url.host:
-        raise ConfigurationError(
-            f"base_url must be an absolute https:// URL such as https://api.commbox.io, "
-            f"got {base_url!r}"
-        )
-    if url.scheme == "http" and not is_loopback(url.host):
-        raise ConfigurationError(
-            f"refusing plain-HTTP base_url {base_url!r}: CommBox is served over HTTPS only and the "
-            "token must not travel in clear text (http:// is allowed only for loopback hosts)"
-        )
-    if url.query or url.fragment:
-        raise ConfigurationError(f"base_url must not have a query or fragment, got {base_url!r}")
-    return url
-
-
-_UNRESERVED = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]*")
-
-
-def encode_segment(value: object, *, name: str = "path parameter") -> str:
-    """Percent-encode a value as exactly one path segment.
-
-    ``/``, ``?``, ``#``, ``%`` and ``=`` are all escaped, and a segment that is ``.`` or ``..``
-    is escaped too, so no id can change the path or the query.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigurationError(f"{name} must be an int or a str, got {type(value).__name__}")
-    text = str(value)
-    if text == "":
-        raise ConfigurationError(f"{name} must not be empty")
-    if _UNRESERVED.fullmatch(text):
-        return text  # the usual id: nothing to escape, and it cannot be "." or ".."
-    encoded = quote(text, safe="")
-    if encoded in (".", ".."):
-        encoded = encoded.replace(".", "%2E")
-    return encoded
-
-
-@functools.lru_cache(maxsize=1024)
-def _parse_template(template: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """A path template's literal pieces and field names (checked once per template)."""
-    # Literal parts of the template come from this library, never from callers' data; still,
-    # refuse anything that is not a plain path.
-    literal = _FIELD_RE.sub("", template)
-    if (
-        not template.startswith("/")
-        or any(c in literal for c in "?#%")
-        or any(c in string.whitespace for c in literal)
-    ):
-        raise ConfigurationError(
-            f"path template must be a plain path starting with '/': {template!r}"
-        )
-    pieces = _FIELD_RE.split(template)  # literal, name, literal, name, ..., literal
-    return tuple(pieces[0::2]), tuple(pieces[1::2])
-
-
-def build_path(template: str, params: Mapping[str, object]) -> str:
-    """Fill ``{name}`` fields of a path template, each value encoded as one segment."""
-    literals, names = _parse_template(template)
-    if len(params) != len(names):
-        raise _path_fields_error(template, names, params)
-    # Concatenation and a plain loop rather than a join or a generator: no container objects
-    # per call (with many calls in flight, each one is more work for the garbage collector).
-    path = literals[0]
-    for i in range(len(names)):
-        name = names[i]
-        if name not in params:
-            raise _path_fields_error(template, names, params)
-        value = params[name]
-        # An int (not a bool) is digits and "-": nothing to escape, so no call for it (the
-        # one place ints are short-cut; encode_segment gives the same text, more slowly).
-        segment = str(value) if type(value) is int else encode_segment(value, name=name)
-        path = path + segment + literals[i + 1]
-    return path
-
-
-def _path_fields_error(
-    template: str, names: tuple[str, ...], params: Mapping[str, object]
-) -> ConfigurationError:
-    missing = [n for n in names if n not in params]
-    if missing:
-        return ConfigurationError(f"path {template!r} needs values for {', '.join(missing)}")
-    extra = sorted(set(params) - set(names))
-    return ConfigurationError(f"path {template!r} has no field named {', '.join(extra)}")
-
-
-def url_prefix(base: httpx.URL) -> str:
-    """The base URL as the string every request URL starts with (no trailing slash)."""
-    return str(base).rstrip("/")
-
 
 TransportOption = Literal["httpx", "aiohttp", "auto"] | httpx.AsyncBaseTransport | None
 
@@ -161,7 +58,7 @@ class ResponseLike(Protocol):
 
 
 class WireResponse:
-    """A whole response received through aiohttp: status, headers (case-insensitive), body."""
+    """A whole response: status, headers (case-insensitive), body."""
 
     __slots__ = ("content", "headers", "status_code")
 
@@ -172,36 +69,128 @@ class WireResponse:
 
 
 class Outgoing:
-    """One attempt's request, before a library encodes it. ``url`` is already percent-encoded."""
+    """One attempt's request, before a library encodes it. ``url`` is already percent-encoded;
+    ``headers`` are the shared static ones (a sender copies them and adds the token, which
+    exists in plain text only in that copy)."""
 
-    __slots__ = ("data", "files", "headers", "json", "method", "params", "timeout", "url")
+    __slots__ = (
+        "data",
+        "exposure",
+        "files",
+        "headers",
+        "json",
+        "max_bytes",
+        "method",
+        "params",
+        "timeout",
+        "token",
+        "url",
+    )
 
     def __init__(
         self,
         method: str,
         url: str,
         *,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
+        token: Secret,
         params: Mapping[str, Any] | None,
         json: Any,
         data: Mapping[str, Any] | None,
         files: list[Any] | None,
         timeout: httpx.Timeout,
+        exposure: Exposure,
+        max_bytes: int | None,
     ) -> None:
         self.method = method
         self.url = url
         self.headers = headers
+        self.token = token
         self.params = params
         self.json = json
         self.data = data
         self.files = files
         self.timeout = timeout
+        self.exposure = exposure
+        self.max_bytes = max_bytes
+
+
+def _wire_headers(out: Outgoing) -> dict[str, str]:
+    """The attempt's own headers with the token: built inside a sender's call and handed
+    straight to the library, so no frame of the pipeline holds the token in plain text."""
+    headers = dict(out.headers)
+    headers["Authorization"] = "Bearer " + out.token.reveal()
+    return headers
+
+
+class BodyTooLarge(Exception):
+    """Raised by a sender when a response body passes ``max_bytes`` (declared or read)."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], declared: int | None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.headers = headers
+        self.declared = declared
+
+
+def _declared_length(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("content-length")
+    if value is None:
+        return None
+    value = value.strip()
+    # isdecimal, and at most 18 digits: int() of a hostile 5,000-digit value is refused
+    # by the interpreter, and no body that long can be real.
+    return int(value) if value.isdecimal() and len(value) <= 18 else None
+
+
+def _read_whole(headers: Mapping[str, str], limit: int | None, status: int) -> bool:
+    """True when the body can be read in one go: no limit, or a declared length within it and
+    no content-encoding that could inflate it past the limit. Raises :class:`BodyTooLarge`
+    when the declared length alone is over the limit."""
+    if limit is None:
+        return True
+    declared = _declared_length(headers)
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(status, headers, declared)
+    return declared is not None and "content-encoding" not in headers
+
+
+async def _read_capped(
+    chunks: AsyncIterator[bytes], limit: int, status: int, headers: Mapping[str, str]
+) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise BodyTooLarge(status, headers, None)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def scrub(exc: BaseException) -> None:
+    """Clear the local variables of the finished frames an exception passed through.
+
+    A failure inside an HTTP library carries the library's frames, whose locals hold the
+    request's headers in plain bytes; a traceback rendered with locals (error reporters do
+    this) would show the token. The frames' code and line numbers stay for the traceback.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)  # skips frames still running
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
 class Sender(Protocol):
-    """Sends one request and reads the whole response. Transport failures are raised as
+    """Sends one request and reads the whole response (at most ``out.max_bytes`` of body),
+    recording its progress in ``out.exposure``. Transport failures are raised as
     ``httpx.TransportError`` subclasses, so one table gives every library's failures the same
-    typed error and the same "may have been processed" verdict."""
+    typed error; a body over the limit raises :class:`BodyTooLarge`."""
 
     @property
     def name(self) -> str:
@@ -216,6 +205,42 @@ class Sender(Protocol):
     async def aclose(self) -> None: ...
 
 
+_HEADERS_STARTED = frozenset(
+    {"http11.send_request_headers.started", "http2.send_request_headers.started"}
+)
+_STATUS_RECEIVED = frozenset(
+    {"http11.receive_response_headers.complete", "http2.receive_response_headers.complete"}
+)
+
+
+class _Tracer:
+    """httpcore's ``trace`` extension for one attempt: marks the exposure as the request's
+    first byte is about to be written, and records the status as soon as it is read."""
+
+    __slots__ = ("exposure",)
+
+    def __init__(self, exposure: Exposure) -> None:
+        self.exposure = exposure
+
+    async def __call__(self, name: str, info: dict[str, Any]) -> None:
+        if name in _HEADERS_STARTED:
+            self.exposure.sent = True
+        elif name in _STATUS_RECEIVED:
+            value = info.get("return_value")
+            if isinstance(value, tuple) and value:
+                # HTTP/1.1: (version, status, reason, headers); HTTP/2: (status, headers)
+                status = value[1] if len(value) == 4 else value[0]
+                if isinstance(status, int):
+                    self.exposure.status = status
+
+
+def _is_traced(client: httpx.AsyncClient) -> bool:
+    """Whether the client's requests go through httpcore, whose trace events tell exactly when
+    the request starts to be written. Anything else (a mock or ASGI transport...) is taken as
+    sending from the moment it is called."""
+    return isinstance(getattr(client, "_transport", None), httpx.AsyncHTTPTransport)
+
+
 class HttpxSender:
     """Requests through an ``httpx.AsyncClient`` (the default; asyncio and trio)."""
 
@@ -224,12 +249,14 @@ class HttpxSender:
     def __init__(self, client: httpx.AsyncClient, *, owns: bool) -> None:
         self.client = client
         self.owns = owns
+        self._traced = _is_traced(client)
 
     @property
     def is_closed(self) -> bool:
         return self.client.is_closed
 
     async def send(self, out: Outgoing) -> ResponseLike:
+        exposure = out.exposure
         request = self.client.build_request(
             out.method,
             out.url,
@@ -237,10 +264,31 @@ class HttpxSender:
             json=out.json,
             data=out.data,
             files=out.files,
-            headers=out.headers,
+            headers=_wire_headers(out),
             timeout=out.timeout,
+            extensions={"trace": _Tracer(exposure)} if self._traced else None,
         )
-        return await self.client.send(request)
+        if not self._traced:
+            exposure.sent = True
+        try:
+            response = await self.client.send(request, stream=True)
+            try:
+                status = response.status_code
+                exposure.status = status
+                headers = response.headers
+                if _read_whole(headers, out.max_bytes, status):
+                    content = await response.aread()
+                else:
+                    assert out.max_bytes is not None
+                    content = await _read_capped(
+                        response.aiter_bytes(), out.max_bytes, status, headers
+                    )
+            finally:
+                await response.aclose()
+        except BaseException as exc:
+            scrub(exc)
+            raise
+        return WireResponse(status, headers, content)
 
     async def aclose(self) -> None:
         if self.owns:
@@ -255,14 +303,38 @@ def _json_body(value: Any) -> bytes:
     ).encode("utf-8")
 
 
+#: The exposure of the attempt the aiohttp connector is connecting for (same task).
+_connecting: contextvars.ContextVar[Exposure | None] = contextvars.ContextVar(
+    "commbox_connecting", default=None
+)
+
+
+@functools.cache
+def _exposing_connector() -> type[Any]:
+    """aiohttp's TCPConnector, marking the attempt as possibly sent once it has a connection:
+    before that nothing can have been written; after it, aiohttp writes without another
+    signal this cheap (its tracing costs more per request than the rest of the client)."""
+    import aiohttp
+
+    class ExposingConnector(aiohttp.TCPConnector):
+        async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
+            connection = await super().connect(req, traces, timeout)
+            exposure = _connecting.get()
+            if exposure is not None:
+                exposure.sent = True
+            return connection
+
+    return ExposingConnector
+
+
 class AiohttpSender:
     """Requests straight through one ``aiohttp.ClientSession`` (asyncio only).
 
     httpx's client and the httpx-aiohttp adapter cost more per request than aiohttp itself
     (see benchmarks/bench_transport), so the common case (no body, or JSON) goes to aiohttp
     directly: the URL exactly as built (already percent-encoded), the JSON bytes httpx would
-    have sent, the whole body read. Forms and multipart are still encoded by httpx and their
-    stream handed to aiohttp, so files stream from disk the same way on both transports.
+    have sent. Forms and multipart are still encoded by httpx and their stream handed to
+    aiohttp, so files stream from disk the same way on both transports.
     """
 
     name = "aiohttp"
@@ -288,7 +360,7 @@ class AiohttpSender:
         self._url: Any = URL
 
         limits = self._limits
-        connector = aiohttp.TCPConnector(
+        connector = _exposing_connector()(
             limit=limits.max_connections or 0,
             keepalive_timeout=limits.keepalive_expiry
             if limits.keepalive_expiry is not None
@@ -298,29 +370,36 @@ class AiohttpSender:
         self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
-    async def send(self, out: Outgoing) -> ResponseLike:
-        if self._closed:
-            raise RuntimeError("the aiohttp session is closed")
-        session = self._session or self._open()
-        method, url, headers, timeout = out.method, out.url, out.headers, out.timeout
-        body: Any = None
+    def _encode(self, out: Outgoing) -> tuple[str, dict[str, str], Any]:
+        """The URL, headers (with the token) and body aiohttp is given."""
+        url = out.url
         if out.files or out.data is not None:
             request = httpx.Request(
-                method, url, params=out.params, data=out.data, files=out.files, headers=headers
+                out.method,
+                url,
+                params=out.params,
+                data=out.data,
+                files=out.files,
+                headers=_wire_headers(out),
             )
-            url = str(request.url)
             headers = dict(request.headers)
             headers.pop("transfer-encoding", None)  # aiohttp frames the body itself
+            body: Any
             try:
                 body = request.content
             except httpx.RequestNotRead:
                 body = request.stream
-        else:
-            if out.params:
-                url = f"{url}?{httpx.QueryParams(out.params)}"
-            if out.json is not None:
-                body = _json_body(out.json)
-                headers["Content-Type"] = "application/json"
+            return str(request.url), headers, body
+        if out.params:
+            url = f"{url}?{httpx.QueryParams(out.params)}"
+        headers = _wire_headers(out)
+        body = None
+        if out.json is not None:
+            body = _json_body(out.json)
+            headers["Content-Type"] = "application/json"
+        return url, headers, body
+
+    def _client_timeout(self, timeout: httpx.Timeout) -> Any:
         if timeout is not self._timeout:
             # aiohttp's "connect" covers waiting for a pooled connection, like httpx's "pool";
             # it has no write timeout (a stalled upload ends at the read timeout instead).
@@ -331,23 +410,49 @@ class AiohttpSender:
                 sock_connect=timeout.connect,
                 sock_read=timeout.read,
             )
+        return self._aio_timeout
 
+    async def send(self, out: Outgoing) -> ResponseLike:
+        if self._closed:
+            raise RuntimeError("the aiohttp session is closed")
+        session = self._session or self._open()
+        exposure = out.exposure
+        limit = out.max_bytes
+        marker = _connecting.set(exposure)
+        headers: dict[str, str] | None = None
         try:
+            url, headers, body = self._encode(out)
             async with session.request(
-                method,
+                out.method,
                 self._url(url, encoded=True),  # exactly as built: no re-quoting of %2F or %3D
                 headers=headers,
                 data=body,
                 allow_redirects=False,
-                timeout=self._aio_timeout,
+                timeout=self._client_timeout(out.timeout),
             ) as response:
-                content = await response.read()
-                return WireResponse(response.status, response.headers, content)
-        except Exception as exc:
-            mapped = _remap(exc)
+                headers = None  # the plain token leaves this frame as soon as it is sent
+                status = response.status
+                exposure.status = status
+                response_headers = response.headers
+                if _read_whole(response_headers, limit, status):
+                    content = await response.read()
+                else:
+                    assert limit is not None
+                    content = await _read_capped(
+                        response.content.iter_chunked(65536), limit, status, response_headers
+                    )
+                return WireResponse(status, response_headers, content)
+        except BodyTooLarge:
+            raise
+        except BaseException as exc:
+            scrub(exc)
+            mapped = _remap(exc) if isinstance(exc, Exception) else None
             if mapped is None:
                 raise
-            raise mapped from exc
+            raise mapped from None
+        finally:
+            headers = None
+            _connecting.reset(marker)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -372,13 +477,17 @@ class AutoSender:
         """``"aiohttp"`` or ``"httpx"`` once chosen; ``"auto"`` before the first request."""
         if self._chosen is None:
             return "auto"
-        return "aiohttp" if isinstance(self._chosen, AiohttpSender) else "httpx"
+        return self._chosen.name
 
     def _choose(self) -> Sender:
         if self._chosen is None:
             import asyncio
 
-            on_asyncio = asyncio._get_running_loop() is not None
+            try:
+                asyncio.get_running_loop()
+                on_asyncio = True
+            except RuntimeError:  # trio
+                on_asyncio = False
             self._chosen = (
                 AiohttpSender(limits=self._limits)
                 if on_asyncio and aiohttp_available()
@@ -433,55 +542,64 @@ def make_sender(
     return HttpxSender(httpx.AsyncClient(**kwargs), owns=True)
 
 
-# (httpx error class, our class, message, reason, may have been processed). First match wins,
-# so subclasses come before their bases.
-_TRANSPORT_ERRORS: tuple[tuple[type[Exception], type[APIConnectionError], str, str, bool], ...] = (
-    (httpx.ConnectTimeout, APITimeoutError, "timed out connecting", "connect_timeout", False),
+# (httpx error class, our class, message, reason). First match wins, so subclasses come
+# before their bases. The first four happen before a byte of the request is written, so
+# CommBox certainly did not act on the request; everything else may follow a request it
+# read and acted on.
+_BEFORE_SENDING: tuple[tuple[type[Exception], type[APIConnectionError], str, str], ...] = (
+    (httpx.ConnectTimeout, APITimeoutError, "timed out connecting to", "connect_timeout"),
     (
         httpx.PoolTimeout,
         APITimeoutError,
-        "timed out waiting for a pooled connection",
+        "timed out waiting for a pooled connection to",
         "pool_timeout",
-        False,
     ),
-    (
-        httpx.ReadTimeout,
-        APITimeoutError,
-        "timed out waiting for the response",
-        "read_timeout",
-        True,
-    ),
-    (httpx.WriteTimeout, APITimeoutError, "timed out sending the request", "write_timeout", True),
-    (httpx.ConnectError, APIConnectionError, "could not connect", "connect_error", False),
-    (httpx.UnsupportedProtocol, APIConnectionError, "could not connect", "connect_error", False),
-    (httpx.LocalProtocolError, APIConnectionError, "request not sent", "connect_error", False),
+    (httpx.ConnectError, APIConnectionError, "could not connect to", "connect_error"),
+    (httpx.UnsupportedProtocol, APIConnectionError, "could not connect to", "connect_error"),
+    (httpx.LocalProtocolError, APIConnectionError, "request not sent to", "connect_error"),
+)
+_AFTER_SENDING: tuple[tuple[type[Exception], type[APIConnectionError], str, str], ...] = (
+    (httpx.ReadTimeout, APITimeoutError, "timed out waiting for the response of", "read_timeout"),
+    (httpx.WriteTimeout, APITimeoutError, "timed out sending the request to", "write_timeout"),
 )
 
 
-def map_transport_error(exc: httpx.TransportError, *, method: str, path: str) -> APIConnectionError:
-    """An httpx transport error as a typed error with the "may have been processed" verdict.
+def map_transport_error(
+    exc: Exception, *, method: str, path: str, host: str, exposure: Exposure
+) -> APIConnectionError:
+    """A transport failure as a typed error with its verdict.
 
-    Connect failures and pool timeouts happen before a byte of the request is sent. Anything
-    after that (read timeout, reset, the server closing without a response) may follow a
-    request CommBox already acted on.
+    Connect failures and pool timeouts happen before a byte of the request is sent: not
+    processed. Anything after that (read timeout, reset, the server closing without a
+    response) may follow a request CommBox already acted on, unless the status line had
+    arrived, which then decides (a 2xx whose body was cut off was processed; a 503 was not).
+    The library's exception is not chained: it holds the request, headers included.
     """
     detail = str(exc) or type(exc).__name__
-    for httpx_cls, cls, message, reason, maybe in _TRANSPORT_ERRORS:
-        if isinstance(exc, httpx_cls):
-            return cls(
-                f"{message}: {detail}",
-                method=method,
-                path=path,
-                may_have_been_processed=maybe,
-                reason=reason,
-            )
+    for table, before in ((_BEFORE_SENDING, True), (_AFTER_SENDING, False)):
+        for httpx_cls, cls, message, reason in table:
+            if isinstance(exc, httpx_cls):
+                processed = Processed.NO if before else _after_sending(exposure)
+                return cls(
+                    f"{message} {host}: {detail}",
+                    method=method,
+                    path=path,
+                    processed=processed,
+                    reason=reason,
+                    cause_type=type(exc).__name__,
+                )
     return APIConnectionError(
-        f"connection failed after the request was sent: {detail}",
+        f"connection to {host} failed after the request was sent: {detail}",
         method=method,
         path=path,
-        may_have_been_processed=True,
+        processed=_after_sending(exposure),
         reason="connection_lost",
+        cause_type=type(exc).__name__,
     )
+
+
+def _after_sending(exposure: Exposure) -> Processed:
+    return Processed.MAYBE if exposure.status is None else for_status(exposure.status)
 
 
 # -- the aiohttp transport -------------------------------------------------------------------
@@ -520,7 +638,7 @@ def _aiohttp_error_map() -> tuple[tuple[type[BaseException], type[httpx.Transpor
     return tuple(table)
 
 
-def _remap(exc: BaseException) -> httpx.TransportError | None:
+def _remap(exc: Exception) -> httpx.TransportError | None:
     """An aiohttp failure as its httpx counterpart (None for anything else)."""
     for aio_cls, httpx_cls in _aiohttp_error_map():
         if isinstance(exc, aio_cls):

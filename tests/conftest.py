@@ -55,6 +55,25 @@ def make_client(handler: Callable[[httpx.Request], Any] | None = None, **kw: Any
     return AsyncCommBox(token=kw.pop("token", TOKEN), base_url=kw.pop("base_url", BASE), **kw)
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def transport(request: pytest.FixtureRequest, anyio_backend: str) -> str:
+    """Both transports (aiohttp only under asyncio: it refuses trio, tested separately)."""
+    if request.param == "aiohttp" and anyio_backend != "asyncio":
+        pytest.skip("the aiohttp transport is asyncio-only (refusal tested separately)")
+    return str(request.param)
+
+
+def socket_client(url: str, transport: str | None, **kw: Any) -> AsyncCommBox:
+    """A client on a real socket, fast backoff, no throttle."""
+    kw.setdefault("rate_limit", None)
+    kw.setdefault("initial_backoff", 0.001)
+    kw.setdefault("max_backoff", 0.002)
+    kw.setdefault("token", TOKEN)
+    if transport is None:
+        return AsyncCommBox(base_url=url, **kw)
+    return AsyncCommBox(base_url=url, transport=transport, **kw)  # type: ignore[arg-type]
+
+
 def body_json(request: httpx.Request) -> Any:
     return jsonlib.loads(request.content)
 

@@ -17,6 +17,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 # A behaviour gets (method, path, body) and returns one of:
 #   ("respond", status, body_bytes, headers)  |  ("close",)  |  ("reset",)  |  ("hang",)
+#   ("late", seconds, action)  (the action, after a pause)  |  ("raw", bytes, then)
+#   (those bytes as they are, then "close", "reset" or "hang")
 Behaviour = Callable[[str, str, bytes], tuple[Any, ...]]
 
 
@@ -48,6 +50,12 @@ class RawServer:
                     self.received.append((method, path, body))
                     self.headers.append(headers)
                     action = self.behaviour(method, path, body)
+                    while action[0] == "late":
+                        await anyio.sleep(action[1])
+                        action = action[2]
+                    if action[0] == "raw":
+                        await stream.send(action[1])
+                        action = (action[2],)
                     if action[0] == "close":
                         return
                     if action[0] == "reset":

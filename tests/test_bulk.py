@@ -87,17 +87,18 @@ async def test_resume_skips_sent_keeps_uncertain_retries_retryable(tmp_path: Pat
         assert next(o for o in first.outcomes if o.key == "key-000001").retryable
         second = await cb.bulk.send(messages(5), journal=journal, concurrency=1)
         # Outcomes arrive as they settle; compare by key.
-        assert {o.key: (o.outcome, o.previous) for o in second.outcomes} == {
-            "key-000000": ("skipped", "uncertain"),
-            "key-000001": ("sent", None),
-            "key-000002": ("skipped", "sent"),
-            "key-000003": ("skipped", "sent"),
-            "key-000004": ("skipped", "sent"),
+        assert {o.key: (o.outcome, o.earlier) for o in second.outcomes} == {
+            "key-000000": ("uncertain", True),
+            "key-000001": ("sent", False),
+            "key-000002": ("sent", True),
+            "key-000003": ("sent", True),
+            "key-000004": ("sent", True),
         }
         third = await cb.bulk.send(
             messages(5), journal=journal, resend_uncertain=True, concurrency=1
         )
-        assert third.counts == Counter({"sent": 1, "skipped": 4})
+        assert third.counts == Counter({"sent": 5})
+        assert third.earlier == 4
     with Journal(journal) as book:
         assert book.counts() == {"sent": 5}
     assert len(fake.objects) == 6  # key-000000 twice, only because resend_uncertain asked for it
@@ -139,8 +140,10 @@ async def test_duplicates_found_through_the_journal_across_queue_and_resume(
         again = [*messages(3), *messages(5), *messages(5)]  # 3 old keys, then repeats
         report = await cb.bulk.send(again, journal=journal, concurrency=4)
     outcomes = Counter((o.key, o.outcome) for o in report.outcomes)
+    earlier = {o.key for o in report.outcomes if o.earlier}
+    assert earlier == {f"key-{i:06d}" for i in range(3)}
     for i in range(3):
-        assert outcomes[(f"key-{i:06d}", "skipped")] == 1
+        assert outcomes[(f"key-{i:06d}", "sent")] == 1  # sent by the earlier run
         assert outcomes[(f"key-{i:06d}", "failed")] == 2  # its two repeats
     for i in range(3, 5):
         assert outcomes[(f"key-{i:06d}", "sent")] == 1
@@ -194,7 +197,11 @@ async def test_stop_takes_no_new_messages_and_async_input() -> None:
         report = await cb.bulk.send(source(), concurrency=4, stop=stop)
     assert report.stopped_early
     assert seen < 100  # consumed lazily
-    assert sum(report.counts.values()) == len(fake.objects) < 60
+    # What was on the wire finished; what was only queued is pending, and was never sent.
+    assert report.counts["sent"] == len(fake.objects) < 60
+    assert set(report.counts) <= {"sent", "pending"}
+    sent_texts = {o["message"] for o in fake.all_objects()}
+    assert all(o.key not in sent_texts for o in report.outcomes if o.outcome == "pending")
 
 
 # -- kill -9 mid-run -------------------------------------------------------------------------
@@ -216,7 +223,7 @@ SENDER = textwrap.dedent("""
         async with AsyncCommBox(token="t", base_url=url, rate_limit=300, burst=10, max_retries=4,
                                 initial_backoff=0.01, max_backoff=0.05) as cb:
             report = await cb.bulk.send(messages(), journal=journal, concurrency=8)
-            print(dict(report.counts), flush=True)
+            print({**report.counts, "earlier": report.earlier}, flush=True)
 
     asyncio.run(main())
 """)
@@ -259,7 +266,7 @@ async def test_kill_9_mid_run_then_resume(
     )
     assert rerun.returncode == 0, rerun.stderr.decode()
     counts = json.loads(rerun.stdout.decode().strip().replace("'", '"'))
-    assert counts.get("skipped", 0) > 0
+    assert counts["earlier"] > 0
     with Journal(journal) as book:
         rows = {r["key"]: r for r in book.rows()}
     assert len(rows) == n  # the journal accounts for every key
@@ -331,7 +338,8 @@ async def test_a_lost_whatsapp_batch_is_uncertain_as_a_whole(tmp_path: Path) -> 
         assert report.counts == {"uncertain": 20}
         assert len(fake.whatsapp_sent) == 20  # the fake took them; the answer was lost
         again = await cb.bulk.send(batch, journal=journal)
-    assert again.counts == {"skipped": 20}  # never resent on its own
+    assert again.counts == {"uncertain": 20}  # never resent on its own
+    assert again.earlier == 20
     assert len(fake.whatsapp_sent) == 20
 
 

@@ -80,7 +80,7 @@ def test_send_bulk_records_malformed_lines_and_resumes(
     )
     args = send_bulk_args(src, tmp_path / "j.sqlite", tmp_path / "out.jsonl")
     result = CliRunner().invoke(cli_module.cli, args)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == cli_module.EXIT_FAILED, result.output  # 3 records failed
     assert "in.jsonl:2: not JSON" in result.output
     assert "in.jsonl:3: channel must be one of" in result.output
     assert "in.jsonl:4:" in result.output and "user_stream_provider_id" in result.output
@@ -100,9 +100,14 @@ def test_send_bulk_records_malformed_lines_and_resumes(
 
     before = len(fake.requests)
     again = CliRunner().invoke(cli_module.cli, args)
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == cli_module.EXIT_FAILED, again.output  # still malformed
     assert len(fake.requests) == before  # everything settled; nothing sent twice
-    assert "skipped" in again.output
+    rows = {o["key"]: o for o in map(json.loads, (tmp_path / "out.jsonl").open())}
+    assert len(rows) == 6  # the resumed run lists every key with its final state
+    assert all(rows[k].get("earlier") for k in ("a", "d", "e"))
+    assert {k: o["outcome"] for k, o in rows.items()} == {
+        k: o["outcome"] for k, o in outcomes.items()
+    }
 
 
 def test_send_bulk_rejects_duplicate_keys_before_sending(
@@ -198,4 +203,170 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path: Path) -> None:
     assert len(in_fake) == 400 and set(in_fake.values()) == {1}
     lines = [json.loads(x) for x in outcomes.read_text().splitlines()]
     final = {x["key"]: x["outcome"] for x in lines}
-    assert set(final.values()) <= {"sent", "skipped"} and len(final) == 400
+    assert set(final.values()) == {"sent"} and len(final) == 400
+    assert sum(1 for x in lines if x.get("earlier")) == taken_first
+
+
+# -- send-bulk's exit codes --------------------------------------------------------------------
+
+
+def test_send_bulk_exit_code_table() -> None:
+    code = cli_module.send_bulk_exit_code
+    assert code(Counter(sent=3), changed=0, interrupted=False, stopped=False) == 0
+    assert code(Counter(sent=3, failed=1), changed=0, interrupted=False, stopped=False) == 1
+    assert code(Counter(sent=3), changed=1, interrupted=False, stopped=False) == 1
+    assert code(Counter(sent=3, pending=1), changed=0, interrupted=False, stopped=False) == 1
+    assert code(Counter(failed=1, uncertain=1), changed=0, interrupted=False, stopped=False) == 3
+    assert code(Counter(uncertain=1), changed=0, interrupted=False, stopped=True) == 4
+    assert code(Counter(uncertain=1), changed=0, interrupted=True, stopped=True) == 130
+    help_text = CliRunner().invoke(cli_module.cli, ["send-bulk", "--help"]).output
+    for number in ("130", "4", "3", "1", "2", "0"):
+        assert f"  {number} " in help_text
+
+
+def test_send_bulk_exits_3_when_some_are_uncertain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeCommBox()
+    fake.fail_next("lost_after")
+    use_fake(monkeypatch, fake)
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, [sms("a", 1), sms("b", 2)])
+    result = CliRunner().invoke(
+        cli_module.cli, send_bulk_args(src, tmp_path / "j.sqlite", tmp_path / "o.jsonl")
+    )
+    assert result.exit_code == cli_module.EXIT_UNCERTAIN, result.output
+    rows = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert sorted(r["outcome"] for r in rows) == ["sent", "uncertain"]
+    assert next(r for r in rows if r["outcome"] == "uncertain")["processed"] == "maybe"
+
+
+def test_send_bulk_stops_at_a_401_and_sends_everything_once_the_token_is_fixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeCommBox(token="right")
+    monkeypatch.setattr(
+        cli_module,
+        "_make_client",
+        lambda token, base_url, **kw: fake.client(token=token or "unset"),
+    )
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, [sms(f"k{i:03d}", i) for i in range(100)])
+    args = send_bulk_args(src, tmp_path / "j.sqlite", tmp_path / "o.jsonl")
+    result = CliRunner().invoke(cli_module.cli, [*args, "--token", "wrong"])
+    assert result.exit_code == cli_module.EXIT_STOPPED, result.output
+    assert "AuthenticationError" in result.output
+    assert len(fake.requests) <= 16  # stopped at once: one request per worker at most
+    assert fake.all_objects() == []
+    fixed = CliRunner().invoke(cli_module.cli, [*args, "--token", "right"])
+    assert fixed.exit_code == cli_module.EXIT_OK, fixed.output
+    assert sorted(o["message"] for o in fake.all_objects()) == sorted(
+        f"hello k{i:03d}" for i in range(100)
+    )
+
+
+def test_send_bulk_sends_a_record_once_it_is_fixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeCommBox()
+    use_fake(monkeypatch, fake)
+    src = tmp_path / "in.jsonl"
+    broken = {"key": "b", "channel": "sms", "message": "no number yet"}
+    write_jsonl(src, [sms("a", 1), broken])
+    args = send_bulk_args(src, tmp_path / "j.sqlite", tmp_path / "o.jsonl")
+    assert CliRunner().invoke(cli_module.cli, args).exit_code == cli_module.EXIT_FAILED
+    write_jsonl(src, [sms("a", 1), sms("b", 2)])
+    fixed = CliRunner().invoke(cli_module.cli, args)
+    assert fixed.exit_code == cli_module.EXIT_OK, fixed.output
+    assert sorted(o["message"] for o in fake.all_objects()) == ["hello a", "hello b"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_the_outcomes_file_of_a_killed_run_holds_what_was_settled(tmp_path: Path) -> None:
+    fake = FakeCommBox(fault_rate=1.0, faults=["slow"], slow_seconds=0.01)
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, [sms(f"k{i:04d}", i) for i in range(2000)])
+    journal, outcomes = tmp_path / "j.sqlite", tmp_path / "out.jsonl"
+    with serve_in_thread(fake) as url:
+        cmd = [
+            sys.executable,
+            "-m",
+            "commbox_async.cli",
+            *send_bulk_args(src, journal, outcomes),
+            "--concurrency",
+            "8",
+            "--rate-limit",
+            "5000",
+            "--base-url",
+            url,
+            "--token",
+            "t",
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(fake.all_objects()) < 100:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    rows = [json.loads(x) for x in outcomes.read_text().splitlines()]
+    with Journal(journal) as book:
+        settled = {r["key"]: r["outcome"] for r in book.rows() if r["outcome"] != "sending"}
+    assert len(rows) >= 100 - 8
+    # Every row written is true, and at most the last commit's rows (one per worker) are lost.
+    assert all(settled[r["key"]] == r["outcome"] for r in rows)
+    assert len(settled) - len(rows) <= 8
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_double_ctrl_c_leaves_what_waits_in_the_throttle_pending(tmp_path: Path) -> None:
+    """Most workers wait for the rate limit when Ctrl-C comes twice: they never sent a byte,
+    so they are pending and the next run sends them; none is stranded as uncertain."""
+    fake = FakeCommBox()
+    src = tmp_path / "in.jsonl"
+    n = 60
+    write_jsonl(src, [sms(f"k{i:04d}", i) for i in range(n)])
+    journal, outcomes = tmp_path / "j.sqlite", tmp_path / "out.jsonl"
+    with serve_in_thread(fake) as url:
+        cmd = [
+            sys.executable,
+            "-m",
+            "commbox_async.cli",
+            *send_bulk_args(src, journal, outcomes),
+            "--concurrency",
+            "16",
+            "--rate-limit",
+            "4",
+            "--base-url",
+            url,
+            "--token",
+            "t",
+        ]
+        env = {**os.environ, "COLUMNS": "120"}
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(fake.all_objects()) < 6:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        # 130; or, when the second Ctrl-C lands while the interpreter is exiting, the signal
+        # itself ends the process, which a shell reports as 130 too.
+        assert proc.returncode in (130, -signal.SIGINT), (out + err).decode()
+        assert b"interrupted" in err
+        with Journal(journal) as book:
+            counts = book.counts()
+        rows = [json.loads(x) for x in outcomes.read_text().splitlines()]
+        taken_first = Counter(o["message"] for o in fake.all_objects())
+        assert counts.get("pending", 0) >= 8  # the workers that waited for the rate limit
+        assert counts.get("sending", 0) == 0
+        assert counts.get("uncertain", 0) <= 1  # only a request on the wire can be
+        assert len(rows) == sum(counts.values())  # every key taken is in the outcomes file
+        rerun = subprocess.run(
+            [*cmd[:-6], "--rate-limit", "500", *cmd[-4:]], capture_output=True, timeout=60, env=env
+        )
+        assert rerun.returncode in (0, 3), (rerun.stdout + rerun.stderr).decode()
+    in_fake = Counter(o["message"] for o in fake.all_objects())
+    assert set(in_fake.values()) == {1}  # nothing sent twice
+    assert len(in_fake) >= n - counts.get("uncertain", 0)  # and nothing stranded
+    assert sum(taken_first.values()) < n

@@ -798,8 +798,8 @@ def _journal_with_rows(path: Any, n: int = 5000) -> None:
     with Journal(path) as journal:
         run = journal.begin_run()
         keys = [f"key-{i:06d}" for i in range(n)]
-        journal.write(sending=keys, run=run)
-        journal.write(settled=[Outcome(key=k, outcome="sent", id=i) for i, k in enumerate(keys)])
+        journal.sending(*keys, run=run)
+        journal.settle(*(Outcome(key=k, outcome="sent", id=i) for i, k in enumerate(keys)))
 
 
 def _truncate(path: Any, fraction: float) -> None:

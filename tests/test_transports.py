@@ -25,27 +25,12 @@ from commbox_async import (
 from commbox_async.bulk import BulkMessage
 
 from .conftest import TOKEN
+from .conftest import socket_client as client
 from .rawserver import raw_server, respond, unused_port
 
 pytest.importorskip("aiohttp")
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["httpx", "aiohttp"])
-def transport(request: pytest.FixtureRequest, anyio_backend: str) -> str:
-    if request.param == "aiohttp" and anyio_backend != "asyncio":
-        pytest.skip("the aiohttp transport is asyncio-only (refusal tested separately)")
-    return str(request.param)
-
-
-def client(url: str, transport: str, **kw: Any) -> AsyncCommBox:
-    kw.setdefault("rate_limit", None)
-    kw.setdefault("initial_backoff", 0.001)
-    kw.setdefault("max_backoff", 0.002)
-    if transport is None:
-        return AsyncCommBox(token=TOKEN, base_url=url, **kw)
-    return AsyncCommBox(token=TOKEN, base_url=url, transport=transport, **kw)  # type: ignore[arg-type]
 
 
 def first_then_ok(action: tuple[Any, ...]) -> Any:
@@ -263,7 +248,9 @@ async def test_bulk_and_export_take_aiohttp_when_the_transport_is_left_unset() -
             assert cb.metrics.requests == 1  # shared counters
         async with client(server.url, "httpx") as pinned:
             await pinned.bulk.send([])
-            assert pinned.bulk._client is pinned  # transport="httpx" keeps everything on httpx
+            # transport="httpx" keeps everything on httpx: the client's own pool
+            assert pinned.bulk._client._core is pinned._core
+            assert pinned.bulk._client._sender is None
         async with client(server.url, "auto") as auto:
             await auto.request("GET", "/x")
             assert auto.transport == "aiohttp"

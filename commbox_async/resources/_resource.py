@@ -7,8 +7,15 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .._exceptions import ConfigurationError, InvalidResponseError, NotFoundError
+from .._exceptions import (
+    CommBoxError,
+    ConfigurationError,
+    DecodeError,
+    InvalidResponseError,
+    NotFoundError,
+)
 from .._response import APIResponse, Envelope, to_raw_response
+from .._verdict import Processed
 from ..models import structure
 
 if TYPE_CHECKING:
@@ -22,6 +29,28 @@ Id = int | str
 _ID_KEYS = ("objectId", "objectid", "ObjectId", "Id", "id", "childId", "ChildId")
 
 
+def decode(data: Any, cls: Any) -> Any:
+    """``data`` of a successful response as ``cls``. CommBox answered 2xx, so it acted on the
+    request: a value that does not decode raises :class:`DecodeError` with ``processed``
+    ``YES`` (a POST must not be sent again because its answer was unreadable)."""
+    failure: CommBoxError
+    try:
+        return structure(data, cls)
+    except DecodeError as exc:
+        failure = exc
+    except CommBoxError:
+        raise
+    except Exception as exc:  # a converter bug must not escape untyped, or lose the verdict
+        failure = DecodeError(
+            f"{type(exc).__name__}: {exc}",
+            model=getattr(cls, "__name__", str(cls)),
+            path="",
+            value=None,
+        )
+    failure.processed = Processed.YES
+    raise failure
+
+
 class APIResource:
     """A namespace of methods on one client (or one ``with_options`` view of it)."""
 
@@ -30,7 +59,8 @@ class APIResource:
 
     @staticmethod
     def _decode(envelope: Envelope, cls: type[T]) -> T:
-        return structure(envelope.data, cls)
+        result: T = decode(envelope.data, cls)
+        return result
 
     def _paginate(
         self,
@@ -62,7 +92,7 @@ class APIResource:
             return []
         if not isinstance(data, list):
             data = [data]
-        return list(structure(data, tuple[cls, ...]))  # type: ignore[valid-type]
+        return list(decode(data, tuple[cls, ...]))  # type: ignore[valid-type]
 
     @staticmethod
     def _single(envelope: Envelope, cls: type[T], *, method: str, path: str) -> T:
@@ -81,7 +111,8 @@ class APIResource:
                     body=envelope.body,
                 )
             data = data[0]
-        return structure(data, cls)
+        result: T = decode(data, cls)
+        return result
 
     @staticmethod
     def _new_id(envelope: Envelope, *, method: str, path: str) -> int:

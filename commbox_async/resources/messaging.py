@@ -17,7 +17,7 @@ from ..models import EmarsysTemplate, RecipientResult, TemplateMessage, Uploaded
 from ..models.requests import phone_digits
 from ._resource import APIResource, require_encrypted
 
-__all__ = ["MAX_TEMPLATE_RECIPIENTS", "Sms", "WhatsApp"]
+__all__ = ["MAX_TEMPLATE_RECIPIENTS", "TEMPLATE_PATH", "Sms", "WhatsApp", "template_request"]
 
 #: The v2 template endpoint takes at most this many recipients per call.
 MAX_TEMPLATE_RECIPIENTS = 20
@@ -51,6 +51,34 @@ class Sms(APIResource):
         )
 
 
+TEMPLATE_PATH = "/v2/whatsapp/sendtemplatedmessage/{encrypted_stream_id}"
+
+
+def template_request(
+    encrypted_stream_id: str, messages: Sequence[TemplateMessage] | TemplateMessage
+) -> tuple[str, dict[str, object], dict[str, Any]]:
+    """The checked path, path parameters and body of one v2 template send (also what
+    ``cb.bulk`` sends, reading each recipient's result on its own)."""
+    if isinstance(messages, TemplateMessage):
+        messages = [messages]
+    if not messages:
+        raise ConfigurationError("send_template needs at least one TemplateMessage")
+    if len(messages) > MAX_TEMPLATE_RECIPIENTS:
+        raise ConfigurationError(
+            f"send_template takes at most {MAX_TEMPLATE_RECIPIENTS} recipients per call, "
+            f"got {len(messages)} (cb.bulk.send batches larger sends)"
+        )
+    for i, m in enumerate(messages):
+        if not isinstance(m, TemplateMessage):
+            raise ConfigurationError(f"messages[{i}] is {type(m).__name__}, not TemplateMessage")
+        m.validate()
+    return (
+        TEMPLATE_PATH,
+        {"encrypted_stream_id": require_encrypted(encrypted_stream_id)},
+        {"data": [m.to_wire() for m in messages]},
+    )
+
+
 def _form_time(value: datetime | str | int | None) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -76,27 +104,9 @@ class WhatsApp(APIResource):
         failure is data, not an exception. More than 20 messages is refused before sending
         (``cb.bulk.send`` batches them).
         """
-        if isinstance(messages, TemplateMessage):
-            messages = [messages]
-        if not messages:
-            raise ConfigurationError("send_template needs at least one TemplateMessage")
-        if len(messages) > MAX_TEMPLATE_RECIPIENTS:
-            raise ConfigurationError(
-                f"send_template takes at most {MAX_TEMPLATE_RECIPIENTS} recipients per call, "
-                f"got {len(messages)} (cb.bulk.send batches larger sends)"
-            )
-        for i, m in enumerate(messages):
-            if not isinstance(m, TemplateMessage):
-                raise ConfigurationError(
-                    f"messages[{i}] is {type(m).__name__}, not TemplateMessage"
-                )
-            m.validate()
+        path, path_params, body = template_request(encrypted_stream_id, messages)
         envelope = await self._client._request(
-            "POST",
-            "/v2/whatsapp/sendtemplatedmessage/{encrypted_stream_id}",
-            path_params={"encrypted_stream_id": require_encrypted(encrypted_stream_id)},
-            json={"data": [m.to_wire() for m in messages]},
-            allow_partial=True,
+            "POST", path, path_params=path_params, json=body, allow_partial=True
         )
         return self._list(envelope, RecipientResult)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..models import SlaExceptions, StreamStats, SystemStatus, structure
-from ._resource import APIResource
+from ..models import SlaExceptions, StreamStats, SystemStatus
+from ._resource import APIResource, decode
 
 __all__ = ["Stats", "System"]
 
@@ -47,4 +47,5 @@ class Stats(APIResource):
                 if isinstance(part, Mapping):
                     merged.update(part)
             data = merged
-        return structure(data or {}, SlaExceptions)
+        result: SlaExceptions = decode(data or {}, SlaExceptions)
+        return result

@@ -157,8 +157,10 @@ def _filtered(objects: Iterator[_Object], q: Q) -> list[_Object]:
     return found
 
 
-def _page(items: list[Any], q: Q) -> list[Any]:
+def _page(items: list[Any], q: Q, *, cap: int | None = None) -> list[Any]:
     size = _int(q, "pageSize") or 100
+    if cap is not None:
+        size = min(size, cap)
     number = _int(q, "pageNumber") or 1
     if size < 1 or number < 1:
         raise _HTTPError(400, "Bad Request: pageNumber and pageSize start at 1")
@@ -194,9 +196,9 @@ async def _stream_objects(fake: FakeCommBox, p: P, q: Q, body: Any) -> Result:
             and str(o.record["userStreamProviderType"]) == provider_type
         )
     found = _filtered(candidates, q)
-    if start is not None:
-        found = found[:TIME_RANGE_CAP]  # CommBox: "Max: 100 objects" for a time range
-    return 200, [_search_record(o, q) for o in _page(found, q)]
+    # CommBox: "Max: 100 objects" for a time range; "additional calls are required": pages.
+    cap = TIME_RANGE_CAP if start is not None else None
+    return 200, [_search_record(o, q) for o in _page(found, q, cap=cap)]
 
 
 @route("GET", "/streams/{stream}/streamavailability")

@@ -1,0 +1,345 @@
+"""Bulk outcomes that mean what they say: sent, failed (rejected / not_sent), uncertain, pending;
+runs that stop for the right reasons; cancellation that strands nothing."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from commbox_async import BulkStoppedError, NewObject, Processed
+from commbox_async.bulk import BulkMessage, Journal, Outcome, Rejected
+from commbox_async.models import TemplateComponent, TemplateMessage
+from commbox_async.testing import FakeCommBox
+
+from .conftest import envelope, make_client, socket_client
+from .rawserver import raw_server, respond
+
+pytestmark = pytest.mark.anyio
+
+STREAM = 532
+ENC = "hNyRN_fLUy7rrOrN9jLpipA=="
+
+
+def sms(key: str, text: str | None = None) -> BulkMessage:
+    payload = NewObject.sms(user_stream_provider_id="972500000000", message=text or key)
+    return BulkMessage(key=key, stream_id=STREAM, payload=payload)
+
+
+def messages(n: int) -> Iterator[BulkMessage]:
+    for i in range(n):
+        yield sms(f"key-{i:04d}")
+
+
+def by_key(outcomes: list[Outcome]) -> dict[str, Outcome]:
+    return {o.key: o for o in outcomes}
+
+
+# -- the verdict reaches the outcome -----------------------------------------------------------
+
+
+async def test_a_processed_send_answered_after_the_deadline_is_uncertain_and_never_resent(
+    transport: str, tmp_path: Path
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    late = ("late", 0.5, respond(200, {"objectId": 1}))
+    async with raw_server(lambda m, p, b: late) as server:
+        async with socket_client(server.url, transport, deadline=0.2, timeout=10) as cb:
+            first = await cb.bulk.send([sms("k")], journal=journal)
+            second = await cb.bulk.send([sms("k")], journal=journal)
+    assert first.outcomes[0].outcome == "uncertain"
+    assert first.outcomes[0].processed is Processed.MAYBE
+    assert (second.outcomes[0].outcome, second.outcomes[0].earlier) == ("uncertain", True)
+    assert len(server.received) == 1  # sent once, across both runs
+
+
+@pytest.mark.parametrize(
+    "results",
+    [
+        "a bare string",
+        [{"recipient": "972500000000", "status": "sent!"}, {"recipient": "972500000001"}],
+    ],
+)
+async def test_whatsapp_results_that_do_not_decode_are_uncertain_not_failed(
+    results: Any, tmp_path: Path
+) -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(200, json=envelope(results))
+
+    def template(to: str) -> TemplateMessage:
+        return TemplateMessage.create(
+            to=to, name="promo", language="en", components=[TemplateComponent.body("hi")]
+        )
+
+    batch = [
+        BulkMessage(key=f"wa-{i}", stream_id=ENC, payload=template(f"97250000000{i}"))
+        for i in range(2)
+    ]
+    journal = tmp_path / "wa.sqlite"
+    async with make_client(handler) as cb:
+        report = await cb.bulk.send(batch, journal=journal)
+        again = await cb.bulk.send(batch, journal=journal)
+    assert report.counts == {"uncertain": 2}
+    assert all(o.processed is Processed.YES for o in report.outcomes)  # CommBox answered 2xx
+    assert again.counts == {"uncertain": 2} and again.earlier == 2
+    assert calls == 1
+
+
+async def test_readable_whatsapp_results_are_kept_beside_unreadable_ones() -> None:
+    results = [
+        {"recipient": "972500000000", "status": 200, "object_id": 77, "id": "wamid.1"},
+        {"recipient": "972500000001", "status": "not a number"},
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=envelope(results))
+
+    batch = [
+        BulkMessage(
+            key=f"wa-{i}",
+            stream_id=ENC,
+            payload=TemplateMessage.create(to=f"97250000000{i}", name="t", language="en"),
+        )
+        for i in range(2)
+    ]
+    async with make_client(handler) as cb:
+        report = await cb.bulk.send(batch)
+    outcomes = by_key(report.outcomes)
+    assert (outcomes["wa-0"].outcome, outcomes["wa-0"].id) == ("sent", 77)
+    assert outcomes["wa-1"].outcome == "uncertain"
+
+
+async def test_one_bad_response_is_that_messages_outcome_and_the_run_goes_on() -> None:
+    """A body nested far too deep, an id of 5,000 digits, a Retry-After no calendar holds: each
+    is the outcome of its message, never the end of the run."""
+    bad = {
+        "key-0003": b'{"status": "200", "data": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+        "key-0005": b'{"status": "200", "data": {"objectId": ' + b"9" * 5000 + b"}}",
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["data"]["Message"]
+        if text in bad:
+            return httpx.Response(200, content=bad[text])
+        if text == "key-0007":
+            headers = {"Retry-After": "Fri, 31 Dec 99999 23:59:59 GMT"}
+            return httpx.Response(503, json=envelope(status=503), headers=headers)
+        return httpx.Response(200, json=envelope({"objectId": int(text[-4:]) + 1}))
+
+    async with make_client(handler, max_retries=1) as cb:
+        report = await cb.bulk.send(messages(10), concurrency=2)
+    outcomes = by_key(report.outcomes)
+    assert len(outcomes) == 10
+    assert outcomes["key-0003"].outcome == "uncertain"  # answered 2xx: taken, unreadable
+    assert outcomes["key-0005"].outcome == "uncertain"
+    assert (outcomes["key-0007"].outcome, outcomes["key-0007"].failure) == ("failed", "not_sent")
+    assert sum(o.outcome == "sent" for o in outcomes.values()) == 7
+
+
+async def test_a_library_bug_on_one_message_does_not_sink_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import commbox_async.bulk._send as send_module
+
+    real = send_module._send
+
+    async def flaky(client: Any, batch: list[BulkMessage]) -> list[Outcome]:
+        if batch[0].key == "key-0002":
+            raise RecursionError("maximum recursion depth exceeded")
+        return await real(client, batch)
+
+    monkeypatch.setattr(send_module, "_send", flaky)
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        report = await cb.bulk.send(messages(6), concurrency=2)
+    outcomes = by_key(report.outcomes)
+    assert outcomes["key-0002"].outcome == "failed"  # nothing had been sent
+    assert "RecursionError" in (outcomes["key-0002"].error or "")
+    assert report.counts["sent"] == 5 == len(fake.objects)
+
+
+# -- failures: rejected, or not sent ---------------------------------------------------------
+
+
+async def test_rejected_and_not_sent_failures_are_resent_for_their_own_reasons(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    answers: dict[str, int] = {"bad": 400, "busy": 503}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["data"]["Message"]
+        status = answers.get(text, 200)
+        if status != 200:
+            return httpx.Response(status, json=envelope(status=status))
+        return httpx.Response(200, json=envelope({"objectId": len(text)}))
+
+    async with make_client(handler, max_retries=1) as cb:
+        first = by_key((await cb.bulk.send([sms("bad"), sms("busy")], journal=journal)).outcomes)
+        assert (first["bad"].failure, first["busy"].failure) == ("rejected", "not_sent")
+        answers.clear()  # CommBox would now take both
+        second = by_key((await cb.bulk.send([sms("bad"), sms("busy")], journal=journal)).outcomes)
+        # The 503 was a condition of the run: sent again. The 400 was this message: it stays.
+        assert (second["busy"].outcome, second["busy"].earlier) == ("sent", False)
+        assert (second["bad"].outcome, second["bad"].earlier) == ("failed", True)
+        # The record fixed (its message changed): sent again.
+        fixed = by_key((await cb.bulk.send([sms("bad", "bad, fixed")], journal=journal)).outcomes)
+        assert (fixed["bad"].outcome, fixed["bad"].earlier) == ("sent", False)
+
+
+async def test_retry_failed_sends_rejected_messages_again(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    status = 400
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=envelope({"objectId": 1}, status=status))
+
+    async with make_client(handler) as cb:
+        await cb.bulk.send([sms("k")], journal=journal)
+        status = 200
+        plain = await cb.bulk.send([sms("k")], journal=journal)
+        forced = await cb.bulk.send([sms("k")], journal=journal, retry_failed=True)
+    assert (plain.outcomes[0].outcome, plain.outcomes[0].earlier) == ("failed", True)
+    assert (forced.outcomes[0].outcome, forced.outcomes[0].earlier) == ("sent", False)
+
+
+async def test_a_changed_message_for_a_sent_key_is_reported_not_sent(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        await cb.bulk.send([sms("k", "hello")], journal=journal)
+        again = await cb.bulk.send([sms("k", "hello, edited")], journal=journal)
+    outcome = again.outcomes[0]
+    assert (outcome.outcome, outcome.earlier, outcome.changed) == ("sent", True, True)
+    assert "differs" in (outcome.error or "")
+    assert again.changed == 1
+    assert len(fake.objects) == 1
+
+
+async def test_a_malformed_record_now_does_not_hide_an_earlier_send(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        await cb.bulk.send([sms("k")], journal=journal)
+        again = await cb.bulk.send([Rejected(key="k", error="in.csv:2: bad")], journal=journal)
+    assert (again.outcomes[0].outcome, again.outcomes[0].earlier) == ("sent", True)
+    assert again.outcomes[0].changed
+
+
+# -- runs that stop for the right reasons ---------------------------------------------------
+
+
+async def test_a_401_stops_the_run_at_once_and_a_fixed_token_sends_the_rest(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox(token="right")
+    async with fake.client(token="wrong") as cb:
+        with pytest.raises(BulkStoppedError) as info:
+            await cb.bulk.send(messages(200), journal=journal, concurrency=4)
+    assert "AuthenticationError" in str(info.value)
+    assert isinstance(info.value.cause, Exception)
+    report = info.value.report
+    assert report.counts["sent"] == 0 and report.counts["failed"] == 0
+    assert len(fake.requests) <= 8  # stopped at once: not a request per message
+    with Journal(journal) as book:
+        assert set(book.counts()) == {"pending"}
+    async with fake.client(token="right") as cb:
+        rerun = await cb.bulk.send(messages(200), journal=journal, concurrency=4)
+    assert rerun.counts == {"sent": 200}
+    assert len(fake.objects) == 200
+
+
+async def test_a_closed_client_stops_the_run() -> None:
+    fake = FakeCommBox()
+    cb = fake.client()
+    async with cb:
+        pass
+    with pytest.raises(BulkStoppedError, match="closed"):
+        await cb.bulk.send(messages(3))
+
+
+# -- cancellation strands nothing -------------------------------------------------------------
+
+
+async def test_stop_leaves_what_waits_in_the_throttle_pending(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    stop = anyio.Event()
+    seen: list[Outcome] = []
+    async with fake.client(rate_limit=20, burst=1) as cb:
+        async with anyio.create_task_group() as tg:
+
+            async def later() -> None:
+                await anyio.sleep(0.3)
+                stop.set()
+
+            tg.start_soon(later)
+            report = await cb.bulk.send(
+                messages(100), journal=journal, concurrency=8, stop=stop, on_outcome=seen.append
+            )
+    counts = Counter(o.outcome for o in seen)
+    assert set(counts) == {"sent", "pending"}
+    assert counts["sent"] == len(fake.objects)
+    assert report.stopped_early
+    with Journal(journal) as book:
+        assert book.counts() == counts  # every key taken is on record, none "sending"
+    async with fake.client() as cb:
+        rerun = await cb.bulk.send(messages(100), journal=journal)
+    assert rerun.counts == {"sent": 100}
+    assert Counter(o["message"] for o in fake.all_objects()) == Counter(
+        f"key-{i:04d}" for i in range(100)
+    )
+
+
+async def test_cancelling_the_send_marks_only_what_may_have_been_sent_uncertain(
+    transport: str, tmp_path: Path
+) -> None:
+    """A second Ctrl-C: the requests on the wire are uncertain, the ones waiting for the
+    throttle or a connection pending; every key taken from the input is reported."""
+    journal = tmp_path / "j.sqlite"
+    seen: list[Outcome] = []
+    async with raw_server(lambda m, p, b: ("hang",)) as server:
+        async with socket_client(server.url, transport, rate_limit=10, burst=3, timeout=10) as cb:
+            with anyio.move_on_after(0.5):
+                await cb.bulk.send(
+                    messages(50), journal=journal, concurrency=8, on_outcome=seen.append
+                )
+    counts = Counter(o.outcome for o in seen)
+    on_the_wire = len(server.received)
+    assert counts["uncertain"] == on_the_wire > 0
+    assert counts["pending"] > 0
+    assert sum(counts.values()) == len({o.key for o in seen})  # each key once
+    with Journal(journal) as book:
+        journal_counts = book.counts()
+    assert journal_counts.get("uncertain") == on_the_wire
+    assert "sending" not in journal_counts
+
+
+async def test_stop_lets_the_requests_on_the_wire_finish(transport: str) -> None:
+    slow = ("late", 0.4, respond(200, {"objectId": 1}))
+    stop = anyio.Event()
+    async with raw_server(lambda m, p, b: slow) as server:
+        async with socket_client(server.url, transport, timeout=10) as cb:
+            async with anyio.create_task_group() as tg:
+
+                async def later() -> None:
+                    await anyio.sleep(0.2)  # four requests are on the wire by now
+                    stop.set()
+
+                tg.start_soon(later)
+                report = await cb.bulk.send(messages(20), concurrency=4, stop=stop)
+    assert report.counts["sent"] == len(server.received) == 4
+    assert report.counts["uncertain"] == 0
+    # What was queued is pending; what was never read from the input is not reported.
+    assert set(report.counts) == {"sent", "pending"} and report.counts["pending"] > 0
