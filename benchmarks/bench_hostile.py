@@ -126,27 +126,34 @@ CASES: list[tuple[str, str, Callable[[int], Any], Callable[[Any], Any]]] = [
 ]  # fmt: skip
 
 
-def best_time(fn: Callable[[Any], Any], value: Any, budget: float = 0.25) -> float:
-    """The best of at least 3 runs (more, up to ``budget`` seconds). The cyclic garbage
-    collector is paused during each run, after a collection: its passes over what a parser
-    builds are the interpreter's cost, not the parser's algorithm (``json.loads`` alone goes 4x
-    on the 200-deep chains below with it running, and 2x with it paused)."""
-    best = float("inf")
+def _one_run(fn: Callable[[Any], Any], value: Any) -> float:
+    # The cyclic garbage collector is paused during the run, after a collection: its passes
+    # over what a parser builds are the interpreter's cost, not the parser's algorithm
+    # (json.loads alone goes 4x on the 200-deep chains below with it running, 2x without).
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        fn(value)
+        return time.perf_counter() - start
+    finally:
+        gc.enable()
+
+
+def best_times(
+    fn: Callable[[Any], Any], small: Any, large: Any, budget: float = 0.6
+) -> tuple[float, float]:
+    """The best time of each input over at least 5 runs each, N and 2N taking turns so that a
+    burst of load on this shared machine falls on both (more runs, up to ``budget`` seconds)."""
+    best_small = best_large = float("inf")
     spent = 0.0
     runs = 0
-    while runs < 3 or (spent < budget and runs < 50):
-        gc.collect()
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            fn(value)
-            took = time.perf_counter() - start
-        finally:
-            gc.enable()
-        best = min(best, took)
-        spent += took
+    while runs < 5 or (spent < budget and runs < 50):
+        t_small, t_large = _one_run(fn, small), _one_run(fn, large)
+        best_small, best_large = min(best_small, t_small), min(best_large, t_large)
+        spent += t_small + t_large
         runs += 1
-    return best
+    return best_small, best_large
 
 
 def size_of(value: Any) -> int:
@@ -161,7 +168,7 @@ def scaling(n: int) -> list[dict[str, Any]]:
         fn = refused(parse)  # each input is refused with a typed error, or parses
         small, large = build(n), build(2 * n)
         fn(small)  # warm: decoders and patterns compiled
-        t1, t2 = best_time(fn, small), best_time(fn, large)
+        t1, t2 = best_times(fn, small, large)
         rows.append(
             {
                 "parser": parser,
