@@ -34,6 +34,7 @@ from ._exceptions import (
 )
 from ._files import Attachment
 from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent
+from ._json import DEFAULT_MAX_DEPTH
 from ._response import APIResponse
 from ._throttle import Throttle, TokenBucket
 from ._version import __version__
@@ -56,6 +57,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_RATE_LIMIT",
     "DEFAULT_BURST",
+    "DEFAULT_MAX_DEPTH",
     "NOT_GIVEN",
     "NotGiven",
     "APIResponse",
