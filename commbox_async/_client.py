@@ -22,6 +22,7 @@ from ._base_client import (
 from ._exceptions import ConfigurationError
 from ._files import AttachmentInput
 from ._hooks import ClientStats, Hooks
+from ._json import DEFAULT_MAX_DEPTH
 from ._response import to_raw_response
 from ._throttle import Throttle, TokenBucket
 from ._transport import AutoSender, HttpxSender, Sender, TransportOption, make_sender
@@ -130,6 +131,9 @@ class AsyncCommBox(BaseClient):
     - ``max_response_bytes``: the largest response body read (default 32 MiB; ``None`` for no
       limit). A longer one stops being read at the limit and raises
       :class:`ResponseTooLargeError`, whose verdict follows the status that came with it.
+    - ``max_depth``: how deeply a response's JSON may nest, the JSON inside its string fields
+      included (default 256); a deeper body raises :class:`InvalidResponseError` (or
+      :class:`DecodeError`) before Python's recursion limit could.
     - ``max_connections``, ``max_keepalive_connections``, ``keepalive_expiry``, ``http2``: the pool.
     - ``user_agent``, ``default_headers``, ``hooks``.
     - ``http_client``: an ``httpx.AsyncClient`` of your own, used as-is and never closed here.
@@ -169,6 +173,7 @@ class AsyncCommBox(BaseClient):
         initial_backoff: float = 0.5,
         max_backoff: float = 8.0,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         if token is None:
             token = os.environ.get("COMMBOX_TOKEN") or None
@@ -199,6 +204,7 @@ class AsyncCommBox(BaseClient):
             max_backoff=max_backoff,
             retry_uncertain=retry_uncertain,
             max_response_bytes=max_response_bytes,
+            max_depth=max_depth,
             user_agent=user_agent or f"commbox-async/{__version__} httpx/{httpx.__version__}",
             headers=dict(default_headers or {}),
         )
@@ -239,6 +245,7 @@ class AsyncCommBox(BaseClient):
         max_retry_after: float | NotGiven = NOT_GIVEN,
         retry_uncertain: bool | NotGiven = NOT_GIVEN,
         max_response_bytes: int | NotGiven | None = NOT_GIVEN,
+        max_depth: int | NotGiven = NOT_GIVEN,
         default_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
     ) -> AsyncCommBox:
         """A view with other per-call options that shares this client's pool, throttle, token,
@@ -256,6 +263,8 @@ class AsyncCommBox(BaseClient):
             changes["retry_uncertain"] = retry_uncertain
         if not isinstance(max_response_bytes, NotGiven):
             changes["max_response_bytes"] = max_response_bytes
+        if not isinstance(max_depth, NotGiven):
+            changes["max_depth"] = max_depth
         if not isinstance(default_headers, NotGiven):
             changes["headers"] = {**self._options.headers, **default_headers}
         return self._view(attrs.evolve(self._options, **changes), self._sender)

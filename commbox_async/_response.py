@@ -37,6 +37,8 @@ class Envelope:
     body: Any
     elapsed: float
     attempts: int
+    #: The depth limit the body was decoded under: JSON inside ``data``'s strings gets it too.
+    max_depth: int = DEFAULT_MAX_DEPTH
 
 
 @attrs.frozen(kw_only=True)
@@ -164,6 +166,7 @@ def parse_response(
             body=None,
             elapsed=elapsed,
             attempts=attempts,
+            max_depth=max_depth,
         )
     if not is_json:
         raise InvalidResponseError(
@@ -192,6 +195,7 @@ def parse_response(
         body=body,
         elapsed=elapsed,
         attempts=attempts,
+        max_depth=max_depth,
     )
 
 

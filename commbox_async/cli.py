@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 import anyio
 import attrs
 
+from . import _json
 from ._client import AsyncCommBox
 from ._exceptions import (
     AuthenticationError,
@@ -553,8 +554,14 @@ def export_cmd(
                 if not text:
                     continue
                 if text.startswith("{"):
-                    item = json.loads(text)
-                    yield ident(item["stream_id"]), ident(item["object_id"])
+                    try:
+                        item = _json.loads(text)
+                        yield ident(item["stream_id"]), ident(item["object_id"])
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise click.UsageError(
+                            f"{input_path}:{number}: expected a JSON object with stream_id and "
+                            f"object_id ({type(exc).__name__}: {exc})"
+                        ) from None
                     continue
                 parts = [p.strip() for p in text.split(",")]
                 if len(parts) != 2 or not all(parts):

@@ -293,6 +293,15 @@ def test_every_model_decodes_any_value_or_raises_decode_error(
 
 # -- parse_response --------------------------------------------------------------------------
 
+
+def _printable(headers: dict[str, str]) -> dict[str, bytes]:
+    """Header values as they can arrive on the wire (bytes, no line breaks)."""
+    return {
+        k: v.encode("utf-8", "replace").replace(b"\r", b"").replace(b"\n", b"")
+        for k, v in headers.items()
+    }
+
+
 ENVELOPES = st.fixed_dictionaries(
     {},
     optional={
@@ -319,22 +328,52 @@ BODIES = (
 )
 
 
+HEADERS = st.dictionaries(
+    st.sampled_from(["retry-after", "content-type", "x-request-id", "content-encoding"]),
+    TEXT
+    | st.sampled_from(
+        [
+            "Fri, 31 Dec 99999 23:59:59 GMT",
+            "Mon, 01 Jan 0001 00:00:00 GMT",
+            "1e999",
+            "-1",
+            "9" * 5000,
+            "nan",
+        ]
+    ),
+    max_size=3,
+)
+
+
 @fuzz(600)
 @given(
     status=st.integers(100, 599) | st.sampled_from([200, 204, 206, 400, 429, 500, 503]),
     body=BODIES,
     allow_partial=st.booleans(),
+    headers=HEADERS,
 )
 # Found by hypothesis on the code before these fixes: RecursionError, and ValueError from int().
-@example(status=100, body=b'{"data": ' + b"[" * 2000 + b"]" * 2000 + b"}", allow_partial=False)
-@example(status=100, body=b'{"status": "' + b"5" * 5000 + b'"}', allow_partial=False)
-@example(status=200, body=b'{"status": "' + b"5" * 5000 + b'"}', allow_partial=False)
+@example(
+    status=100,
+    body=b'{"data": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+    allow_partial=False,
+    headers={},
+)
+@example(status=100, body=b'{"status": "' + b"5" * 5000 + b'"}', allow_partial=False, headers={})
+@example(status=200, body=b'{"status": "' + b"5" * 5000 + b'"}', allow_partial=False, headers={})
+# A Retry-After past year 9999 raised OverflowError from every 4xx/5xx (issue 18).
+@example(
+    status=429,
+    body=b"{}",
+    allow_partial=False,
+    headers={"retry-after": "Fri, 31 Dec 99999 23:59:59 GMT"},
+)
 def test_parse_response_raises_only_typed_errors(
-    status: int, body: bytes, allow_partial: bool
+    status: int, body: bytes, allow_partial: bool, headers: dict[str, str]
 ) -> None:
     try:
         parse_response(
-            httpx.Response(status, content=body),
+            httpx.Response(status, content=body, headers=_printable(headers)),
             method="POST",
             path="/streams/1/objects",
             attempts=1,

@@ -28,13 +28,14 @@ Id = int | str
 _ID_KEYS = ("objectId", "objectid", "ObjectId", "Id", "id", "childId", "ChildId")
 
 
-def decode(data: Any, cls: Any) -> Any:
-    """``data`` of a successful response as ``cls``. CommBox answered 2xx, so it acted on the
-    request: a value that does not decode raises :class:`DecodeError` with ``processed``
-    ``YES`` (a POST must not be sent again because its answer was unreadable)."""
+def decode(data: Any, cls: Any, *, max_depth: int | None = None) -> Any:
+    """``data`` of a successful response as ``cls`` (JSON inside its strings decoded under
+    ``max_depth``). CommBox answered 2xx, so it acted on the request: a value that does not
+    decode raises :class:`DecodeError` with ``processed`` ``YES`` (a POST must not be sent
+    again because its answer was unreadable)."""
     failure: CommBoxError
     try:
-        return structure(data, cls)
+        return structure(data, cls, max_depth=max_depth)
     except DecodeError as exc:
         failure = exc
     except CommBoxError:
@@ -58,7 +59,7 @@ class APIResource:
 
     @staticmethod
     def _decode(envelope: Envelope, cls: type[T]) -> T:
-        result: T = decode(envelope.data, cls)
+        result: T = decode(envelope.data, cls, max_depth=envelope.max_depth)
         return result
 
     def _paginate(
@@ -91,7 +92,7 @@ class APIResource:
             return []
         if not isinstance(data, list):
             data = [data]
-        return list(decode(data, tuple[cls, ...]))  # type: ignore[valid-type]
+        return list(decode(data, tuple[cls, ...], max_depth=envelope.max_depth))  # type: ignore[valid-type]
 
     @staticmethod
     def _single(envelope: Envelope, cls: type[T], *, method: str, path: str) -> T:
@@ -110,7 +111,7 @@ class APIResource:
                     body=envelope.body,
                 )
             data = data[0]
-        result: T = decode(data, cls)
+        result: T = decode(data, cls, max_depth=envelope.max_depth)
         return result
 
     @staticmethod

@@ -48,7 +48,7 @@ class Stats(APIResource):
                 if isinstance(part, Mapping):
                     merged.update(part)
             data = merged
-        result: SlaExceptions = decode(data or {}, SlaExceptions)
+        result: SlaExceptions = decode(data or {}, SlaExceptions, max_depth=envelope.max_depth)
         return result
 
 
