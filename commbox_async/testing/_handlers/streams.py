@@ -3,7 +3,7 @@ stream's availability."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -110,22 +110,27 @@ class _StreamSearch:
     def _by_customer(self) -> bool:
         return self.provider_id is not None and self.provider_type is not None
 
-    def _in_range(self, obj: Conversation) -> bool:
-        if self.start is None or self.end is None:
-            return True
-        return self.start <= int(obj.created) <= self.end
+    def select(self, objects: Iterable[Conversation]) -> Iterator[Conversation]:
+        """The conversations that match: one filter per criterion asked."""
+        found = iter(objects)
+        for keep in self._filters():
+            found = filter(keep, found)
+        return found
+
+    def _filters(self) -> Iterator[Callable[[Conversation], bool]]:
+        if self.start is not None and self.end is not None:
+            lo, hi = self.start, self.end
+            yield lambda o: lo <= int(o.created) <= hi
+        if self.identity is not None:
+            identity = self.identity
+            yield lambda o: o.record["user_identity"] == identity
+        if self.provider_id is not None:
+            yield self._of_customer
 
     def _of_customer(self, obj: Conversation) -> bool:
-        return self.provider_id is None or (
+        return (
             obj.record["userStreamProviderId"] == self.provider_id
             and str(obj.record["userStreamProviderType"]) == self.provider_type
-        )
-
-    def matches(self, obj: Conversation) -> bool:
-        return (
-            self._in_range(obj)
-            and (self.identity is None or obj.record["user_identity"] == self.identity)
-            and self._of_customer(obj)
         )
 
 
@@ -134,8 +139,7 @@ def _stream_objects(state: FakeState, p: P, q: Q, body: Any) -> Result:
     if stream not in state.streams:
         state.stream_ids(stream)
     search = _StreamSearch.of(q)
-    in_stream = (state.objects[i] for i in state.streams[stream])
-    found = filtered((o for o in in_stream if search.matches(o)), q)
+    found = filtered(search.select(state.objects[i] for i in state.streams[stream]), q)
     if search.start is not None:
         found = found[:TIME_RANGE_CAP]  # CommBox: "Max: 100 objects" for a time range
     return 200, [search_record(o, q) for o in page(found, q)]
