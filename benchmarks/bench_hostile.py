@@ -34,7 +34,7 @@ from commbox_async._urls import _FIELD_RE, encode_segment
 from commbox_async.bulk._lookup import normalize_text
 from commbox_async.models import ObjectRecord, parse_date, parse_datetime
 from commbox_async.models._converter import to_json_object
-from commbox_async.testing._fake import _ROUTES
+from commbox_async.testing._app import FakeCommBox
 from commbox_async.webhooks import SecretRedactingFilter, parse_event
 from commbox_async.webhooks._parse import _REPAIRS
 
@@ -77,7 +77,7 @@ def repairs(data: bytes) -> bytes:
 
 
 def routes(path: str) -> int:
-    return sum(1 for _, pattern, _ in _ROUTES if pattern.fullmatch(path))
+    return sum(1 for route in FakeCommBox._router._routes if route.pattern.fullmatch(path))
 
 
 REDACT = SecretRedactingFilter()
