@@ -704,6 +704,13 @@ def parse_webhook(
 @click.option(
     "--rate-limit", default=None, type=float, help="Server-side limit in requests/s (429s)."
 )
+@click.option(
+    "--index-delay",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds before a new conversation shows in stream search.",
+)
 def fake_server(
     host: str,
     port: int,
@@ -711,11 +718,18 @@ def fake_server(
     fault_rate: float,
     seed: int | None,
     rate_limit: float | None,
+    index_delay: float,
 ) -> None:
     """Run the fake CommBox as a real HTTP server (inspect it under /_fake/)."""
     from .testing import FakeCommBox, serve
 
-    fake = FakeCommBox(token=token, fault_rate=fault_rate, seed=seed, rate_limit=rate_limit)
+    fake = FakeCommBox(
+        token=token,
+        fault_rate=fault_rate,
+        seed=seed,
+        rate_limit=rate_limit,
+        index_delay=index_delay,
+    )
     console.print(f"fake CommBox on http://{host}:{port} (state: /_fake/state), Ctrl-C to stop")
     serve(fake, host=host, port=port)
 

@@ -466,3 +466,41 @@ def test_cli_parse_webhook(tmp_path: Any) -> None:
     result = CliRunner().invoke(cli, ["parse-webhook", str(bad)])
     assert result.exit_code == 1
     assert "malformed JSON" in result.output
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+async def test_drops_on_a_real_server_send_no_response_at_all(transport: str) -> None:
+    """Over a socket, drop_before and lost_after both end the connection with no response:
+    the client cannot tell them apart (may have been processed); only the fake knows."""
+    from commbox_async import APIConnectionError, Processed
+
+    from .conftest import serve_in_thread, socket_client
+
+    fake = FakeCommBox()
+    with serve_in_thread(fake) as url:
+        async with socket_client(url, transport, max_retries=0) as cb:
+            for kind, taken in (("drop_before", 0), ("lost_after", 1)):
+                fake.fail_next(kind)
+                with pytest.raises(APIConnectionError) as info:
+                    await cb.objects.create(
+                        532, NewObject.sms(user_stream_provider_id="9725", message=kind)
+                    )
+                assert info.value.processed is Processed.MAYBE
+                assert sum(o["message"] == kind for o in fake.all_objects()) == taken
+
+
+async def test_a_new_conversation_shows_in_search_only_after_the_index_delay() -> None:
+    fake = FakeCommBox(index_delay=0.3)
+    async with fake.client() as cb:
+        oid = await cb.objects.create(
+            532, NewObject.sms(user_stream_provider_id="972500000000", message="hi")
+        )
+        t = int(time.time())
+        search = cb.streams.objects(532, start=t - 5, end=t + 5)
+        assert await search.page(1) == []
+        assert (await cb.objects.get(532, oid)).object_id == oid  # the store has it at once
+        await anyio.sleep(0.35)
+        assert [o.object_id for o in await search.page(1)] == [oid]
+    with pytest.raises(ValueError, match="index_delay"):
+        fake.configure(index_delay=-1)

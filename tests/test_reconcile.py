@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -16,7 +23,7 @@ from commbox_async.bulk import STAMP_FIELD, BulkMessage, Journal, Outcome, SmsMe
 from commbox_async.models import TemplateMessage, TemplateObjectData
 from commbox_async.testing import FakeCommBox
 
-from .conftest import envelope, make_client
+from .conftest import envelope, make_client, serve_in_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -289,15 +296,16 @@ async def test_a_search_commbox_may_have_cut_short_decides_nothing(tmp_path: Pat
 
 
 async def test_reconcile_then_resend_leaves_every_message_exactly_once(tmp_path: Path) -> None:
-    """10,000 sends through the fake at 10% faults; then rounds of reconcile-and-resend until
-    nothing is left: every key in the fake once, none uncertain, no duplicates. Cost: at most
-    1.5 requests per uncertain key reconciled."""
+    """10,000 sends through the fake at 10% faults, with an indexing delay; then rounds of
+    reconcile-and-resend until nothing is left: every key in the fake once, none uncertain, no
+    duplicates. Cost: at most 1.5 requests per uncertain key reconciled."""
     journal = tmp_path / "j.sqlite"
     n = 10_000
-    fake = FakeCommBox(fault_rate=0.1, seed=11, slow_seconds=0.001)
+    # CommBox lists a new conversation only after a while: reconciliation waits settle_after.
+    fake = FakeCommBox(fault_rate=0.1, seed=11, slow_seconds=0.001, index_delay=0.5)
     async with fake.client(max_retries=4, initial_backoff=0.001, max_backoff=0.005) as cb:
         rounds = await cb.bulk.send_reconciled(
-            lambda: messages(n), journal=journal, settle_after=0, concurrency=32
+            lambda: messages(n), journal=journal, settle_after=1.0, concurrency=32
         )
     assert rounds.sends[0].counts["uncertain"] > 0.02 * n  # the faults did happen
     assert rounds.final == {"sent": n}
@@ -370,3 +378,110 @@ async def test_one_uncertain_key_in_a_busy_window_is_looked_up_by_its_recipient(
     assert report.found == 1
     (search,) = fake.requests
     assert "identityStreamProviderId=972599999999" in search.query
+
+
+async def test_the_index_delay_is_what_settle_after_waits_for(tmp_path: Path) -> None:
+    """Before the index lists the send, "nothing found" is only "too recent"; after it, the
+    send is found. Never "not taken" while CommBox may still list it."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox(index_delay=0.4)
+    fake.fail_next("lost_after")
+    async with fake.client(max_retries=0) as cb:
+        await cb.bulk.send([sms("a")], journal=journal)
+        early = await cb.bulk.reconcile(journal, settle_after=5)
+        assert early.still_uncertain == {"too_recent": 1}
+        await anyio.sleep(0.45)
+        later = await cb.bulk.reconcile(journal, settle_after=5)
+    assert later.found == 1
+
+
+# -- kill -9 during sends and reconciliations -------------------------------------------------
+
+
+def _send_bulk_cmd(src: Path, journal: Path, outcomes: Path, url: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "commbox_async.cli",
+        "send-bulk",
+        "--stream",
+        str(STREAM),
+        "--input",
+        str(src),
+        "--journal",
+        str(journal),
+        "--outcomes",
+        str(outcomes),
+        "--concurrency",
+        "16",
+        "--rate-limit",
+        "100000",
+        "--reconcile",
+        "--settle-after",
+        "0.6",
+        "--base-url",
+        url,
+        "--token",
+        "t",
+    ]
+
+
+def _exactly_once_after_kills(tmp_path: Path, n: int, kills: int, seed: int) -> None:
+    """send-bulk --reconcile against the fake on a real socket (10% faults, drops before and
+    after processing, an indexing delay), killed with SIGKILL at random moments of its sends
+    and its reconciliations, then run again until it ends: every message in the fake exactly
+    once, none uncertain."""
+    rng = random.Random(seed)
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "key": f"k{i:05d}",
+                    "channel": "sms",
+                    "user_stream_provider_id": f"97250{i:07d}",
+                    "message": f"Hello k{i:05d}",
+                }
+            )
+            + "\n"
+            for i in range(n)
+        )
+    )
+    journal, outcomes = tmp_path / "j.sqlite", tmp_path / "out.jsonl"
+    fake = FakeCommBox(fault_rate=0.1, seed=seed, slow_seconds=0.005, index_delay=0.3)
+    env = {**os.environ, "COLUMNS": "120"}
+    with serve_in_thread(fake) as url:
+        cmd = _send_bulk_cmd(src, journal, outcomes, url)
+        interrupted = []
+        for i in range(kills):
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+            )
+            # The first run is the long one (its sends); later ones reconcile and resend.
+            time.sleep(rng.uniform(0.8, 3.0) if i == 0 else rng.uniform(0.15, 1.2))
+            interrupted.append(proc.poll() is None)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        assert sum(interrupted) >= 2  # the kills landed mid-run
+        fake.configure(fault_rate=0.0)
+        for _ in range(5):
+            done = subprocess.run(cmd, capture_output=True, timeout=300, env=env)
+            if done.returncode == 0:
+                break
+        assert done.returncode == 0, (done.stdout + done.stderr).decode()[-3000:]
+    counts = in_fake(fake)
+    assert len(counts) == n and set(counts.values()) == {1}
+    final = rows(journal)
+    assert len(final) == n and all(r["outcome"] == "sent" for r in final.values())
+
+
+def test_kill_9_during_sends_and_reconciliations_still_ends_exactly_once(
+    tmp_path: Path,
+) -> None:
+    _exactly_once_after_kills(tmp_path, n=2_000, kills=3, seed=5)
+
+
+@pytest.mark.slow
+def test_soak_kill_9_during_sends_and_reconciliations(tmp_path: Path) -> None:
+    n = int(os.environ.get("COMMBOX_SOAK_N", "10000"))
+    _exactly_once_after_kills(tmp_path, n=n, kills=8, seed=17)

@@ -53,7 +53,10 @@ class FakeCommBox(FakeState):
     - ``rate_limit`` (requests/s) and ``burst``: a server-side limit answering 429 with
       ``Retry-After``.
     - ``fault_rate``, ``faults``, ``seed``: inject faults at random, reproducibly; or script them
-      with :meth:`fail_next`. Kinds: see :data:`FAULT_KINDS`.
+      with :meth:`fail_next`. Kinds: see :data:`FAULT_KINDS`. Over a real server
+      (:func:`serve`), ``drop_before`` and ``lost_after`` drop the connection with no response
+      at all, before and after processing the request.
+    - ``index_delay``: seconds before a new conversation shows in stream search.
     """
 
     _router: ClassVar[Router] = Router.of(ROUTES)
@@ -70,14 +73,20 @@ class FakeCommBox(FakeState):
         seed: int | None = None,
         slow_seconds: float = 0.05,
         managers: Iterable[Mapping[str, Any]] | None = None,
+        index_delay: float = 0.0,
     ) -> None:
         self.token = token
         self.slow_seconds = slow_seconds
         self._injector = FaultInjector()
-        self.configure(
-            rate_limit=rate_limit, burst=burst, fault_rate=fault_rate, faults=faults, seed=seed
-        )
         super().__init__(streams=streams, managers=managers)
+        self.configure(
+            rate_limit=rate_limit,
+            burst=burst,
+            fault_rate=fault_rate,
+            faults=faults,
+            seed=seed,
+            index_delay=index_delay,
+        )
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -89,10 +98,16 @@ class FakeCommBox(FakeState):
         fault_rate: float | None = None,
         faults: Iterable[str] | None = None,
         seed: int | None = None,
+        index_delay: float | None = None,
     ) -> None:
-        """Change the rate limit and random faults (also ``POST /_fake/config``)."""
+        """Change the rate limit, the random faults and the search index's delay (also
+        ``POST /_fake/config``)."""
         self._injector.configure(rate=fault_rate, kinds=faults, seed=seed)
         self._bucket = TokenBucket(rate_limit, burst)
+        if index_delay is not None:
+            if not index_delay >= 0:
+                raise ValueError(f"index_delay must be >= 0 seconds, got {index_delay!r}")
+            self.index_delay = float(index_delay)
 
     @property
     def fault_rate(self) -> float:

@@ -73,16 +73,14 @@ async def send_reply(send: Send, reply: Reply) -> None:
 
 
 async def drop(send: Send, *, processed: bool) -> None:
-    # In-process, the transport turns this into a dropped connection. Under a real server it
-    # escapes after a response start that promised a body never sent, so the server closes
-    # the connection and the client sees the response lost.
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
-        }
-    )
+    """Drop the connection with no response at all. Under uvicorn, ``send`` belongs to the
+    connection's request cycle, which holds the socket's transport: aborting it is what a
+    server dying mid-request does (the client cannot tell whether the request was acted on).
+    In-process, the transport below turns the exception into the error a socket would give."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is not None and callable(getattr(transport, "abort", None)):
+        transport.abort()
+        return
     raise ConnectionDropped(processed)
 
 

@@ -70,6 +70,8 @@ class Conversation:
     tags: list[int] = attrs.field(factory=list)
     attachments: list[dict[str, Any]] = attrs.field(factory=list)
     created: float = attrs.field(factory=time.time)  # unix seconds, for time-range search
+    #: When the fake stored it (unix seconds): stream search lists it ``index_delay`` later.
+    stored: float = attrs.field(factory=time.time)
     context: dict[str, Any] = attrs.field(factory=dict)  # automation variables
 
     def summary(self) -> dict[str, Any]:
@@ -97,6 +99,8 @@ class FakeState:
 
     - ``streams``: a fixed set of stream ids; others are 404 (default: created on first use).
     - ``managers``: the account's agents (default: one, John Smith, as the docs show him).
+    - ``index_delay``: seconds before a new conversation shows in stream search (CommBox's
+      search index lags its store; Get Object finds it at once).
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class FakeState:
         managers: Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
         self.fixed_streams = {str(s) for s in streams} if streams is not None else None
+        self.index_delay = 0.0
         self._default_managers = (
             [dict(m) for m in managers] if managers is not None else [dict(DEFAULT_MANAGER)]
         )

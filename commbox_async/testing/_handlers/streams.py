@@ -3,6 +3,7 @@ stream's availability."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -141,7 +142,9 @@ def _stream_objects(state: FakeState, p: P, q: Q, body: Any) -> Result:
     if stream not in state.streams:
         state.stream_ids(stream)
     search = _StreamSearch.of(q)
-    found = filtered(search.select(state.objects[i] for i in state.streams[stream]), q)
+    indexed = time.time() - state.index_delay
+    listed = (state.objects[i] for i in state.streams[stream])
+    found = filtered(search.select(o for o in listed if o.stored <= indexed), q)
     # CommBox: "Max: 100 objects" for a time range; "additional calls are required": pages.
     cap = TIME_RANGE_CAP if search.start is not None else None
     return 200, [search_record(o, q) for o in page(found, q, cap=cap)]
