@@ -15,8 +15,17 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
+from ._aio import aiterate, call
 from ._exceptions import CommBoxError, ConfigurationError
 from ._json import loads as load_json
 from .models import Activity, ObjectActivityType, ObjectDetails, Transcript, unstructure
@@ -145,7 +155,7 @@ class Export:
         types = [int(ObjectActivityType(t)) for t in activity_types]
         source: AsyncIterable[ConversationRef]
         if refs is not None:
-            source = _refs(refs)
+            source = (_ref(value) async for value in aiterate(refs))
         else:
             assert stream_id is not None
             assert start is not None
@@ -191,9 +201,11 @@ class Export:
         on_export: Callable[[ConversationExport], Awaitable[None] | None] | None = None,
     ) -> ExportReport:
         """Export into ``path`` as JSON lines (see :meth:`ConversationExport.to_wire`),
-        resuming: conversations already in the file are skipped, and a half-written last line
-        from a crash is cut off first. Errors go to ``<path>.errors.jsonl`` (one line each,
-        ``stream_id``, ``object_id``, ``error``) and are tried again on the next run.
+        resuming: conversations already in the file are skipped (their keys are read into a
+        temporary on-disk index first, so memory stays bounded however long the file is), and
+        a half-written last line from a crash is cut off first. Errors go to
+        ``<path>.errors.jsonl`` (one line each, ``stream_id``, ``object_id``, ``error``) and
+        are tried again on the next run.
         ``on_export`` sees every result (for progress)."""
         out = Path(path)
         errors = out.with_name(out.name + ".errors.jsonl")
@@ -233,13 +245,12 @@ class Export:
                         await eh.flush()
                         report.failed += 1
                     if on_export is not None:
-                        result = on_export(item)
-                        if result is not None:
-                            await result
+                        await call(on_export, item)
             await anyio.to_thread.run_sync(os.fsync, fh.wrapped.fileno())
         finally:
             await fh.aclose()
             await eh.aclose()
+            done.close()
         report.elapsed = time.monotonic() - started
         return report
 
@@ -296,17 +307,6 @@ class Export:
         )
 
 
-async def _refs(
-    refs: Iterable[RefInput] | AsyncIterable[RefInput],
-) -> AsyncIterator[ConversationRef]:
-    if isinstance(refs, AsyncIterable):
-        async for value in refs:
-            yield _ref(value)
-    else:
-        for value in refs:
-            yield _ref(value)
-
-
 def _repair_tail(path: Path) -> bool:
     """Cut a half-written last line (no newline: the process died mid-write)."""
     if not path.exists() or path.stat().st_size == 0:
@@ -332,18 +332,50 @@ def _repair_tail(path: Path) -> bool:
         return True
 
 
-def _exported_keys(path: Path) -> set[str]:
-    keys: set[str] = set()
+class _ExportedKeys:
+    """The keys an export file already holds, in a private temporary SQLite file (deleted on
+    close), so resuming an export of millions of conversations does not hold them all in
+    memory: a lookup is an index probe."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("", check_same_thread=False)
+        self._db.execute("CREATE TABLE done (key TEXT PRIMARY KEY) WITHOUT ROWID")
+
+    def add_many(self, keys: Iterable[str]) -> None:
+        with self._db:
+            self._db.executemany("INSERT OR IGNORE INTO done VALUES (?)", ((k,) for k in keys))
+
+    def add(self, key: str) -> None:
+        self.add_many((key,))
+
+    def __contains__(self, key: object) -> bool:
+        row = self._db.execute("SELECT 1 FROM done WHERE key=?", (key,)).fetchone()
+        return row is not None
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _exported_keys(path: Path) -> _ExportedKeys:
+    keys = _ExportedKeys()
     if not path.exists():
         return keys
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            try:
-                item = load_json(line)  # under the decoding limits: a crafted line is refused
-                keys.add(ConversationRef(item["stream_id"], item["object_id"]).key)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigurationError(
-                    f"{path}:{number} is not an export line this client wrote ({exc}); "
-                    "refusing to append to it"
-                ) from None
+
+    def read() -> Iterator[str]:
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                try:
+                    item = load_json(line)  # under the decoding limits: a crafted line is refused
+                    yield ConversationRef(item["stream_id"], item["object_id"]).key
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ConfigurationError(
+                        f"{path}:{number} is not an export line this client wrote ({exc}); "
+                        "refusing to append to it"
+                    ) from None
+
+    try:
+        keys.add_many(read())
+    except BaseException:
+        keys.close()
+        raise
     return keys
