@@ -111,6 +111,33 @@ def _envelope_fields(envelope: dict[str, Any] | None) -> tuple[int | None, str |
     return _status_int(envelope.get("status")), description
 
 
+def _decode(content: bytes, max_depth: int) -> tuple[Any, bool, str | None]:
+    """(the body, whether it was JSON, which decoding limit refused it, if one did)."""
+    if not content:  # a blank body fails to decode like any other non-JSON one
+        return None, False, None
+    try:
+        return _loads(content, max_depth), True, None
+    except JSONLimitError as exc:
+        return None, False, str(exc)
+    except ValueError:
+        return None, False, None
+
+
+def _envelope_of(body: Any, is_json: bool) -> dict[str, Any] | None:
+    if (
+        is_json
+        and isinstance(body, dict)
+        and ("status" in body or "data" in body or "description" in body)
+    ):
+        return body
+    return None
+
+
+def _fails(status: int, allow_partial: bool) -> bool:
+    """Whether a status (HTTP or envelope) is an error: 4xx, 5xx, and 206 unless asked for."""
+    return status >= 400 or (status == 206 and not allow_partial)
+
+
 def parse_response(
     response: ResponseLike,
     *,
@@ -130,58 +157,19 @@ def parse_response(
     status = response.status_code
     headers = response.headers  # a read-only view for callers; copied only for errors
     content = response.content
-    body: Any = None
-    is_json = False
-    refused: str | None = None
-    if content:  # a blank body fails to decode like any other non-JSON one
-        try:
-            body = _loads(content, max_depth)
-            is_json = True
-        except JSONLimitError as exc:
-            refused = str(exc)
-        except ValueError:
-            body = None
-    envelope = (
-        body
-        if is_json
-        and isinstance(body, dict)
-        and ("status" in body or "data" in body or "description" in body)
-        else None
-    )
-    env_status, description = _envelope_fields(envelope)
-    if status >= 400 or (status == 206 and not allow_partial):
+    body, is_json, refused = _decode(content, max_depth)
+    envelope = _envelope_of(body, is_json)
+    if _fails(status, allow_partial) or not (200 <= status < 300):
         message = _MESSAGES.get(status, "CommBox returned an error")
-        raise _status_error(status, message, response, body, is_json, envelope, method, path)
-    if not (200 <= status < 300):
-        message = "unexpected HTTP status"
+        if status < 400 and status != 206:
+            message = "unexpected HTTP status"
         raise _status_error(status, message, response, body, is_json, envelope, method, path)
     if status == 204:
-        return Envelope(
-            http_status=status,
-            headers=headers,
-            envelope_status=None,
-            description=None,
-            response_time=None,
-            data=None,
-            body=None,
-            elapsed=elapsed,
-            attempts=attempts,
-            max_depth=max_depth,
-        )
-    if not is_json:
-        raise InvalidResponseError(
-            f"CommBox returned a body the decoder refused ({refused})"
-            if refused
-            else "CommBox returned a body that is not JSON"
-            if content.strip()
-            else "CommBox returned an empty body",
-            http_status=status,
-            content_type=headers.get("content-type"),
-            snippet=_snippet(content),
-            method=method,
-            path=path,
-        )
-    if env_status is not None and (env_status >= 400 or (env_status == 206 and not allow_partial)):
+        body = envelope = None
+    elif not is_json:
+        raise _not_json(status, headers, content, refused, method, path)
+    env_status, description = _envelope_fields(envelope)
+    if env_status is not None and _fails(env_status, allow_partial):
         message = "CommBox reported a failure inside an HTTP 200 response"
         raise _status_error(env_status, message, response, body, is_json, envelope, method, path)
     response_time = envelope.get("response_time") if envelope is not None else None
@@ -196,6 +184,30 @@ def parse_response(
         elapsed=elapsed,
         attempts=attempts,
         max_depth=max_depth,
+    )
+
+
+def _not_json(
+    status: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    refused: str | None,
+    method: str,
+    path: str,
+) -> InvalidResponseError:
+    if refused:
+        message = f"CommBox returned a body the decoder refused ({refused})"
+    elif content.strip():
+        message = "CommBox returned a body that is not JSON"
+    else:
+        message = "CommBox returned an empty body"
+    return InvalidResponseError(
+        message,
+        http_status=status,
+        content_type=headers.get("content-type"),
+        snippet=_snippet(content),
+        method=method,
+        path=path,
     )
 
 
