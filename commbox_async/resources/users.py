@@ -7,7 +7,7 @@ from typing import Literal
 
 from .._exceptions import ConfigurationError
 from ..models import ObjectDetails, ObjectStatusType, StreamProviderType, User, UserInfo
-from ._resource import APIResource, Id, Paginator, require_int
+from ._resource import APIResource, Id, Paginator, require_int, require_model
 from .streams import bool_param, status_list
 
 __all__ = ["Users"]
@@ -44,6 +44,9 @@ class Users(APIResource):
         """Update a user's details: ``POST /users/{USER_ID}`` with ``{"data": {...}}`` (see
         :class:`~commbox_async.models.UserInfo` for the wire names). Returns the user id."""
         path = "/users/{user_id}"
+        info = require_model(
+            info, UserInfo, param="info", method="cb.users.update()", build="UserInfo(...)"
+        )
         envelope = await self._client._request(
             "POST", path, path_params={"user_id": user_id}, json={"data": info.to_wire()}
         )

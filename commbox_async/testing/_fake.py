@@ -25,6 +25,7 @@ import attrs
 import httpx
 
 from .._client import AsyncCommBox
+from .._extras import missing_extra
 from ..models import ObjectActivityType, ObjectStatusType
 
 __all__ = ["FAULT_KINDS", "FakeCommBox", "RequestRecord"]
@@ -109,6 +110,15 @@ def envelope(
     }
 
 
+def _require_fake_extra() -> None:
+    """The fake is an ASGI app on Starlette: say which ``pip install`` brings it now, rather
+    than fail at the first request."""
+    try:
+        import starlette.requests  # noqa: F401
+    except ImportError as exc:
+        raise missing_extra(exc, extra="fake", what="FakeCommBox") from None
+
+
 class FakeCommBox:
     """An in-memory CommBox.
 
@@ -133,6 +143,7 @@ class FakeCommBox:
         slow_seconds: float = 0.05,
         managers: Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
+        _require_fake_extra()
         self.token = token
         self.fixed_streams = {str(s) for s in streams} if streams is not None else None
         self.slow_seconds = slow_seconds
