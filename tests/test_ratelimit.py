@@ -10,6 +10,7 @@ same every run); and, marked slow (``nox -s soak``), against ``commbox fake-serv
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import math
 import os
@@ -283,10 +284,8 @@ async def drive(cb: AsyncCommBox, seconds: float, workers: int = 16) -> None:
 
     async def worker() -> None:
         while anyio.current_time() < end:
-            try:
+            with contextlib.suppress(RateLimitError):
                 await cb.request("GET", "/core/systemstatus")
-            except RateLimitError:
-                pass
 
     async with anyio.create_task_group() as tg:
         for _ in range(workers):
@@ -338,8 +337,16 @@ def fake_server_50() -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "commbox_async.cli", "fake-server", "--port", str(port)]
-        + ["--rate-limit", "50"],
+        [
+            sys.executable,
+            "-m",
+            "commbox_async.cli",
+            "fake-server",
+            "--port",
+            str(port),
+            "--rate-limit",
+            "50",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
