@@ -168,15 +168,18 @@ async def test_hooks_take_a_single_callable_as_the_readme_writes_it() -> None:
     assert both.on_request == (seen.append, print) and both.on_retry == (print,)
 
 
+TAKES = "takes a callable or a sequence of callables, got"
+
+
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"on_request": 3}, "Hooks(on_request=...) takes a callable or a sequence of callables, got int"),
-        ({"on_response": "log"}, "Hooks(on_response=...) takes a callable or a sequence of callables, got str"),
+        ({"on_request": 3}, f"Hooks(on_request=...) {TAKES} int"),
+        ({"on_response": "log"}, f"Hooks(on_response=...) {TAKES} str"),
         ({"on_retry": [print, None]}, "Hooks(on_retry=...): item 1 is NoneType, not a callable"),
-        ({"on_throttle": {print}}, "Hooks(on_throttle=...) takes a callable or a sequence of callables, got set"),
+        ({"on_throttle": {print}}, f"Hooks(on_throttle=...) {TAKES} set"),
     ],
-)  # fmt: skip
+)
 def test_a_hook_that_is_not_callable_is_refused_at_construction(
     kw: dict[str, Any], message: str
 ) -> None:
@@ -368,9 +371,8 @@ def test_the_rate_limit_a_command_runs_with(
 
     monkeypatch.setattr(cli_module, "_real_make_client", cli_module._make_client, raising=False)
     monkeypatch.setattr(cli_module, "_make_client", make)
-    result = CliRunner().invoke(
-        cli_module.cli, ["get-object", "532", "1", "--token", "t", "--base-url", "http://127.0.0.1:9", *args]
-    )  # fmt: skip
+    base = ["get-object", "532", "1", "--token", "t", "--base-url", "http://127.0.0.1:9"]
+    result = CliRunner().invoke(cli_module.cli, [*base, *args])
     assert result.exit_code == 1  # nothing listens there
     (setting,) = made
     assert str(setting) == shown
