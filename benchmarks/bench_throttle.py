@@ -186,7 +186,7 @@ async def against_the_fake(rate_limit: object, seconds: float) -> dict[str, obje
         None,
     )
     tail = min(15.0, seconds)
-    rate = sum(1 for t in ok if t >= seconds - tail) / tail
+    rate = sum(1 for t in ok if seconds - tail <= t < seconds) / tail
     return {
         "limiter": f"rate_limit={rate_limit!r} vs fake limit {SERVER_LIMIT:g}/s",
         "seconds": seconds,

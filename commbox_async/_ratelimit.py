@@ -99,14 +99,22 @@ def make_throttle(rate_limit: RateLimit, burst: int | None) -> Throttle | None:
     return TokenBucket(rate_limit, burst)
 
 
-def describe_rate_limit(throttle: Throttle | None, source: str | None = None) -> str:
-    """``10/s, burst 10 (default)``, ``adaptive, now 37.5/s (COMMBOX_RATE_LIMIT)``, ``off``..."""
+def describe_rate_limit(
+    throttle: Throttle | None, source: str | None = None, *, burst: bool = True
+) -> str:
+    """``10/s, burst 10 (default)``, ``adaptive, now 37.5/s (COMMBOX_RATE_LIMIT)``, ``off``...
+    (``burst=False`` leaves the burst out, for a progress bar)."""
     if throttle is None:
         text = "off"
-    elif isinstance(throttle, AdaptiveThrottle):
-        text = f"adaptive, now {throttle.rate:.1f}/s, burst {throttle.burst}"
-    elif isinstance(throttle, TokenBucket):
-        text = f"{throttle.rate:g}/s, burst {throttle.burst}"
+    elif isinstance(throttle, (AdaptiveThrottle, TokenBucket)):
+        rate = (
+            f"{throttle.rate:.1f}"
+            if isinstance(throttle, AdaptiveThrottle)
+            else f"{throttle.rate:g}"
+        )
+        text = f"adaptive, now {rate}/s" if isinstance(throttle, AdaptiveThrottle) else f"{rate}/s"
+        if burst:
+            text += f", burst {throttle.burst}"
     else:
         text = repr(throttle)
     return f"{text} ({source})" if source else text

@@ -102,10 +102,13 @@ class RateLimitSetting:
         self.throttle: Throttle | None = None
 
     def __str__(self) -> str:
+        return self.describe()
+
+    def describe(self, *, burst: bool = True) -> str:
         throttle = self.throttle
         if throttle is None:
             throttle = make_throttle(self.value, self.burst)
-        return describe_rate_limit(throttle, self.source)
+        return describe_rate_limit(throttle, self.source, burst=burst)
 
 
 class _RateLimitType(click.ParamType):  # type: ignore[type-arg]
@@ -747,13 +750,13 @@ class _RateLimitColumn(ProgressColumn):
         self._setting = setting
 
     def render(self, task: Task) -> Text:
-        return Text(f"rate limit {self._setting}", style="dim")
+        return Text(f"rate limit {self._setting.describe(burst=False)}", style="dim")
 
 
 def _progress(rate_limit: RateLimitSetting | None = None) -> Progress:
     columns: list[ProgressColumn] = [
         TextColumn("{task.description:>10}"),
-        BarColumn(),
+        BarColumn(bar_width=20 if rate_limit is not None else 40),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     ]

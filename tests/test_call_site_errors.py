@@ -448,3 +448,40 @@ def test_a_bad_commbox_log_is_a_warning_not_a_crash() -> None:
     assert "RuntimeWarning: COMMBOX_LOG='verbose' is ignored: use COMMBOX_LOG=debug or" in (
         result.stderr
     )
+
+
+def test_send_bulk_and_export_show_the_rate_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .conftest import serve_in_thread
+
+    monkeypatch.delenv("COMMBOX_RATE_LIMIT", raising=False)
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"key": "a", "channel": "sms", "user_stream_provider_id": "972500000001", '
+        '"message": "hi"}\n'
+    )
+    fake = FakeCommBox()
+    with serve_in_thread(fake) as url:
+        common = ["--token", "t", "--base-url", url]
+        sent = CliRunner().invoke(
+            cli_module.cli,
+            ["send-bulk", "--stream", "532", "--input", str(src), "--journal"]
+            + [str(tmp_path / "j.sqlite"), "--outcomes", str(tmp_path / "o.jsonl"), *common],
+            terminal_width=200,
+        )
+        monkeypatch.setattr(cli_module.console, "width", 120)  # sent's check was at 80 columns
+        refs = tmp_path / "refs.txt"
+        refs.write_text(f"532,{fake.all_objects()[0]['objectId']}\n")
+        exported = CliRunner().invoke(
+            cli_module.cli,
+            ["export", "--input", str(refs), "--out", str(tmp_path / "x.jsonl"), *common]
+            + ["--rate-limit", "adaptive"],
+            terminal_width=200,
+        )
+    assert sent.exit_code == 0, sent.output
+    assert "rate limit 10/s (default)" in sent.output  # the progress bar
+    assert "│ rate limit " in sent.output and "10/s, burst 10 (default)" in sent.output
+    assert exported.exit_code == 0, exported.output
+    assert "rate limit adaptive, now 10.0/s (--rate-limit)" in exported.output
+    assert "adaptive, now 10.0/s, burst 10 (--rate-limit)" in exported.output

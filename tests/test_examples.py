@@ -221,3 +221,25 @@ def test_two_workers_share_one_redis_limit(fake: FakeCommBox, served: str, tmp_p
     # separate limits would take half that.
     elapsed = float(re.search(r"in ([\d.]+)s", result.stdout).group(1))  # type: ignore[union-attr]
     assert elapsed >= (60 - 5) / 20
+
+
+def doc_blocks() -> list[tuple[str, str]]:
+    found = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for i, block in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
+            if not block.lstrip().startswith("--8<--"):  # included from a tested file
+                found.append((f"{page.relative_to(ROOT)}#{i}", block))
+    return found
+
+
+@pytest.mark.parametrize(("where", "block"), doc_blocks(), ids=[w for w, _ in doc_blocks()])
+def test_every_python_block_in_the_docs_compiles(where: str, block: str) -> None:
+    """Blocks written in a page (not included from examples/) at least parse, and import only
+    what the package has."""
+    tree = ast.parse(block, where)  # top-level await parses; it only fails when compiled
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("commbox"):
+            module = __import__(node.module, fromlist=["_"])
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"{where}: {node.module}.{alias.name}"
