@@ -464,21 +464,15 @@ def test_send_bulk_and_export_show_the_rate_limit(
     fake = FakeCommBox()
     with serve_in_thread(fake) as url:
         common = ["--token", "t", "--base-url", url]
-        sent = CliRunner().invoke(
-            cli_module.cli,
-            ["send-bulk", "--stream", "532", "--input", str(src), "--journal"]
-            + [str(tmp_path / "j.sqlite"), "--outcomes", str(tmp_path / "o.jsonl"), *common],
-            terminal_width=200,
-        )
+        journal, outcomes = str(tmp_path / "j.sqlite"), str(tmp_path / "o.jsonl")
+        bulk = ["send-bulk", "--stream", "532", "--input", str(src)]
+        bulk += ["--journal", journal, "--outcomes", outcomes, *common]
+        sent = CliRunner().invoke(cli_module.cli, bulk)
         monkeypatch.setattr(cli_module.console, "width", 120)  # sent's check was at 80 columns
         refs = tmp_path / "refs.txt"
         refs.write_text(f"532,{fake.all_objects()[0]['objectId']}\n")
-        exported = CliRunner().invoke(
-            cli_module.cli,
-            ["export", "--input", str(refs), "--out", str(tmp_path / "x.jsonl"), *common]
-            + ["--rate-limit", "adaptive"],
-            terminal_width=200,
-        )
+        export = ["export", "--input", str(refs), "--out", str(tmp_path / "x.jsonl"), *common]
+        exported = CliRunner().invoke(cli_module.cli, [*export, "--rate-limit", "adaptive"])
     assert sent.exit_code == 0, sent.output
     assert "rate limit 10/s (default)" in sent.output  # the progress bar
     assert "│ rate limit " in sent.output and "10/s, burst 10 (default)" in sent.output
