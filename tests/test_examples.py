@@ -233,13 +233,52 @@ def doc_blocks() -> list[tuple[str, str]]:
     return found
 
 
+def library_names() -> set[str]:
+    import commbox_async
+    import commbox_async.bulk
+    import commbox_async.models
+    import commbox_async.testing
+    import commbox_async.webhooks
+
+    modules = [
+        commbox_async,
+        commbox_async.bulk,
+        commbox_async.models,
+        commbox_async.testing,
+        commbox_async.webhooks,
+    ]
+    return {name for m in modules for name in getattr(m, "__all__", ())}
+
+
+def bound_names(tree: ast.AST) -> set[str]:
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return bound
+
+
 @pytest.mark.parametrize(("where", "block"), doc_blocks(), ids=[w for w, _ in doc_blocks()])
 def test_every_python_block_in_the_docs_compiles(where: str, block: str) -> None:
-    """Blocks written in a page (not included from examples/) at least parse, and import only
-    what the package has."""
+    """Blocks written in a page (not included from examples/) parse, import only what the
+    package has, and use no library name or standard module they did not import (a snippet
+    may lean on names of its context, such as ``cb``, but not on a missing import)."""
     tree = ast.parse(block, where)  # top-level await parses; it only fails when compiled
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("commbox"):
             module = __import__(node.module, fromlist=["_"])
             for alias in node.names:
                 assert hasattr(module, alias.name), f"{where}: {node.module}.{alias.name}"
+    loaded = {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
+    missing = (loaded - bound_names(tree)) & (library_names() | set(sys.stdlib_module_names))
+    assert not missing, f"{where} uses {sorted(missing)} without importing them"
