@@ -20,9 +20,18 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def soak(session: nox.Session) -> None:
-    """The slow soak tests (bulk sends under faults, repeated SIGKILLs); COMMBOX_SOAK_N sets N."""
+    """The slow soak tests (bulk sends under faults, repeated SIGKILLs; COMMBOX_SOAK_N sets N),
+    then the property tests and fuzzers with ten times their examples."""
     session.install("-e", ".[test]")
     session.run("pytest", "-m", "slow", *session.posargs)
+    session.run(
+        "pytest",
+        "tests/test_fuzz.py",
+        "tests/test_hostile.py",
+        "tests/test_webhooks.py",
+        "tests/test_client.py",
+        env={"COMMBOX_HYPOTHESIS_PROFILE": "soak"},
+    )
 
 
 @nox.session(python=PYTHON)
@@ -71,6 +80,7 @@ def bench(session: nox.Session) -> None:
         "bench_decode",
         "bench_webhooks",
         "bench_bulk",
+        "bench_hostile",
     ]
     for name in names:
         session.run("python", f"benchmarks/{name}.py")

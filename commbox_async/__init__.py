@@ -36,6 +36,7 @@ from ._exceptions import (
 )
 from ._files import Attachment
 from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent
+from ._json import DEFAULT_MAX_DEPTH
 from ._logging import configure_from_env as _configure_from_env
 from ._response import APIResponse
 from ._throttle import AdaptiveThrottle, Throttle, TokenBucket
@@ -59,6 +60,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_RATE_LIMIT",
     "DEFAULT_BURST",
+    "DEFAULT_MAX_DEPTH",
     "NOT_GIVEN",
     "NotGiven",
     "APIResponse",

@@ -34,6 +34,7 @@ from ._exceptions import (
 )
 from ._files import AttachmentInput, coerce_attachments, open_files
 from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent, emit
+from ._json import DEFAULT_MAX_DEPTH
 from ._response import Envelope, parse_response, record_envelope
 from ._retry import RetryPolicy, retry_reason
 from ._secret import Secret
@@ -113,6 +114,7 @@ class ClientOptions:
     max_backoff: float
     retry_uncertain: bool
     max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES
+    max_depth: int = DEFAULT_MAX_DEPTH
     user_agent: str
     headers: Mapping[str, str]
     #: Every attempt's headers but the token's, built once per options rather than per call.
@@ -132,6 +134,8 @@ class ClientOptions:
                 f"max_response_bytes must be a positive number of bytes (or None for no "
                 f"limit), got {self.max_response_bytes}"
             )
+        if type(self.max_depth) is not int or self.max_depth < 1:
+            raise ConfigurationError(f"max_depth must be a positive int, got {self.max_depth!r}")
         if any(k.lower() == "authorization" for k in self.headers):
             raise ConfigurationError("set the token with token=, not an Authorization header")
         static = {"Accept": "application/json", "User-Agent": self.user_agent, **self.headers}
@@ -582,6 +586,7 @@ class BaseClient:
                 attempts=call.attempt,
                 elapsed=elapsed,
                 allow_partial=call.allow_partial,
+                max_depth=self._options.max_depth,
             )
         except CommBoxError:
             raise

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, final
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, final
 
 import attrs
 import httpx
@@ -22,6 +22,7 @@ from ._base_client import (
 from ._exceptions import ConfigurationError
 from ._files import AttachmentInput
 from ._hooks import ClientStats, Hooks
+from ._json import DEFAULT_MAX_DEPTH
 from ._ratelimit import (
     DEFAULT_BURST,
     DEFAULT_RATE_LIMIT,
@@ -36,21 +37,32 @@ from ._transport import AutoSender, HttpxSender, Sender, TransportOption, make_s
 from ._urls import check_base_url
 from ._version import __version__
 from .resources import (
-    APIResource,
     Auth,
+    AuthWithRawResponse,
     Automation,
+    AutomationWithRawResponse,
     Forms,
+    FormsWithRawResponse,
     Managers,
+    ManagersWithRawResponse,
     Objects,
-    RawResponseView,
+    ObjectsWithRawResponse,
     Sms,
+    SmsWithRawResponse,
     Stats,
+    StatsWithRawResponse,
     Streams,
+    StreamsWithRawResponse,
     System,
+    SystemWithRawResponse,
     Tags,
+    TagsWithRawResponse,
     Teams,
+    TeamsWithRawResponse,
     Users,
+    UsersWithRawResponse,
     WhatsApp,
+    WhatsAppWithRawResponse,
 )
 
 if TYPE_CHECKING:
@@ -127,6 +139,9 @@ class AsyncCommBox(BaseClient):
     - ``max_response_bytes``: the largest response body read (default 32 MiB; ``None`` for no
       limit). A longer one stops being read at the limit and raises
       :class:`ResponseTooLargeError`, whose verdict follows the status that came with it.
+    - ``max_depth``: how deeply a response's JSON may nest, the JSON inside its string fields
+      included (default 256); a deeper body raises :class:`InvalidResponseError` (or
+      :class:`DecodeError`) before Python's recursion limit could.
     - ``max_connections``, ``max_keepalive_connections``, ``keepalive_expiry``, ``http2``: the pool.
     - ``user_agent``, ``default_headers``, ``hooks``.
     - ``http_client``: an ``httpx.AsyncClient`` of your own, used as-is and never closed here.
@@ -166,6 +181,7 @@ class AsyncCommBox(BaseClient):
         initial_backoff: float = 0.5,
         max_backoff: float = 8.0,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         if token is None:
             token = os.environ.get("COMMBOX_TOKEN") or None
@@ -201,6 +217,7 @@ class AsyncCommBox(BaseClient):
             max_backoff=max_backoff,
             retry_uncertain=retry_uncertain,
             max_response_bytes=max_response_bytes,
+            max_depth=max_depth,
             user_agent=user_agent or f"commbox-async/{__version__} httpx/{httpx.__version__}",
             headers=dict(default_headers or {}),
         )
@@ -241,6 +258,7 @@ class AsyncCommBox(BaseClient):
         max_retry_after: float | NotGiven = NOT_GIVEN,
         retry_uncertain: bool | NotGiven = NOT_GIVEN,
         max_response_bytes: int | NotGiven | None = NOT_GIVEN,
+        max_depth: int | NotGiven = NOT_GIVEN,
         default_headers: Mapping[str, str] | NotGiven = NOT_GIVEN,
     ) -> AsyncCommBox:
         """A view with other per-call options that shares this client's pool, throttle, token,
@@ -258,6 +276,8 @@ class AsyncCommBox(BaseClient):
             changes["retry_uncertain"] = retry_uncertain
         if not isinstance(max_response_bytes, NotGiven):
             changes["max_response_bytes"] = max_response_bytes
+        if not isinstance(max_depth, NotGiven):
+            changes["max_depth"] = max_depth
         if not isinstance(default_headers, NotGiven):
             changes["headers"] = {**self._options.headers, **default_headers}
         return self._view(attrs.evolve(self._options, **changes), self._sender)
@@ -475,16 +495,66 @@ def _with_throttle_hooks(hooks: Hooks, throttle: Throttle | None, source: str) -
 
 
 class AsyncCommBoxWithRawResponse:
-    """``cb.with_raw_response``: every awaitable method returns an :class:`APIResponse`."""
+    """``cb.with_raw_response``: every awaitable method, returning an :class:`APIResponse`
+    (the typed value with the HTTP and envelope facts), typed like the method itself."""
 
     def __init__(self, client: AsyncCommBox) -> None:
         self._client = client
         self.request = to_raw_response(client.request)
 
-    def __getattr__(self, name: str) -> RawResponseView:
-        resource = getattr(self._client, name, None)
-        if not isinstance(resource, APIResource):
+    if not TYPE_CHECKING:  # a clearer message than the default; type checkers know the names
+
+        def __getattr__(self, name: str) -> NoReturn:
             raise AttributeError(f"AsyncCommBox has no resource namespace {name!r}")
-        view = RawResponseView(resource)
-        setattr(self, name, view)
-        return view
+
+    @cached_property
+    def objects(self) -> ObjectsWithRawResponse:
+        return ObjectsWithRawResponse(self._client.objects)
+
+    @cached_property
+    def streams(self) -> StreamsWithRawResponse:
+        return StreamsWithRawResponse(self._client.streams)
+
+    @cached_property
+    def users(self) -> UsersWithRawResponse:
+        return UsersWithRawResponse(self._client.users)
+
+    @cached_property
+    def managers(self) -> ManagersWithRawResponse:
+        return ManagersWithRawResponse(self._client.managers)
+
+    @cached_property
+    def teams(self) -> TeamsWithRawResponse:
+        return TeamsWithRawResponse(self._client.teams)
+
+    @cached_property
+    def stats(self) -> StatsWithRawResponse:
+        return StatsWithRawResponse(self._client.stats)
+
+    @cached_property
+    def system(self) -> SystemWithRawResponse:
+        return SystemWithRawResponse(self._client.system)
+
+    @cached_property
+    def sms(self) -> SmsWithRawResponse:
+        return SmsWithRawResponse(self._client.sms)
+
+    @cached_property
+    def whatsapp(self) -> WhatsAppWithRawResponse:
+        return WhatsAppWithRawResponse(self._client.whatsapp)
+
+    @cached_property
+    def tags(self) -> TagsWithRawResponse:
+        return TagsWithRawResponse(self._client.tags)
+
+    @cached_property
+    def forms(self) -> FormsWithRawResponse:
+        return FormsWithRawResponse(self._client.forms)
+
+    @cached_property
+    def auth(self) -> AuthWithRawResponse:
+        return AuthWithRawResponse(self._client.auth)
+
+    @cached_property
+    def automation(self) -> AutomationWithRawResponse:
+        return AutomationWithRawResponse(self._client.automation)

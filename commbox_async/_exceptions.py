@@ -102,10 +102,17 @@ class ClientStateError(CommBoxError, RuntimeError):
 
 
 class JournalError(CommBoxError, OSError):
-    """A bulk send's journal could not be written (disk full, file gone...). The send stops:
-    without its journal it can no longer promise that nothing is sent twice. Every message
-    whose "sending" mark was written is in the journal; those still marked ``sending`` are
-    treated as uncertain by the next run. The SQLite error is the ``__cause__``."""
+    """A bulk send's journal cannot be used: it could not be written (disk full, file gone...)
+    and the send stops, for without its journal it can no longer promise that nothing is sent
+    twice; or, when it is opened and before anything is sent, it is corrupt, truncated, not a
+    journal, read-only or cannot be opened (the message names the file and says which).
+
+    Every message whose "sending" mark was written is in the journal; those still marked
+    ``sending`` are treated as uncertain by the next run. The SQLite error, when there is one,
+    is the ``__cause__``."""
+
+    #: The journal's file, when the error is about opening one.
+    path: str | None = None
 
 
 class BulkStoppedError(CommBoxError):
@@ -295,6 +302,34 @@ class InvalidResponseError(CommBoxError):
         )
 
 
+def brief(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for messages about hostile input: it
+    never fails (an int too long to print, a structure too deep to walk) and never grows with
+    the input's size beyond the limit."""
+    if isinstance(value, str) and len(value) > limit:
+        value = value[: limit + 1]  # repr of a huge str costs its whole length
+    try:
+        shown = repr(value)
+    except (ValueError, RecursionError):  # an int beyond the int-digits limit, a deep list
+        shown = f"<{type(value).__name__}>"
+    if len(shown) > limit:
+        shown = shown[: limit - 3] + "..."
+    return shown
+
+
+class _Redacted:
+    """Stands for a value that is not shown (see :data:`REDACTED`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not shown: a secret field>"
+
+
+#: ``DecodeError.value`` when the value belongs to a field marked secret.
+REDACTED: Any = _Redacted()
+
+
 class ResponseTooLargeError(InvalidResponseError):
     """The response body is larger than ``max_response_bytes``: reading stopped at the limit.
 
@@ -331,7 +366,9 @@ class DecodeError(CommBoxError, ValueError):
     """A value from CommBox could not be decoded into the typed model.
 
     ``model`` is the class being built, ``path`` where in the payload (``data.childs[3].id``)
-    and ``value`` the offending value.
+    and ``value`` the offending value, or :data:`REDACTED` for a field marked secret (a
+    password, a login ticket) and for an object holding one: ``secret`` is then True, and
+    neither the message nor ``args`` holds the value.
     """
 
     def __init__(self, message: str, *, model: str, path: str, value: Any) -> None:
@@ -341,12 +378,14 @@ class DecodeError(CommBoxError, ValueError):
         self.path = path
         self.value = value
 
+    @property
+    def secret(self) -> bool:
+        return self.value is REDACTED
+
     def __str__(self) -> str:
-        shown = repr(self.value)
-        if len(shown) > 120:
-            shown = shown[:117] + "..."
         return (
-            f"cannot decode {self.model} at {self.path or '<root>'}: {self.message} (got {shown})"
+            f"cannot decode {self.model} at {self.path or '<root>'}: {self.message} "
+            f"(got {brief(self.value, 120)})"
         )
 
 

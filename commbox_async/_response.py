@@ -11,6 +11,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 import attrs
 
 from ._exceptions import APIStatusError, InvalidResponseError, status_error_class
+from ._json import DEFAULT_MAX_DEPTH, JSONLimitError, check, loads
 from ._retry import parse_retry_after
 from ._transport import ResponseLike
 
@@ -36,6 +37,8 @@ class Envelope:
     body: Any
     elapsed: float
     attempts: int
+    #: The depth limit the body was decoded under: JSON inside ``data``'s strings gets it too.
+    max_depth: int = DEFAULT_MAX_DEPTH
 
 
 @attrs.frozen(kw_only=True)
@@ -60,8 +63,9 @@ def _status_int(value: Any) -> int | None:
         return value
     if type(value) is str:
         text = value.strip()  # the same object when there is nothing to strip, as in "200"
-        # isdecimal, not isdigit: "²" is a digit that int() refuses
-        return int(text) if text.isdecimal() else None
+        # isdecimal, not isdigit: "²" is a digit that int() refuses; and no status is longer
+        # than a few digits (int() refuses thousands of them)
+        return int(text) if text.isdecimal() and len(text) <= 20 else None
     return None
 
 
@@ -69,21 +73,27 @@ _DECODER = json.JSONDecoder()  # what json.loads uses when given no options
 _JSON_WHITESPACE = " \t\n\r"
 
 
-def _loads(content: bytes) -> Any:
-    """``json.loads(content)``, at under half its cost for the usual body.
+def _loads(content: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """``json.loads(content)`` under the decoding limits (see :mod:`._json`), at under half
+    its cost for the usual body.
 
     A body is UTF-8 (RFC 8259) with nothing around the value, so it is decoded as UTF-8 and
     parsed by ``raw_decode``, skipping the encoding sniffing and the two whitespace scans.
     Anything else (a BOM, UTF-16, leading whitespace, trailing data, not JSON) goes to
-    ``json.loads`` itself, so what is accepted and what is refused does not change.
+    ``json.loads`` itself, so what is accepted and what is refused does not change, except
+    that what breaks a limit raises :class:`JSONLimitError` (a ``ValueError`` too).
     """
     try:
         text = content.decode()
+    except ValueError:  # UnicodeDecodeError: UTF-16 or 32, or not text
+        return loads(content, max_depth=max_depth)
+    check(content, max_depth)
+    try:
         value, end = _DECODER.raw_decode(text)
-    except ValueError:  # UnicodeDecodeError included
-        return json.loads(content)
+    except (ValueError, RecursionError):  # the standard error, a limit's, or UTF-16 that
+        return loads(content, max_depth=max_depth)  # was valid UTF-8 too
     if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
-        return json.loads(content)  # trailing data: the standard error
+        return loads(content, max_depth=max_depth)  # trailing data: the standard error
     return value
 
 
@@ -109,17 +119,26 @@ def parse_response(
     attempts: int,
     elapsed: float,
     allow_partial: bool,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> Envelope:
-    """Decode a response into an :class:`Envelope`, or raise the typed error it stands for."""
+    """Decode a response into an :class:`Envelope`, or raise the typed error it stands for.
+
+    A body that breaks a decoding limit (nested deeper than ``max_depth``, a number longer
+    than the int-digits limit, a lone surrogate) is treated as a body that is not JSON: the
+    status's own error, or :class:`InvalidResponseError` saying which limit, for a 2xx.
+    """
     status = response.status_code
     headers = response.headers  # a read-only view for callers; copied only for errors
     content = response.content
     body: Any = None
     is_json = False
+    refused: str | None = None
     if content:  # a blank body fails to decode like any other non-JSON one
         try:
-            body = _loads(content)
+            body = _loads(content, max_depth)
             is_json = True
+        except JSONLimitError as exc:
+            refused = str(exc)
         except ValueError:
             body = None
     envelope = (
@@ -147,10 +166,13 @@ def parse_response(
             body=None,
             elapsed=elapsed,
             attempts=attempts,
+            max_depth=max_depth,
         )
     if not is_json:
         raise InvalidResponseError(
-            "CommBox returned a body that is not JSON"
+            f"CommBox returned a body the decoder refused ({refused})"
+            if refused
+            else "CommBox returned a body that is not JSON"
             if content.strip()
             else "CommBox returned an empty body",
             http_status=status,
@@ -173,6 +195,7 @@ def parse_response(
         body=body,
         elapsed=elapsed,
         attempts=attempts,
+        max_depth=max_depth,
     )
 
 

@@ -33,13 +33,16 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 import anyio
 import attrs
 
+from . import _json
 from ._client import AsyncCommBox
 from ._exceptions import (
+    AuthenticationError,
     BulkStoppedError,
     ClientStateError,
     CommBoxError,
     ConfigurationError,
     JournalError,
+    PermissionDeniedError,
 )
 from ._ratelimit import (
     DEFAULT_BURST,
@@ -53,7 +56,14 @@ from ._ratelimit import (
 from ._throttle import Throttle
 from ._urls import check_base_url
 from ._version import __version__
-from .bulk import BulkMessage, Outcome
+from .bulk import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_SETTLE_AFTER,
+    BulkMessage,
+    BulkReport,
+    Outcome,
+    RoundsReport,
+)
 from .models import NewObject, ObjectStatusType, unstructure
 from .models._enums import OpenIntEnum
 
@@ -203,7 +213,8 @@ async def _until_interrupted(stop: anyio.Event, scope: anyio.CancelScope, what: 
                 return
 
 
-#: ``commbox send-bulk``'s exit codes (the README and ``--help`` show the same table).
+#: ``commbox send-bulk``'s and ``commbox reconcile``'s exit codes (the README and ``--help``
+#: show the same table).
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -242,6 +253,112 @@ def send_bulk_exit_code(
     return EXIT_OK
 
 
+@attrs.define
+class _Tally:
+    """What a send-bulk or reconcile command has settled, as it goes: counts, the outcomes
+    file (one flushed line per outcome) and the progress bar."""
+
+    out: Any
+    progress: Progress
+    task: Any
+    input_name: str | None = None
+    counts: Counter[str] = attrs.field(factory=Counter)
+    earlier: int = 0
+    changed: int = 0
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.counts[outcome.outcome] += 1
+        self.earlier += outcome.earlier
+        self.changed += outcome.changed
+        # One line per outcome, on disk as soon as it is in the journal.
+        self.out.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
+        self.out.flush()
+        error = outcome.error or ""
+        if outcome.outcome == "failed" and self.input_name and error.startswith(self.input_name):
+            self.progress.console.print(f"[red]rejected[/red] {error}", highlight=False)
+        elif outcome.changed:
+            self.progress.console.print(
+                f"[yellow]changed[/yellow] {outcome.key}: {error}", highlight=False
+            )
+        self.progress.update(
+            self.task,
+            advance=1,
+            description=" ".join(f"{k} {n}" for k, n in sorted(self.counts.items())),
+        )
+
+    def waiting(self, seconds: float) -> None:
+        self.progress.console.print(
+            f"waiting {seconds:.0f}s for CommBox to list the latest sends (--settle-after)",
+            highlight=False,
+        )
+
+
+#: Errors that stop a command before its work is done (exit code 4).
+_STOPPING = (
+    AuthenticationError,
+    PermissionDeniedError,
+    ConfigurationError,
+    ClientStateError,
+    JournalError,
+)
+
+
+def _run_interruptible(
+    ctx: click.Context,
+    work: Callable[[AsyncCommBox, anyio.Event], Awaitable[Any]],
+    make_client: Callable[[], AsyncCommBox],
+    what: str,
+) -> tuple[Any, CommBoxError | None, bool]:
+    """Run ``work`` with a client and a stop event that the first Ctrl-C sets (the second
+    cancels): its result (None if cancelled), the error that stopped it, and whether it was
+    interrupted."""
+    state: dict[str, Any] = {"interrupted": False}
+
+    async def main() -> None:
+        stop = anyio.Event()
+        async with make_client() as cb, anyio.create_task_group() as tg:
+            tg.start_soon(_until_interrupted, stop, tg.cancel_scope, what)
+            try:
+                state["result"] = await work(cb, stop)
+            except BulkStoppedError as exc:
+                state["stopped"] = exc
+                state["result"] = exc.report
+            finally:
+                state["interrupted"] = stop.is_set()
+            tg.cancel_scope.cancel()
+
+    stopped: CommBoxError | None = None
+    try:
+        anyio.run(main)
+    except _STOPPING as exc:
+        if ctx.obj and ctx.obj.get("debug"):
+            raise
+        stopped = exc
+    finally:
+        # The work is over: another Ctrl-C now just ends the command, as interrupted.
+        signal.signal(signal.SIGINT, _exit_interrupted)
+    stopped = state.get("stopped", stopped)
+    result = state.get("result")
+    interrupted = state["interrupted"] or (result is None and stopped is None)
+    return result, stopped, interrupted
+
+
+def _finish(
+    table: Table, counts: Counter[str], *, changed: int, stopped: Any, interrupted: bool
+) -> None:
+    console.print(table)
+    if stopped is not None:
+        err_console.print(
+            f"[red]stopped:[/red] {type(stopped).__name__}: {stopped}", highlight=False
+        )
+    code = send_bulk_exit_code(
+        counts, changed=changed, interrupted=interrupted, stopped=stopped is not None
+    )
+    if code == EXIT_INTERRUPTED:
+        err_console.print("[yellow]interrupted:[/yellow] re-run the same command to resume")
+    raise SystemExit(code)
+
+
 @cli.command("send-bulk", epilog=_SEND_BULK_EXIT_CODES)
 @click.option("--stream", "stream_id", required=True, help="Stream (channel) id to send into.")
 @click.option(
@@ -261,13 +378,33 @@ def send_bulk_exit_code(
     "--outcomes",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="JSONL rewritten by each run, one line per key as it settles (flushed at once): key, "
-    "outcome, id, error, failure, earlier.",
+    help="JSONL rewritten by each run, one line per outcome as it settles (flushed at once): "
+    "key, outcome, id, error, failure, earlier, reconciled. A key's last line is its final "
+    "state.",
 )
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--resend-uncertain", is_flag=True, help="Send again what may have been taken.")
 @click.option(
     "--retry-failed", is_flag=True, help="Send again what CommBox rejected in an earlier run."
+)
+@click.option(
+    "--reconcile",
+    "reconcile_",
+    is_flag=True,
+    help="Before and after sending, ask CommBox what it took of the uncertain messages; send "
+    "again, in the same run, what it never took.",
+)
+@click.option(
+    "--settle-after",
+    default=DEFAULT_SETTLE_AFTER,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="With --reconcile: seconds to give CommBox to list a new conversation.",
+)
+@click.option(
+    "--stamp",
+    is_flag=True,
+    help="Write each message's key into its Content (commbox_async_key), for exact matching.",
 )
 @_client_options
 @click.pass_context
@@ -281,6 +418,9 @@ def send_bulk(
     rate_limit: RateLimitSetting,
     resend_uncertain: bool,
     retry_failed: bool,
+    reconcile_: bool,
+    settle_after: float,
+    stamp: bool,
     token: str | None,
     base_url: str | None,
 ) -> None:
@@ -311,94 +451,153 @@ def send_bulk(
             highlight=False,
         )
         raise SystemExit(EXIT_USAGE)
-    counts: Counter[str] = Counter()
-    summary: dict[str, Any] = {"changed": 0, "earlier": 0}
+    options: dict[str, Any] = {
+        "concurrency": concurrency,
+        "resend_uncertain": resend_uncertain,
+        "retry_failed": retry_failed,
+        "stamp": stamp,
+        "keep_outcomes": False,
+    }
+    with outcomes.open("w", encoding="utf-8") as out, _progress(rate_limit) as progress:
+        tally = _Tally(out, progress, progress.add_task("sending", total=total), input_path.name)
 
-    async def main() -> None:
-        stop = anyio.Event()
-        with outcomes.open("w", encoding="utf-8") as out, _progress(rate_limit) as progress:
-            task = progress.add_task("sending", total=total)
+        async def work(cb: AsyncCommBox, stop: anyio.Event) -> Any:
+            def messages() -> Any:
+                return read_messages(input_path, stream_id=stream_id)
 
-            def settled(outcome: Outcome) -> None:
-                counts[outcome.outcome] += 1
-                summary["earlier"] += outcome.earlier
-                summary["changed"] += outcome.changed
-                # One line per key, on disk as soon as its outcome is in the journal.
-                out.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
-                out.flush()
-                if outcome.outcome == "failed" and (outcome.error or "").startswith(
-                    f"{input_path.name}:"
-                ):
-                    progress.console.print(f"[red]rejected[/red] {outcome.error}", highlight=False)
-                elif outcome.changed:
-                    progress.console.print(
-                        f"[yellow]changed[/yellow] {outcome.key}: {outcome.error}", highlight=False
-                    )
-                progress.update(
-                    task,
-                    advance=1,
-                    description=" ".join(f"{k} {n}" for k, n in sorted(counts.items())),
+            if reconcile_:
+                return await cb.bulk.send_reconciled(
+                    messages,
+                    journal=journal,
+                    settle_after=settle_after,
+                    stop=stop,
+                    on_outcome=tally,
+                    on_wait=tally.waiting,
+                    **options,
                 )
+            return await cb.bulk.send(
+                messages(), journal=journal, stop=stop, on_outcome=tally, **options
+            )
 
-            async with (
-                _make_client(token, base_url, rate_limit=rate_limit) as cb,
-                anyio.create_task_group() as tg,
-            ):
-                tg.start_soon(_until_interrupted, stop, tg.cancel_scope, "messages")
-                try:
-                    summary["report"] = await cb.bulk.send(
-                        read_messages(input_path, stream_id=stream_id),
-                        journal=journal,
-                        concurrency=concurrency,
-                        resend_uncertain=resend_uncertain,
-                        retry_failed=retry_failed,
-                        on_outcome=settled,
-                        keep_outcomes=False,
-                        stop=stop,
-                    )
-                except BulkStoppedError as exc:
-                    summary["stopped"] = exc
-                    summary["report"] = exc.report
-                finally:
-                    summary["interrupted"] = stop.is_set()
-                tg.cancel_scope.cancel()
-
-    stopped: CommBoxError | None = None
-    try:
-        anyio.run(main)
-    except (ConfigurationError, ClientStateError, JournalError) as exc:
-        if ctx.obj and ctx.obj.get("debug"):
-            raise
-        stopped = exc
-    finally:
-        # The run is over: another Ctrl-C now just ends the command, as interrupted.
-        signal.signal(signal.SIGINT, _exit_interrupted)
-    stopped = summary.get("stopped", stopped)
-    report = summary.get("report")
-    interrupted = bool(summary.get("interrupted")) or (report is None and stopped is None)
+        result, stopped, interrupted = _run_interruptible(
+            ctx, work, lambda: _make_client(token, base_url, rate_limit=rate_limit), "messages"
+        )
     table = Table(title="commbox send-bulk", show_header=False)
-    for kind in ("sent", "failed", "uncertain", "pending"):
-        table.add_row(kind, str(counts.get(kind, 0)))
-    table.add_row("of them settled by an earlier run", str(summary["earlier"]))
-    if summary["changed"]:
-        table.add_row("changed since an earlier run sent them", str(summary["changed"]))
+    counts = tally.counts
+    if isinstance(result, RoundsReport):
+        counts = Counter(result.final)
+        for kind in ("sent", "failed", "uncertain", "pending"):
+            table.add_row(f"{kind} (the journal, at the end)", str(counts.get(kind, 0)))
+        table.add_row("uncertain found taken / not taken", f"{result.found} / {result.not_taken}")
+        table.add_row("send passes", str(len(result.sends)))
+    else:
+        for kind in ("sent", "failed", "uncertain", "pending"):
+            table.add_row(kind, str(counts.get(kind, 0)))
+        table.add_row("of them settled by an earlier run", str(tally.earlier))
+    if tally.changed:
+        table.add_row("changed since an earlier run sent them", str(tally.changed))
     table.add_row("records in the input", str(total))
-    if report is not None:
-        table.add_row("recovered from an interrupted run", str(report.recovered_uncertain))
-        table.add_row("throughput", f"{report.throughput:,.1f} msg/s")
+    if isinstance(result, BulkReport):
+        table.add_row("recovered from an interrupted run", str(result.recovered_uncertain))
+        table.add_row("throughput", f"{result.throughput:,.1f} msg/s")
     table.add_row("rate limit", str(rate_limit))
     table.add_row("journal / outcomes", f"{journal} / {outcomes}")
-    console.print(table)
-    if stopped is not None:
-        err_console.print(
-            f"[red]stopped:[/red] {type(stopped).__name__}: {stopped}", highlight=False
+    _finish(table, counts, changed=tally.changed, stopped=stopped, interrupted=interrupted)
+
+
+@cli.command("reconcile", epilog=_SEND_BULK_EXIT_CODES)
+@click.option(
+    "--journal",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The journal of an earlier send-bulk.",
+)
+@click.option(
+    "--outcomes",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSONL: one line per uncertain key examined, with what was decided.",
+)
+@click.option(
+    "--settle-after",
+    default=DEFAULT_SETTLE_AFTER,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds to give CommBox to list a new conversation before 'not found' means 'not taken'.",
+)
+@click.option(
+    "--clock-skew",
+    default=DEFAULT_CLOCK_SKEW,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds this machine's clock may be off CommBox's.",
+)
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256))
+@_client_options
+@click.pass_context
+def reconcile_cmd(
+    ctx: click.Context,
+    journal: Path,
+    outcomes: Path | None,
+    settle_after: float,
+    clock_skew: float,
+    concurrency: int,
+    rate_limit: RateLimitSetting,
+    token: str | None,
+    base_url: str | None,
+) -> None:
+    """Settle the uncertain messages of a send-bulk journal by asking CommBox what it holds.
+
+    A message found exactly once becomes sent; one not found (once --settle-after has passed)
+    becomes failed as "not taken", which the next send-bulk with the same journal sends
+    again; one with several candidates, or sent a way CommBox offers no lookup for
+    (/sms/sendsms; WhatsApp templates without a stamp), stays uncertain with the reason.
+    """
+    from .bulk import Journal
+
+    with Journal(journal) as book:
+        examined = len(book.uncertain())
+    with (
+        outcomes.open("w", encoding="utf-8") if outcomes else open(os.devnull, "w") as out,
+        _progress(rate_limit) as progress,
+    ):
+        tally = _Tally(out, progress, progress.add_task("reconciling", total=examined))
+
+        async def work(cb: AsyncCommBox, stop: anyio.Event) -> Any:
+            with anyio.CancelScope() as scope:
+
+                async def cancel_on_stop() -> None:
+                    await stop.wait()
+                    scope.cancel()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(cancel_on_stop)
+                    report = await cb.bulk.reconcile(
+                        journal,
+                        settle_after=settle_after,
+                        clock_skew=clock_skew,
+                        concurrency=concurrency,
+                        on_outcome=tally,
+                        keep_outcomes=False,
+                    )
+                    tg.cancel_scope.cancel()
+                    return report
+            return None
+
+        report, stopped, interrupted = _run_interruptible(
+            ctx, work, lambda: _make_client(token, base_url, rate_limit=rate_limit), "lookups"
         )
-    code = send_bulk_exit_code(
-        counts, changed=summary["changed"], interrupted=interrupted, stopped=stopped is not None
-    )
-    if code == EXIT_INTERRUPTED:
-        err_console.print("[yellow]interrupted:[/yellow] re-run the same command to resume")
-    raise SystemExit(code)
+    table = Table(title="commbox reconcile", show_header=False)
+    table.add_row("uncertain before", str(examined))
+    if report is not None:
+        table.add_row("found taken (now sent)", str(report.found))
+        table.add_row("not taken (sent again by the next send-bulk)", str(report.not_taken))
+        for reason, n in sorted(report.still_uncertain.items()):
+            table.add_row(f"still uncertain: {reason}", str(n))
+        table.add_row("requests (per key)", f"{report.requests} ({report.requests_per_key:.2f})")
+    table.add_row("rate limit", str(rate_limit))
+    counts = Counter(uncertain=report.uncertain if report is not None else examined)
+    _finish(table, counts, changed=0, stopped=stopped, interrupted=interrupted)
 
 
 @cli.command("export")
@@ -453,8 +652,14 @@ def export_cmd(
                 if not text:
                     continue
                 if text.startswith("{"):
-                    item = json.loads(text)
-                    yield ident(item["stream_id"]), ident(item["object_id"])
+                    try:
+                        item = _json.loads(text)
+                        yield ident(item["stream_id"]), ident(item["object_id"])
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise click.UsageError(
+                            f"{input_path}:{number}: expected a JSON object with stream_id and "
+                            f"object_id ({type(exc).__name__}: {exc})"
+                        ) from None
                     continue
                 parts = [p.strip() for p in text.split(",")]
                 if len(parts) != 2 or not all(parts):
@@ -621,13 +826,6 @@ def fake_server(
 # -- the demo ----------------------------------------------------------------------------------
 
 
-@attrs.define
-class _Outcomes:
-    sent: dict[str, int] = attrs.field(factory=dict)
-    failed: dict[str, str] = attrs.field(factory=dict)
-    uncertain: dict[str, str] = attrs.field(factory=dict)
-
-
 @cli.command()
 @click.option("--messages", default=2000, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option("--fault-rate", default=0.1, show_default=True, type=click.FloatRange(0, 1))
@@ -635,47 +833,56 @@ class _Outcomes:
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1, 1000))
 @click.pass_context
 def demo(ctx: click.Context, messages: int, fault_rate: float, seed: int, concurrency: int) -> None:
-    """Bulk-send SMS conversations to an embedded fake CommBox with injected faults, export them
-    concurrently, and check that nothing was lost or sent twice."""
+    """Bulk-send SMS conversations to an embedded fake CommBox with injected faults, settle the
+    uncertain ones by asking it (and send again what it never took), export them
+    concurrently, and check that every message is in the fake exactly once."""
+    from .bulk import Journal
     from .testing import FakeCommBox
 
     fake = FakeCommBox(fault_rate=fault_rate, seed=seed, slow_seconds=0.005)
     stream = "hNyRN_fLUy7rrOrN9jLpipA=="
-    outcomes = _Outcomes()
     exported: list[Any] = []
     export_errors: Counter[str] = Counter()
-    timings: dict[str, float] = {}
+    facts: dict[str, Any] = {}
+
+    def to_send() -> Iterator[BulkMessage]:
+        for i in range(messages):
+            key = f"demo-{i:06d}"
+            sms = NewObject.sms(
+                user_stream_provider_id=f"97250{i:07d}", message=f"Hello from {key}"
+            )
+            yield BulkMessage(key=key, stream_id=stream, payload=sms)
 
     async def main() -> None:
         async with fake.client(max_retries=4, initial_backoff=0.005, max_backoff=0.05) as cb:
-            with _progress() as progress:
+            with Journal() as book, _progress() as progress:
                 task = progress.add_task("sending", total=messages)
-
-                def settled(outcome: Outcome) -> None:
-                    if outcome.outcome == "sent":
-                        assert outcome.id is not None
-                        outcomes.sent[outcome.key] = outcome.id
-                    elif outcome.outcome == "uncertain":
-                        outcomes.uncertain[outcome.key] = outcome.error or ""
-                    else:
-                        outcomes.failed[outcome.key] = outcome.error or ""
-                    progress.advance(task)
-
-                def to_send() -> Iterator[BulkMessage]:
-                    for i in range(messages):
-                        key = f"demo-{i:06d}"
-                        sms = NewObject.sms(
-                            user_stream_provider_id=f"97250{i:07d}", message=f"Hello from {key}"
-                        )
-                        yield BulkMessage(key=key, stream_id=stream, payload=sms)
-
                 start = time.perf_counter()
-                await cb.bulk.send(
-                    to_send(), concurrency=concurrency, on_outcome=settled, keep_outcomes=False
+                first = await cb.bulk.send(
+                    to_send(),
+                    journal=book,
+                    concurrency=concurrency,
+                    on_outcome=lambda o: progress.advance(task),
+                    keep_outcomes=False,
                 )
-                timings["send"] = time.perf_counter() - start
-
-                ids = list(outcomes.sent.values())
+                facts["send"] = time.perf_counter() - start
+                facts["first"] = first.counts
+                facts["taken_before"] = _taken(fake, book.rows())
+                task = progress.add_task("settling", total=None)
+                start = time.perf_counter()
+                # The fake lists a conversation at once: nothing to wait for (settle_after=0).
+                rounds = await cb.bulk.send_reconciled(
+                    to_send,
+                    journal=book,
+                    settle_after=0,
+                    concurrency=concurrency,
+                    keep_outcomes=False,
+                    on_outcome=lambda o: progress.advance(task) if o.reconciled else None,
+                )
+                facts["settle"] = time.perf_counter() - start
+                facts["rounds"] = rounds
+                facts["rows"] = rows = book.rows()
+                ids = [r["id"] for r in rows if r["outcome"] == "sent"]
                 task = progress.add_task("exporting", total=len(ids))
                 start = time.perf_counter()
                 async with cb.export.conversations(
@@ -687,43 +894,76 @@ def demo(ctx: click.Context, messages: int, fault_rate: float, seed: int, concur
                         else:
                             export_errors[item.error.split(":", 1)[0]] += 1
                         progress.advance(task)
-                timings["export"] = time.perf_counter() - start
-            timings["requests"] = cb.metrics.requests
-            timings["retries"] = cb.metrics.total_retries
+                facts["export"] = time.perf_counter() - start
+            facts["requests"] = cb.metrics.requests
+            facts["retries"] = cb.metrics.total_retries
 
     run(ctx, main)
+    _demo_summary(fake, facts, exported, export_errors, messages, fault_rate, seed)
 
-    # Check the fake's state against the outcomes: nothing lost, nothing sent twice.
+
+def _taken(fake: Any, rows: list[dict[str, Any]]) -> int:
+    """How many of the journal's uncertain keys the fake really holds."""
+    held = {o["message"].removeprefix("Hello from ") for o in fake.all_objects()}
+    return sum(1 for r in rows if r["outcome"] == "uncertain" and r["key"] in held)
+
+
+def _demo_summary(
+    fake: Any,
+    facts: dict[str, Any],
+    exported: list[Any],
+    export_errors: Counter[str],
+    messages: int,
+    fault_rate: float,
+    seed: int,
+) -> None:
+    """Check the fake's state against the journal: every message once, nothing lost."""
     by_key: Counter[str] = Counter(
         o["message"].removeprefix("Hello from ") for o in fake.all_objects()
     )
-    duplicates = sum(n - 1 for n in by_key.values() if n > 1)
     ids_by_key = {
         o["message"].removeprefix("Hello from "): o["objectId"] for o in fake.all_objects()
     }
-    lost = [k for k, v in outcomes.sent.items() if ids_by_key.get(k) != v]
-    phantom = [k for k in by_key if k not in outcomes.sent and k not in outcomes.uncertain]
+    rows = {r["key"]: r for r in facts["rows"]}
+    final = Counter(r["outcome"] for r in rows.values())
+    duplicates = sum(n - 1 for n in by_key.values() if n > 1)
+    lost = [k for k, r in rows.items() if r["outcome"] == "sent" and ids_by_key.get(k) != r["id"]]
+    missing = [k for k in rows if k not in by_key and rows[k]["outcome"] != "uncertain"]
+    rounds: RoundsReport = facts["rounds"]
+    first: Counter[str] = facts["first"]
     table = Table(title="commbox demo", show_header=False)
-    rows = [
+    table_rows = [
         ("messages", messages),
-        ("sent", len(outcomes.sent)),
-        ("failed (CommBox certainly did not take them)", len(outcomes.failed)),
-        ("uncertain (may have been taken; not resent)", len(outcomes.uncertain)),
-        ("in the fake, uncertain but taken", sum(1 for k in outcomes.uncertain if k in by_key)),
+        (
+            "first pass: sent / uncertain / failed",
+            "{} / {} / {}".format(first["sent"], first["uncertain"], first["failed"]),
+        ),
+        ("  of the uncertain, really taken by the fake", facts["taken_before"]),
+        (
+            "reconciliation: found taken / not taken (sent again)",
+            f"{rounds.found} / {rounds.not_taken}",
+        ),
+        ("send passes / reconciliations", f"{len(rounds.sends)} / {len(rounds.reconciles)}"),
+        (
+            "final: sent / uncertain / failed",
+            "{} / {} / {}".format(final["sent"], final["uncertain"], final["failed"]),
+        ),
+        ("every message in the fake exactly once", len(by_key) == messages and not duplicates),
         ("duplicates found in the fake", duplicates),
         ("sent but missing or with another id", len(lost)),
-        ("in the fake but neither sent nor uncertain", len(phantom)),
-        ("exported with children", f"{len(exported)} of {len(outcomes.sent)}"),
+        ("not in the fake though not uncertain", len(missing)),
+        ("exported with children", f"{len(exported)} of {final['sent']}"),
         ("export errors", dict(export_errors) or 0),
-        ("HTTP requests / retries", f"{int(timings['requests'])} / {int(timings['retries'])}"),
-        ("send throughput", f"{messages / timings['send']:,.0f} msg/s"),
-        ("export throughput", f"{len(exported) / max(timings['export'], 1e-9):,.0f} conv/s"),
+        ("HTTP requests / retries", f"{int(facts['requests'])} / {int(facts['retries'])}"),
+        ("send throughput (first pass)", f"{messages / facts['send']:,.0f} msg/s"),
+        ("settling (reconcile and resend)", f"{facts['settle']:.2f} s"),
+        ("export throughput", f"{len(exported) / max(facts['export'], 1e-9):,.0f} conv/s"),
         ("fault rate", f"{fault_rate:.0%} (seed {seed})"),
     ]
-    for name, value in rows:
+    for name, value in table_rows:
         table.add_row(name, str(value))
     console.print(table)
-    if duplicates or lost or phantom or export_errors:
+    if duplicates or lost or missing or export_errors:
         err_console.print("[red]demo found an inconsistency[/red]")
         raise SystemExit(1)
 

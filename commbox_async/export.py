@@ -26,6 +26,7 @@ import anyio
 import attrs
 
 from ._exceptions import CommBoxError, ConfigurationError
+from ._json import loads as load_json
 from .models import Activity, ObjectActivityType, ObjectDetails, Transcript, unstructure
 
 if TYPE_CHECKING:
@@ -338,7 +339,7 @@ def _exported_keys(path: Path) -> set[str]:
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             try:
-                item = json.loads(line)
+                item = load_json(line)  # under the decoding limits: a crafted line is refused
                 keys.add(ConversationRef(item["stream_id"], item["object_id"]).key)
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigurationError(

@@ -76,7 +76,8 @@ return 0
 
 
 class ThrottleUnavailableError(CommBoxError):
-    """The shared throttle's Redis could not be reached (and no fallback was enabled)."""
+    """The shared throttle's Redis could not be reached, or answered with an error (a key of
+    the limit holding another kind of value: WRONGTYPE), and no fallback was enabled."""
 
 
 class RedisThrottle:
@@ -87,7 +88,8 @@ class RedisThrottle:
     - ``rate`` (requests/s) and ``burst``: as the in-memory bucket.
     - ``timeout``: seconds to wait for Redis before it counts as unreachable.
     - ``fallback_workers``: opt in to a local bucket at ``rate / fallback_workers`` while Redis is
-      unreachable (with a logged warning); without it, :class:`ThrottleUnavailableError`.
+      unreachable or answers with an error (with a logged warning); without it,
+      :class:`ThrottleUnavailableError`.
     """
 
     def __init__(
@@ -119,6 +121,9 @@ class RedisThrottle:
             )
         self._redis = redis
         self._errors = (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError, OSError)
+        # Redis answered, but with an error: WRONGTYPE (a key of the limit holds a list, a
+        # hash...), a value the script cannot read, a refused script, a denied command.
+        self._refusals = (redis_exceptions.RedisError, TypeError, ValueError)
         self.key = key
         self.rate = float(rate)
         self.burst = int(burst)
@@ -154,6 +159,12 @@ class RedisThrottle:
         except self._errors as exc:
             raise ThrottleUnavailableError(
                 f"Redis is unreachable for throttle {self.key!r}: {exc}"
+            ) from None
+        except self._refusals as exc:
+            raise ThrottleUnavailableError(
+                f"Redis refused the script of throttle {self.key!r} ({type(exc).__name__}: "
+                f"{exc}); if a key of the limit ({', '.join(keys)}) holds another kind of "
+                "value, delete it or choose another key"
             ) from None
 
     async def _unavailable(self, exc: ThrottleUnavailableError) -> float:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json as jsonlib
+import os
 import socket
 import threading
 import time
@@ -10,8 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings
 
 from commbox_async import AsyncCommBox
+
+# ``nox -s soak`` sets COMMBOX_HYPOTHESIS_PROFILE=soak: ten times hypothesis's default number of
+# examples for every property test that does not fix its own (tests/test_fuzz.py scales with it).
+settings.register_profile("soak", max_examples=1000, deadline=None)
+if os.environ.get("COMMBOX_HYPOTHESIS_PROFILE") == "soak":
+    settings.load_profile("soak")
 
 TOKEN = "tok-SUPER-secret-0123456789"
 BASE = "https://api.commbox.io"
@@ -77,14 +85,16 @@ def body_json(request: httpx.Request) -> Any:
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """A real uvicorn server for an ASGI app, on a free loopback port; yields its URL."""
+def serve_in_thread(app: Any, **options: Any) -> Iterator[str]:
+    """A real uvicorn server for an ASGI app, on a free loopback port; yields its URL.
+    ``options`` go to ``uvicorn.Config`` (e.g. ``access_log=True, log_level="info"``)."""
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
+    options.setdefault("log_level", "critical")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -3,6 +3,9 @@
 ``python -m tests.memory_probe bulk N JOURNAL`` sends N messages from a generator;
 ``python -m tests.memory_probe export N CHILDREN OUT`` exports N conversations of CHILDREN
 messages each to a JSONL file. Both print one JSON line with ``peak_rss_mb`` and counts.
+``python -m tests.memory_probe flood KIND BODIES PER_BODY`` parses BODIES webhook bodies, each
+carrying PER_BODY never-seen values (KIND ``enums``: activity types; ``keys``: field names),
+and prints the RSS the process kept (``retained_mb``), measured after a warm-up body.
 
 The server side is a stub transport answering with bodies the fake produced once (a real
 create answer, a real conversation with its children and activity log), so the process's
@@ -107,10 +110,61 @@ async def export(n: int, children: int, out: Path) -> dict[str, object]:
     }
 
 
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def flood_body(kind: str, index: int, per_body: int) -> bytes:
+    base = 1_000_000 + index * per_body
+    if kind == "enums":
+        activities = [{"Id": i, "Type": base + i} for i in range(per_body)]
+        return json.dumps({"payload": {"StreamId": 1, "Activities": activities}}).encode()
+    # 20 messages, each with its own never-seen field names: every message a new shape
+    children = [
+        {f"f{base + c * per_body // 20 + k}": k for k in range(per_body // 20)} for c in range(20)
+    ]
+    return json.dumps({"payload": {"StreamId": 1, "Message": "m", "Children": children}}).encode()
+
+
+def flood(kind: str, bodies: int, per_body: int) -> dict[str, object]:
+    import gc
+
+    from commbox_async.webhooks import ObjectNewActivity, parse_event
+
+    # The warm-up uses other values than the flood, so it grows the heap but caches nothing
+    # the flood would reuse.
+    warm = parse_event(flood_body(kind, bodies + 1, per_body))
+    del warm
+    gc.collect()
+    before = rss_mb()
+    size = 0
+    seen = 0
+    for i in range(bodies):
+        body = flood_body(kind, i, per_body)
+        size = max(size, len(body))
+        event = parse_event(body)
+        if isinstance(event, ObjectNewActivity):
+            assert {int(a.type or 0) for a in event.activities[:3]} == {
+                1_000_000 + i * per_body + j for j in range(3)
+            }
+            seen += len(event.activities)
+        else:
+            seen += len(event.children)
+        del event
+    gc.collect()
+    return {"retained_mb": rss_mb() - before, "largest_body": size, "seen": seen}
+
+
 def main() -> None:
     kind, *args = sys.argv[1:]
     if kind == "bulk":
         result = asyncio.run(bulk(int(args[0]), Path(args[1])))
+    elif kind == "flood":
+        result = flood(args[0], int(args[1]), int(args[2]))
     else:
         result = asyncio.run(export(int(args[0]), int(args[1]), Path(args[2])))
     print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))

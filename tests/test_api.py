@@ -8,6 +8,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+import httpx
 import pytest
 
 from commbox_async import Attachment, ConfigurationError, NotFoundError
@@ -24,6 +25,7 @@ from commbox_async.models import (
 )
 from commbox_async.testing import FakeCommBox
 
+from .conftest import envelope, make_client
 from .seeds import spec
 
 pytestmark = pytest.mark.anyio
@@ -112,12 +114,41 @@ async def test_time_range_search_is_capped_and_split_adaptively(
             found = [o async for o in cb.streams.objects_between(7, T0, T0 + 86_400)]
     ids = [o.object_id for o in found]
     assert len(ids) == len(set(ids))
-    assert set(ids) <= expected
-    assert len(expected - set(ids)) == 50  # only the one-second burst is over the cap
-    assert "only the first 100" in caplog.text
+    assert set(ids) == expected  # the one-second burst over the cap is paged, not cut
+    assert "paging brought no more" not in caplog.text
     created = [o.created_time for o in found]
     assert created == sorted(created)  # oldest window first, ascending within
     assert _gets(fake, "/streams/7/objects") < 80
+
+
+async def test_a_busy_second_is_paged_and_a_server_that_does_not_page_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """400 conversations within 3 seconds (a campaign at ~130/s) are all listed; a server
+    that gives the same 100 for every page cannot hide that from the caller."""
+    fake = FakeCommBox()
+    expected = {fake.add_conversation(7, created=T0 + i % 3) for i in range(400)}
+    async with fake.client() as cb:
+        window = cb.streams.objects_between(7, T0, T0 + 10)
+        assert {o.object_id async for o in window} == expected
+        assert window.withheld == []
+
+    def same_first_page(request: httpx.Request) -> httpx.Response:
+        q = dict(request.url.params)
+        items = [
+            {"objectId": i, "createdTime": "2024-01-01T00:00:00Z"}
+            for i in range(1, 101)
+            if q.get("unixStartTime") == q.get("unixEndTime")
+        ]
+        return httpx.Response(200, json=envelope(items))
+
+    async with make_client(same_first_page) as cb:
+        with caplog.at_level(logging.WARNING, logger="commbox_async"):
+            window = cb.streams.objects_between(7, T0, T0)
+            found = [o async for o in window]
+    assert len(found) == 100
+    assert window.withheld == [T0]
+    assert "paging brought no more" in caplog.text
 
 
 async def test_objects_and_users() -> None:

@@ -337,7 +337,9 @@ def test_version() -> None:
     assert result.output == f"commbox (commbox-async) {__version__}\n"
 
 
-@pytest.mark.parametrize("command", ["send-bulk", "export", "get-object", "set-status"])
+@pytest.mark.parametrize(
+    "command", ["send-bulk", "reconcile", "export", "get-object", "set-status"]
+)
 def test_every_command_that_calls_commbox_states_the_rate_limit(command: str) -> None:
     result = CliRunner().invoke(cli_module.cli, [command, "--help"], terminal_width=200)
     text = " ".join(result.output.split())

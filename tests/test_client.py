@@ -292,12 +292,22 @@ def test_body_decoding_accepts_and_refuses_what_json_loads_does(
     assert got == expected
 
 
+def _holds_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_holds_surrogate(k) or _holds_surrogate(v) for k, v in value.items())
+    return isinstance(value, list) and any(_holds_surrogate(v) for v in value)
+
+
 @given(st.binary(max_size=64))
 def test_body_decoding_of_arbitrary_bytes_matches_json_loads(content: bytes) -> None:
     try:
         expected: Any = json.loads(content)
     except ValueError:
         expected = ValueError
+    if expected is not ValueError and _holds_surrogate(expected):
+        expected = ValueError  # a lone surrogate: refused on purpose (json.loads lets it in)
     try:
         got: Any = _loads(content)
     except ValueError:

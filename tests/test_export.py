@@ -68,6 +68,19 @@ async def test_export_a_stream_window_misses_nothing(tmp_path: Path) -> None:
     assert {x["object_id"] for x in lines} == ids
 
 
+async def test_an_export_of_a_busy_campaign_lists_every_conversation(tmp_path: Path) -> None:
+    """1,000 conversations created within 3 seconds: each second holds over 300, three times
+    what one time-range search returns, so each is paged."""
+    fake = FakeCommBox()
+    ids = {fake.add_conversation(9, created=T0 + i % 3) for i in range(1000)}
+    out = tmp_path / "campaign.jsonl"
+    async with fake.client() as cb:
+        report = await cb.export.jsonl(out, stream_id=9, start=T0 - 60, end=T0 + 60)
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert report.exported == 1000 and report.failed == 0
+    assert {x["object_id"] for x in lines} == ids
+
+
 async def test_jsonl_resumes_repairs_and_records_errors(tmp_path: Path) -> None:
     fake, ids = seeded(40)
     refs = [ConversationRef(7, i) for i in ids] + [ConversationRef(7, 1)]  # 1 does not exist

@@ -263,6 +263,41 @@ async def test_client_retries_make_no_duplicates_under_faults() -> None:
     assert all(f"key-{i}" in messages for i in range(200) if keys[f"key-{i}"] == "sent")
 
 
+async def test_routing_a_literal_segment_beats_a_parameter() -> None:
+    fake = FakeCommBox()
+    headers = {"authorization": "Bearer t"}
+    async with httpx.AsyncClient(
+        transport=fake.transport(), base_url="https://x", headers=headers
+    ) as raw:
+
+        async def answer(method: str, path: str) -> tuple[int, Any]:
+            r = await raw.request(method, path)
+            return r.status_code, r.json()["description"] if r.status_code >= 400 else r.json()
+
+        assert (await answer("GET", "/managers/teams"))[1]["data"] == [
+            {"teamId": 431, "name": "VIP"}
+        ]
+        assert (await answer("GET", "/managers/520760"))[1]["data"]["userName"] == "john.s"
+        # One path segment, URL-decoded; the fewest parameters win, the first listed on a tie.
+        assert await answer("GET", "/managers/a%2Fb") == (404, "Manager a/b not found")
+        assert await answer("GET", "/managers/teams/presence") == (
+            404,
+            "Manager teams not found",
+        )
+        assert await answer("GET", "/managers/profiles/assignments") == (
+            404,
+            "Profile assignments not found",
+        )
+        assert await answer("PUT", "/managers") == (
+            501,
+            "Not Implemented: PUT is not supported on /managers",
+        )
+        assert await answer("GET", "/managers/1/nothing") == (
+            404,
+            "Not found: /managers/1/nothing",
+        )
+
+
 async def test_inspection_api() -> None:
     fake = FakeCommBox()
     async with fast(fake) as cb:

@@ -604,3 +604,15 @@ def test_second_spelling_of_a_field_is_kept_in_extra() -> None:
     assert obj.id == 1
     assert obj.extra == {"Id": "2", "ID": "3"}
     assert unstructure(obj) == {"id": 1, "Id": "2", "ID": "3"}
+
+
+def test_unknown_enum_values_round_trip_without_being_kept() -> None:
+    from commbox_async.models import ObjectActivityType as T
+
+    known = len(T._value2member_map_)
+    first = T(987_654)
+    again = structure({"Type": "987654"}, Activity).type
+    assert first == again == 987_654 and hash(first) == hash(987_654)
+    assert first.name == "UNKNOWN_987654" and not first.is_known
+    assert unstructure(structure({"Type": 987_654}, Activity)) == {"Type": 987_654}
+    assert len(T._value2member_map_) == known  # nothing was added to the class

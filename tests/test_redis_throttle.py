@@ -263,3 +263,40 @@ def test_unreachable_from_the_start(tmp_path: Path) -> None:
             await throttle.acquire()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("command", "key"),
+    [
+        (("LPUSH", "commbox:wrong:tat", "x"), "tat"),  # WRONGTYPE
+        (("HSET", "commbox:wrong:pause", "a", "1"), "pause"),  # WRONGTYPE
+        (("SET", "commbox:wrong:tat", "not a number"), "tat"),  # the script cannot read it
+    ],
+    ids=["list", "hash", "garbage"],
+)
+def test_a_key_of_the_wrong_type_is_a_typed_error_or_the_fallback(
+    redis_server: RedisServer, command: tuple[str, ...], key: str
+) -> None:
+    import redis as redis_module
+
+    async def main() -> None:
+        setup = redis_module.asyncio.Redis.from_url(redis_server.url)
+        await setup.execute_command(*command)
+        try:
+            throttle = RedisThrottle(redis_server.url, key="commbox:wrong", rate=100, burst=10)
+            # Before: redis.ResponseError escaped acquire() and pause().
+            with pytest.raises(ThrottleUnavailableError, match=f"commbox:wrong:{key}"):
+                await throttle.acquire()
+            if key == "pause":  # the pause script reads only that key
+                with pytest.raises(ThrottleUnavailableError, match="commbox:wrong"):
+                    await throttle.pause(0.01)
+            fallback = RedisThrottle(
+                redis_server.url, key="commbox:wrong", rate=100, burst=10, fallback_workers=4
+            )
+            for _ in range(3):
+                await fallback.acquire()  # the local quarter-share, as when Redis is down
+            await fallback.pause(0.01)
+        finally:
+            await setup.aclose()
+
+    asyncio.run(main())

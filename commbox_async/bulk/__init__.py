@@ -28,6 +28,9 @@ Payloads: :class:`~commbox_async.NewObject` (a new conversation),
 outcome).
 """
 
+from ._lookup import STAMP_FIELD
+from ._reconcile import DEFAULT_CLOCK_SKEW, DEFAULT_SETTLE_AFTER, ReconcileReport
+from ._rounds import RoundsReport
 from ._send import Bulk
 from ._types import (
     BulkMessage,
@@ -44,6 +47,11 @@ from .journal import Journal, JournalBackend, JournalEntry, Sending
 
 __all__ = [
     "CHANNELS",
+    "DEFAULT_CLOCK_SKEW",
+    "DEFAULT_SETTLE_AFTER",
+    "STAMP_FIELD",
+    "ReconcileReport",
+    "RoundsReport",
     "Bulk",
     "BulkMessage",
     "BulkReport",

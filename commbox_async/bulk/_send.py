@@ -6,7 +6,7 @@ import functools
 import sys
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -27,6 +27,9 @@ from .._verdict import Exposure, Processed, tracking
 from ..models import NewChild, NewObject, TemplateMessage
 from ..resources.messaging import MAX_TEMPLATE_RECIPIENTS
 from ._commit import GroupCommit
+from ._lookup import lookup_for, stamped
+from ._reconcile import DEFAULT_CLOCK_SKEW, DEFAULT_SETTLE_AFTER, ReconcileReport, reconcile
+from ._rounds import RoundsReport, send_reconciled
 from ._types import BulkMessage, BulkReport, FailureKind, Outcome, Rejected, SmsMessage
 from ._whatsapp import send_templates
 from .journal import Journal, JournalBackend, JournalEntry, Sending
@@ -63,6 +66,7 @@ class Bulk:
         concurrency: int = 16,
         resend_uncertain: bool = False,
         retry_failed: bool = False,
+        stamp: bool = False,
         on_outcome: OnOutcome | None = None,
         keep_outcomes: bool = True,
         stop: anyio.Event | None = None,
@@ -76,6 +80,11 @@ class Bulk:
         ``failure="not_sent"`` (always sent again), ``failed`` ``"rejected"`` (with
         ``retry_failed=True``, or when its message changed), ``uncertain`` (only with
         ``resend_uncertain=True``: it may have been taken) and ``pending``.
+
+        ``stamp=True`` writes each message's key into a field CommBox stores and returns (the
+        conversation's or the message's ``Content`` JSON, a template's ``object_data.Content``,
+        under ``commbox_async_key``), so :meth:`reconcile` finds a lost send by its key rather
+        than by its text. It changes what CommBox stores, so it is off by default.
 
         ``on_outcome`` receives each outcome once it is in the journal. Setting ``stop``
         stops the run: no new message starts, those still waiting for the throttle or a
@@ -98,6 +107,7 @@ class Bulk:
                 book,
                 resend_uncertain=resend_uncertain,
                 retry_failed=retry_failed,
+                stamp=stamp,
                 on_outcome=on_outcome,
                 keep_outcomes=keep_outcomes,
             )
@@ -116,6 +126,87 @@ class Bulk:
             )
         return run.report
 
+    async def send_reconciled(
+        self,
+        messages: Callable[[], Source],
+        *,
+        journal: str | Path | JournalBackend | None = None,
+        rounds: int = 5,
+        settle_after: float = DEFAULT_SETTLE_AFTER,
+        clock_skew: float = DEFAULT_CLOCK_SKEW,
+        stop: anyio.Event | None = None,
+        on_outcome: OnOutcome | None = None,
+        on_wait: Callable[[float], Any] | None = None,
+        **send_options: Any,
+    ) -> RoundsReport:
+        """Send every message, settle what is left uncertain by asking CommBox
+        (:meth:`reconcile`), send again what it never took, and repeat (at most ``rounds``
+        sends) until nothing is left to send again.
+
+        ``messages`` is called for each pass and returns the same messages (a pass skips what
+        an earlier one settled). Before each reconciliation it waits until the newest uncertain
+        attempt is ``settle_after`` seconds old (``on_wait`` is told how long). Other keyword
+        arguments go to :meth:`send`. Messages sent with ``stamp=True`` are matched by key.
+        """
+        owns_journal = not isinstance(journal, JournalBackend)
+        book: JournalBackend = journal if isinstance(journal, JournalBackend) else Journal(journal)
+        try:
+            return await send_reconciled(
+                self,
+                messages,
+                journal=book,
+                rounds=rounds,
+                settle_after=settle_after,
+                clock_skew=clock_skew,
+                stop=stop,
+                on_outcome=on_outcome,
+                on_wait=on_wait,
+                send_options=send_options,
+            )
+        finally:
+            if owns_journal:
+                book.close()
+
+    async def reconcile(
+        self,
+        journal: str | Path | JournalBackend,
+        *,
+        settle_after: float = DEFAULT_SETTLE_AFTER,
+        clock_skew: float = DEFAULT_CLOCK_SKEW,
+        concurrency: int = 4,
+        on_outcome: OnOutcome | None = None,
+        keep_outcomes: bool = True,
+    ) -> ReconcileReport:
+        """Settle every ``uncertain`` key of a journal by asking CommBox for what its send
+        would have created, and record the result in the journal.
+
+        A key found exactly once becomes ``sent`` (with the id found); one not found, once its
+        attempt ended more than ``settle_after`` seconds ago (default 120: CommBox may list a
+        new conversation only after a delay), becomes ``failed`` as not taken, which the next
+        :meth:`send` sends again; a key with several candidates, or sent through a path
+        CommBox offers no lookup for, stays ``uncertain`` with the reason (and the candidates'
+        ids). ``clock_skew`` (default 60 s) is how far this machine's clock may be from
+        CommBox's. Matching is by recipient, text and creation time, or by key for messages
+        sent with ``stamp=True``; see :mod:`commbox_async.bulk._reconcile`.
+        """
+        if concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        owns_journal = not isinstance(journal, JournalBackend)
+        book: JournalBackend = journal if isinstance(journal, JournalBackend) else Journal(journal)
+        try:
+            return await reconcile(
+                self._client,
+                book,
+                settle_after=settle_after,
+                clock_skew=clock_skew,
+                concurrency=concurrency,
+                on_outcome=on_outcome,
+                keep_outcomes=keep_outcomes,
+            )
+        finally:
+            if owns_journal:
+                book.close()
+
 
 class _Run:
     """One run of a bulk send: its journal, its workers, and what it has reported."""
@@ -127,6 +218,7 @@ class _Run:
         *,
         resend_uncertain: bool,
         retry_failed: bool,
+        stamp: bool,
         on_outcome: OnOutcome | None,
         keep_outcomes: bool,
     ) -> None:
@@ -134,15 +226,17 @@ class _Run:
         self.journal = journal
         self.resend_uncertain = resend_uncertain
         self.retry_failed = retry_failed
+        self.stamp = stamp
         self.on_outcome = on_outcome
         self.keep_outcomes = keep_outcomes
         self.report = BulkReport(recovered_uncertain=journal.recover())
         self.run = journal.begin_run()
         self.commits = GroupCommit(journal, self.run)
-        # The keys taken from the input and not yet reported, with their message's digest:
-        # a bounded few (what is queued or in flight). Duplicates are found through the
-        # journal, which marks every key taken with the run's number.
-        self.unsettled: dict[str, str | None] = {}
+        # The keys taken from the input and not yet reported, with their "sending" row (the
+        # message's digest, how to look it up): a bounded few (what is queued or in flight).
+        # Duplicates are found through the journal, which marks every key taken with the
+        # run's number.
+        self.unsettled: dict[str, Sending] = {}
         # Each request under way, with what it has put on the wire so far.
         self.inflight: dict[anyio.CancelScope, Exposure] = {}
         self.stopping = False
@@ -250,8 +344,9 @@ class _Run:
                 why = "the message differs from the one sent then; not sent again"
                 await self._report(_earlier(key, previous, changed=changed, why=why))
                 return None
-        self.unsettled[key] = digest
-        return message
+        lookup = lookup_for(message, stamp=self.stamp)
+        self.unsettled[key] = Sending(key, digest, lookup.to_json())
+        return stamped(message) if self.stamp else message
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -265,7 +360,7 @@ class _Run:
 
     async def _deliver(self, batch: list[BulkMessage]) -> None:
         """One request: a single message, or up to 20 WhatsApp templates of one stream."""
-        sending = [Sending(m.key, self.unsettled.get(m.key)) for m in batch]
+        sending = [self.unsettled.get(m.key, Sending(m.key)) for m in batch]
         # "sending" is written once the throttle lets the request go, before its first byte.
         exposure = Exposure(before_send=functools.partial(self.commits.write, sending=sending))
         with anyio.CancelScope() as scope:

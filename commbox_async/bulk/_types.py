@@ -118,6 +118,11 @@ class Outcome:
     processed: Processed = Processed.NO
     earlier: bool = False
     changed: bool = False
+    #: Settled by reconciliation (``cb.bulk.reconcile``): found at CommBox, or not taken.
+    reconciled: bool = False
+    #: For an ``uncertain`` key that reconciliation could not settle: the ids of the
+    #: conversations (or messages) that could each be its send.
+    candidates: tuple[int, ...] = ()
     #: The per-recipient result of a WhatsApp send (200 or 206), as CommBox sent it.
     data: dict[str, Any] | None = None
 
@@ -139,6 +144,10 @@ class Outcome:
             row["earlier"] = True
         if self.changed:
             row["changed"] = True
+        if self.reconciled:
+            row["reconciled"] = True
+        if self.candidates:
+            row["candidates"] = list(self.candidates)
         if self.data is not None:
             row["data"] = self.data
         return row

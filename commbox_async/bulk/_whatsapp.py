@@ -29,11 +29,11 @@ async def send_templates(client: AsyncCommBox, batch: list[BulkMessage]) -> list
     envelope = await client._request(
         "POST", path, path_params=path_params, json=body, allow_partial=True
     )
-    results = _results(envelope.data)
+    results = _results(envelope.data, envelope.max_depth)
     return [_outcome(m, r) for m, r in zip(batch, match_results(batch, results))]
 
 
-def _results(data: Any) -> list[RecipientResult | None]:
+def _results(data: Any, max_depth: int) -> list[RecipientResult | None]:
     """Each recipient's result as CommBox sent it; None for one that does not decode. The
     call was answered 2xx, so one bad item must not take the readable ones down with it."""
     if data is None or data == "":
@@ -42,7 +42,7 @@ def _results(data: Any) -> list[RecipientResult | None]:
     results: list[RecipientResult | None] = []
     for item in items:
         try:
-            result: RecipientResult = decode(item, RecipientResult)
+            result: RecipientResult = decode(item, RecipientResult, max_depth=max_depth)
         except DecodeError:
             results.append(None)
         else:

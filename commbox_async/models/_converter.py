@@ -15,6 +15,7 @@ Each model gets a decoder compiled once from its attrs fields (the hot path of d
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import json
@@ -29,7 +30,16 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 import attrs
 import cattrs
 
-from .._exceptions import DecodeError
+from .._exceptions import REDACTED, DecodeError, brief
+from .._json import (
+    JSONLimitError,
+    MaxDepth,
+    check,
+    current_max_depth,
+    guarded_decode,
+    loads,
+    to_utf8,
+)
 from ._enums import OpenIntEnum, StreamProviderType, coerce_enum
 
 __all__ = [
@@ -71,20 +81,34 @@ JsonObject = dict[str, Any] | str
 
 _WIRE = "commbox_wire"
 _ALIASES = "commbox_aliases"
+_SECRET = "commbox_secret"  # noqa: S105 - a metadata key
 
 
 def wire(
-    name: str, *aliases: str, default: Any = None, factory: Any = None, repr: bool = True
+    name: str,
+    *aliases: str,
+    default: Any = None,
+    factory: Any = None,
+    repr: bool = True,
+    secret: bool = False,
 ) -> Any:
     """A model field whose wire name is ``name``; ``aliases`` are other spellings to accept.
 
     Any casing of the name or an alias matches (``objectId``, ``ObjectID``, ``object_id``).
-    ``repr=False`` keeps a secret (a password, a login ticket) out of the model's repr.
+    ``repr=False`` keeps a value out of the model's repr. ``secret=True`` marks a credential
+    (a password, a login ticket): kept out of the repr, and a :class:`DecodeError` about it (or
+    about a model holding it) never carries the value, in its message, ``value`` or ``args``.
     """
-    meta = {_WIRE: name, _ALIASES: aliases}
+    meta = {_WIRE: name, _ALIASES: aliases, _SECRET: secret}
+    shown = repr and not secret
     if factory is not None:
-        return attrs.field(factory=factory, metadata=meta, repr=repr)
-    return attrs.field(default=default, metadata=meta, repr=repr)
+        return attrs.field(factory=factory, metadata=meta, repr=shown)
+    return attrs.field(default=default, metadata=meta, repr=shown)
+
+
+def is_secret(field: attrs.Attribute[Any]) -> bool:
+    """Whether a model field was declared with ``wire(..., secret=True)``."""
+    return bool(field.metadata.get(_SECRET))
 
 
 @attrs.frozen(kw_only=True)
@@ -119,9 +143,10 @@ class Model:
         return result
 
     @classmethod
-    def from_wire(cls: type[T], data: Any) -> T:
-        """Decode a JSON value (a dict, or a JSON string of one); raises :class:`DecodeError`."""
-        return structure(data, cls)
+    def from_wire(cls: type[T], data: Any, *, max_depth: int | None = None) -> T:
+        """Decode a JSON value (a dict, or a JSON string of one); raises :class:`DecodeError`.
+        ``max_depth``: as :func:`structure`'s."""
+        return structure(data, cls, max_depth=max_depth)
 
 
 _DEFAULTS: dict[type[Any], dict[str, Any]] = {}
@@ -156,6 +181,12 @@ def _is_null_text(value: Any) -> bool:
     return isinstance(value, str) and _clean(value).lower() in _NULLS
 
 
+def _int_digits_limit() -> int:
+    """The interpreter's limit on the digits ``int()`` converts (0: none; 4,300 by default)."""
+    get = getattr(sys, "get_int_max_str_digits", None)
+    return int(get()) if get is not None else 0
+
+
 def to_int(value: Any) -> int:
     if isinstance(value, bool):
         raise TypeError("expected an integer, got a bool")
@@ -167,13 +198,18 @@ def to_int(value: Any) -> int:
             return int(text)
         except ValueError:
             pass
+        limit = _int_digits_limit()
+        if limit and len(text) > limit:
+            raise ValueError(
+                f"a number of {len(text)} characters is longer than the limit of {limit} digits"
+            )
         try:
             number = float(text)
         except ValueError:
-            raise ValueError(f"{value!r} is not an integer") from None
+            raise ValueError(f"{brief(value)} is not an integer") from None
         if number.is_integer():
             return int(number)
-        raise ValueError(f"{value!r} is not a whole number")
+        raise ValueError(f"{brief(value)} is not a whole number")
     if isinstance(value, float) and value.is_integer():
         return int(value)
     raise TypeError(f"expected an integer, got {type(value).__name__}")
@@ -204,7 +240,7 @@ def to_bool(value: Any) -> bool:
             return True
         if text in _FALSE:
             return False
-    raise ValueError(f"expected a boolean, got {value!r}")
+    raise ValueError(f"expected a boolean, got {brief(value)}")
 
 
 def to_str(value: Any) -> str:
@@ -222,12 +258,15 @@ _CURLY = str.maketrans({"\u201c": '"', "\u201d": '"'})
 
 def loads_lenient(text: str) -> Any:
     """JSON as CommBox's docs write it inside strings: raw line breaks inside string values,
-    stray closing braces after the value, curly quotes. Raises ValueError otherwise."""
+    stray closing braces after the value, curly quotes. Raises ValueError otherwise (and
+    :class:`JSONLimitError` for text that breaks a decoding limit)."""
     for candidate in (text, text.translate(_CURLY)):
         stripped = candidate.strip()
+        raw, _ = to_utf8(stripped)
+        check(raw, current_max_depth())
         try:
-            value, end = _LENIENT.raw_decode(stripped)
-        except ValueError:
+            value, end = guarded_decode(_LENIENT.raw_decode, stripped)
+        except json.JSONDecodeError:
             continue
         if not stripped[end:].strip(" \t\r\n}"):
             return value
@@ -235,16 +274,22 @@ def loads_lenient(text: str) -> Any:
 
 
 def to_json_object(value: Any) -> dict[str, Any] | str:
+    """A JSON object, or a string holding one (decoded). A string that is not JSON stays the
+    string; one that breaks a decoding limit (too deep, a lone surrogate) is an error."""
     if isinstance(value, dict):
         return value
     if isinstance(value, str):
         if value == "{}":  # CommBox's most common Content
             return {}
         try:
-            decoded = json.loads(value)
+            decoded = loads(value)
+        except JSONLimitError:
+            raise
         except ValueError:
             try:
                 decoded = loads_lenient(value)
+            except JSONLimitError:
+                raise
             except ValueError:
                 return value
         if isinstance(decoded, dict):
@@ -259,11 +304,26 @@ def to_any(value: Any) -> Any:
 
 # -- dates -----------------------------------------------------------------------------------
 
-_TIME = r"(?:[T\s]+(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*([AaPp][Mm])?)?"
-_ZONE = r"\s*(Z|z|UTC|GMT|[+-]\d{2}:?\d{2})?\s*$"
-_YMD = re.compile(r"^\s*(\d{4})-(\d{1,2})[-\s]+(\d{1,2})" + _TIME + _ZONE)
-_DMY = re.compile(r"^\s*(\d{1,2})-(\d{1,2})-(\d{4})" + _TIME + _ZONE)  # 09-06-2024 07:28:47
-_MDY = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})" + _TIME + _ZONE)  # 03/28/2017 05:30:00
+# The patterns are matched against the text with its whitespace runs collapsed to single
+# spaces (one linear pass), and no two neighbouring parts of a pattern can match the same
+# character, so a match attempt is linear in the text's length whatever it holds. (Patterns
+# with neighbouring ``\s*`` take cubic time on a run of spaces: 2,000 spaces inside a date
+# field took seconds.) ``fullmatch`` anchors both ends.
+_TIME = r"(?:(?: ?T ?| )(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(?: ?([AaPp][Mm]))?)?"
+_ZONE = r"(?: ?(Z|z|UTC|GMT|[+-]\d{2}:?\d{2}))?"
+_YMD = re.compile(r"(\d{4})-(\d{1,2})[- ]+(\d{1,2})" + _TIME + _ZONE)
+_DMY = re.compile(r"(\d{1,2})-(\d{1,2})-(\d{4})" + _TIME + _ZONE)  # 09-06-2024 07:28:47
+_MDY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})" + _TIME + _ZONE)  # 03/28/2017 05:30:00
+_DATE_PATTERNS = ((_YMD, "ymd"), (_DMY, "dmy"), (_MDY, "mdy"))
+
+
+def _date_match(text: str) -> tuple[re.Match[str], str] | None:
+    squeezed = " ".join(text.split())
+    for pattern, order in _DATE_PATTERNS:
+        m = pattern.fullmatch(squeezed)
+        if m is not None:
+            return m, order
+    return None
 
 
 def _zone(text: str | None) -> timezone:
@@ -275,7 +335,11 @@ def _zone(text: str | None) -> timezone:
 
 
 def parse_datetime(value: Any) -> datetime:
-    """Any date-time form the docs show, as an aware UTC datetime (naive times are UTC)."""
+    """Any date-time form the docs show, as an aware UTC datetime (naive times are UTC).
+
+    Raises ValueError (TypeError for a non-string) for anything else, including a time that
+    has no UTC equivalent (``9999-12-31T23:00:00-05:00``), in time linear in the text's length.
+    """
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, date):
@@ -286,7 +350,10 @@ def parse_datetime(value: Any) -> datetime:
         raise TypeError(f"expected a date-time string, got {type(value).__name__}")
     if dt.tzinfo is None:
         return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"date-time {brief(value)} is out of range in UTC") from None
 
 
 def _parse_datetime_text(text: str) -> datetime:
@@ -295,27 +362,26 @@ def _parse_datetime_text(text: str) -> datetime:
             return datetime.fromisoformat(text)
         except ValueError:
             pass
-    for pattern, order in ((_YMD, "ymd"), (_DMY, "dmy"), (_MDY, "mdy")):
-        m = pattern.match(text)
-        if m is None:
-            continue
-        a, b, c, hh, mm, ss, frac, ampm, zone = m.groups()
-        parts = dict(zip(order, (int(a), int(b), int(c))))
-        hour = int(hh or 0)
-        if ampm:
-            hour = hour % 12 + (12 if ampm.lower() == "pm" else 0)
-        micro = int((frac or "0")[:6].ljust(6, "0"))
-        return datetime(
-            parts["y"],
-            parts["m"],
-            parts["d"],
-            hour,
-            int(mm or 0),
-            int(ss or 0),
-            micro,
-            tzinfo=_zone(zone) if zone else None,
-        )
-    raise ValueError(f"unrecognised date-time {text!r}")
+    found = _date_match(text)
+    if found is None:
+        raise ValueError(f"unrecognised date-time {brief(text)}")
+    m, order = found
+    a, b, c, hh, mm, ss, frac, ampm, zone = m.groups()
+    parts = dict(zip(order, (int(a), int(b), int(c))))
+    hour = int(hh or 0)
+    if ampm:
+        hour = hour % 12 + (12 if ampm.lower() == "pm" else 0)
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    return datetime(
+        parts["y"],
+        parts["m"],
+        parts["d"],
+        hour,
+        int(mm or 0),
+        int(ss or 0),
+        micro,
+        tzinfo=_zone(zone) if zone else None,
+    )
 
 
 _UTC = timezone.utc
@@ -358,7 +424,10 @@ def _optional_datetime(value: Any) -> datetime | None:
             tz = dt.tzinfo
             if tz is _UTC:
                 return dt
-            return dt.replace(tzinfo=_UTC) if tz is None else dt.astimezone(_UTC)
+            if tz is None:
+                return dt.replace(tzinfo=_UTC)
+            with contextlib.suppress(OverflowError):  # no UTC equivalent: parse_datetime says so
+                return dt.astimezone(_UTC)
     result: datetime | None = _OPTIONAL_DATETIME(value)
     return result
 
@@ -371,12 +440,12 @@ def parse_date(value: Any) -> date:
         return value
     if not isinstance(value, str):
         raise TypeError(f"expected a date string, got {type(value).__name__}")
-    for pattern, order in ((_YMD, "ymd"), (_DMY, "dmy"), (_MDY, "mdy")):
-        m = pattern.match(value)
-        if m is not None:
-            parts = dict(zip(order, (int(x) for x in m.groups()[:3])))
-            return date(parts["y"], parts["m"], parts["d"])
-    raise ValueError(f"unrecognised date {value!r}")
+    found = _date_match(value)
+    if found is None:
+        raise ValueError(f"unrecognised date {brief(value)}")
+    m, order = found
+    parts = dict(zip(order, (int(x) for x in m.groups()[:3])))
+    return date(parts["y"], parts["m"], parts["d"])
 
 
 def format_datetime(value: datetime) -> str:
@@ -529,7 +598,7 @@ def _mapping(value: Any) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, str):
-        decoded = json.loads(value)
+        decoded = loads(value)
         if isinstance(decoded, dict):
             return decoded
     raise TypeError(f"expected an object, got {type(value).__name__}")
@@ -551,7 +620,7 @@ def _sequence(item: Decoder) -> Decoder:
             if isinstance(value, Mapping):
                 value = [value]
         elif isinstance(value, str):
-            value = [value] if not value.lstrip().startswith("[") else json.loads(value)
+            value = [value] if not value.lstrip().startswith("[") else loads(value)
         if not isinstance(value, (list, tuple)):
             value = [value]
         out = []
@@ -579,9 +648,16 @@ def _prefixed(exc: DecodeError, prefix: str) -> DecodeError:
     return DecodeError(exc.message, model=exc.model, path=path, value=exc.value)
 
 
-@functools.cache
-def _norm_key(key: str) -> str:
+def _normalise(key: str) -> str:
     return key.replace("_", "").replace(" ", "").replace("-", "").lower()
+
+
+_norm_short_key = functools.lru_cache(maxsize=4096)(_normalise)
+
+
+def _norm_key(key: str) -> str:
+    # Cached, but boundedly: the keys come from the payloads, and a hostile one sends new ones.
+    return _norm_short_key(key) if len(key) <= 64 else _normalise(key)
 
 
 _DECODERS: dict[type[Any], Decoder] = {}
@@ -603,6 +679,28 @@ class _LazyModel:
         if dec is None:
             dec = self.dec = _model_decoder(self.cls)
         return dec(value)
+
+
+def holds_secrets(cls: type[Model]) -> bool:
+    """Whether a model has a secret field, itself or in a model it nests."""
+    seen: set[type[Any]] = set()
+    todo: list[type[Any]] = [cls]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for a, _, _ in _field_specs(current):
+            if is_secret(a):
+                return True
+            todo.extend(_nested_models(a.type))
+    return False
+
+
+def _nested_models(tp: Any) -> list[type[Any]]:
+    if isinstance(tp, type):
+        return [tp] if issubclass(tp, Model) else []
+    return [m for arg in typing.get_args(tp) for m in _nested_models(arg)]
 
 
 def _model_decoder(cls: type[Model]) -> Decoder:
@@ -640,7 +738,12 @@ def _fast_type(tp: Any) -> type | None:
     return None
 
 
+# Shapes are cached per model class, at most _MAX_SHAPES of them, and only shapes CommBox's
+# own payloads could have: a shape holds its keys, and a hostile body sends thousands of
+# unique ones (a shape past these bounds is compiled for the one object and dropped).
 _MAX_SHAPES = 512
+_MAX_SHAPE_KEYS = 128
+_MAX_SHAPE_CHARS = 4096
 
 
 def _build_model_decoder(cls: type[Model]) -> Decoder:
@@ -654,8 +757,28 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
     ]
     slots = {name: getattr(cls, name).__set__ for name in (a.name for a in attrs.fields(cls))}
     set_extra, set_keys = slots["extra"], slots["wire_keys"]
+    secrets = frozenset(a.name for a in attrs.fields(cls) if is_secret(a))
+    # An object-level error shows the object: not when it holds a secret, here or nested.
+    hide = holds_secrets(cls)
+
+    def shown(value: Any) -> Any:
+        return REDACTED if hide else value
+
     new = object.__new__
     resolved = False
+
+    def field_error(exc: Exception, key: str, value: Any) -> DecodeError:
+        spec = by_key.get(key) or by_norm.get(_norm_key(key))
+        if spec is not None and spec[0] in secrets:
+            return DecodeError(
+                f"not a valid value ({type(value).__name__}); a secret field's value is not shown",
+                model=name,
+                path=key,
+                value=REDACTED,
+            )
+        if isinstance(exc, DecodeError):
+            return _prefixed(exc, key)
+        return DecodeError(str(exc) or type(exc).__name__, model=name, path=key, value=value)
 
     def resolve() -> None:
         # Nested models are looked up once, on first use, when every model class exists.
@@ -690,7 +813,11 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
                 keys[field_name] = key
             plan.append((key, dec, fast, setter))
         entry = (plan, tuple(extra_keys), FrozenDict(keys) if keys else EMPTY)
-        if len(shapes) < _MAX_SHAPES:
+        if (
+            len(shapes) < _MAX_SHAPES
+            and len(shape) <= _MAX_SHAPE_KEYS
+            and sum(len(k) if isinstance(k, str) else 64 for k in shape) <= _MAX_SHAPE_CHARS
+        ):
             shapes[shape] = entry
         return entry
 
@@ -701,18 +828,22 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
             resolved = True
         if type(data) is not dict:
             if isinstance(data, str):
+                text = data
+                problem = None
                 try:
-                    data = json.loads(data)
+                    data = loads(text)
+                except JSONLimitError as exc:
+                    problem = str(exc)
                 except ValueError:
-                    raise DecodeError(
-                        "expected an object", model=name, path="", value=data
-                    ) from None
+                    problem = "expected an object"
+                if problem is not None:  # raised here: the JSON error (and text) is no context
+                    raise DecodeError(problem, model=name, path="", value=shown(text))
             if not isinstance(data, Mapping):
                 raise DecodeError(
                     f"expected an object, got {type(data).__name__}",
                     model=name,
                     path="",
-                    value=data,
+                    value=shown(data),
                 )
         shape = tuple(data)
         entry = shapes.get(shape)
@@ -730,12 +861,12 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
                 continue
             try:
                 setter(obj, dec(value))
-            except DecodeError as exc:
-                raise _prefixed(exc, key) from None
+                continue
             except Exception as exc:
-                raise DecodeError(
-                    str(exc) or type(exc).__name__, model=name, path=key, value=value
-                ) from None
+                error = field_error(exc, key, value)
+            # Raised outside the except block, so that the failure it replaces (whose message
+            # may hold the value) is not its __context__ either.
+            raise error
         set_extra(obj, {k: data[k] for k in extra_keys} if extra_keys else {})
         if keys:
             set_keys(obj, keys)
@@ -839,8 +970,15 @@ converter.register_structure_hook_func(
 )
 
 
-def structure(data: Any, cls: type[T]) -> T:
-    """Decode JSON into ``cls`` (a model, or e.g. ``list[Model]``); failures are DecodeErrors."""
+def structure(data: Any, cls: type[T], *, max_depth: int | None = None) -> T:
+    """Decode JSON into ``cls`` (a model, or e.g. ``list[Model]``); failures are DecodeErrors.
+
+    ``max_depth`` limits the nesting of JSON sent inside string fields (``Data``, ``Content``);
+    by default the enclosing call's (``parse_event``'s, say), else 256.
+    """
+    if max_depth is not None:
+        with MaxDepth(max_depth):
+            return structure(data, cls)
     try:
         if _is_model(cls):
             return typing.cast(T, _model_decoder(cls)(data))  # type: ignore[arg-type]

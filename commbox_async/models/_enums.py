@@ -1,7 +1,9 @@
 """CommBox's enums (Developer Guide "Enums" and the webhooks page), open to values added later.
 
 A value the enum does not know decodes to a pseudo-member that keeps the raw number, compares
-equal to it and encodes back unchanged, so a new CommBox value is never an exception.
+equal to it and encodes back unchanged, so a new CommBox value is never an exception. Pseudo-
+members are made afresh each time and never stored in the class: a flood of unknown values
+(200,000 in one burst of webhooks) leaves nothing behind once the events are gone.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import enum
 import functools
 from typing import Any, TypeVar
+
+from .._exceptions import brief
 
 __all__ = [
     "ModuleType",
@@ -31,7 +35,11 @@ def _norm(name: str) -> str:
 
 
 class OpenIntEnum(enum.IntEnum):
-    """An IntEnum that accepts unknown integers as ``UNKNOWN_<n>`` pseudo-members."""
+    """An IntEnum that accepts unknown integers as ``UNKNOWN_<n>`` pseudo-members.
+
+    A pseudo-member equals (and hashes as) its number, so compare with ``==``, not ``is``:
+    two decodings of the same unknown value are equal but not the same object.
+    """
 
     @classmethod
     def _missing_(cls, value: object) -> Any:
@@ -39,7 +47,7 @@ class OpenIntEnum(enum.IntEnum):
             pseudo = int.__new__(cls, value)
             pseudo._name_ = f"UNKNOWN_{value}"
             pseudo._value_ = value
-            return cls._value2member_map_.setdefault(value, pseudo)
+            return pseudo  # not cached: the class must not grow with what CommBox sends
         return None
 
     @property
@@ -79,7 +87,7 @@ def coerce_enum(cls: type[E], value: Any) -> E:
         member = cls.from_name(text)
         if member is not None:
             return member
-        raise ValueError(f"{value!r} is not a {cls.__name__} number or name")
+        raise ValueError(f"{brief(value)} is not a {cls.__name__} number or name")
     raise TypeError(f"expected a {cls.__name__} number, got {type(value).__name__}")
 
 

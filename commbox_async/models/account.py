@@ -156,7 +156,7 @@ class ManagerData(Model):
     last_name: str | None = wire("LastName")
     email: str | None = wire("Email")
     is_admin: bool | None = wire("IsAdmin")
-    password: str | None = wire("Password", repr=False)
+    password: str | None = wire("Password", secret=True)
     user_name: str | None = wire("UserName")
     team_id: int | None = wire("TeamId")
     permission_id: UserPermission | None = wire("PermissionId")

@@ -201,7 +201,7 @@ class Ticket(Model):
     """``POST /auth/ticket``: the login ticket, wire name ``encpryptedString`` (sic;
     ``encryptedString`` accepted too). Never shown in a repr."""
 
-    ticket: str | None = wire("encpryptedString", "encryptedString", repr=False)
+    ticket: str | None = wire("encpryptedString", "encryptedString", secret=True)
 
     def _require(self) -> str:
         if not self.ticket:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -15,7 +14,7 @@ from .._exceptions import (
     InvalidResponseError,
     NotFoundError,
 )
-from .._response import APIResponse, Envelope, to_raw_response
+from .._response import Envelope
 from .._verdict import Processed
 from ..models import structure
 
@@ -30,13 +29,14 @@ Id = int | str
 _ID_KEYS = ("objectId", "objectid", "ObjectId", "Id", "id", "childId", "ChildId")
 
 
-def decode(data: Any, cls: Any) -> Any:
-    """``data`` of a successful response as ``cls``. CommBox answered 2xx, so it acted on the
-    request: a value that does not decode raises :class:`DecodeError` with ``processed``
-    ``YES`` (a POST must not be sent again because its answer was unreadable)."""
+def decode(data: Any, cls: Any, *, max_depth: int | None = None) -> Any:
+    """``data`` of a successful response as ``cls`` (JSON inside its strings decoded under
+    ``max_depth``). CommBox answered 2xx, so it acted on the request: a value that does not
+    decode raises :class:`DecodeError` with ``processed`` ``YES`` (a POST must not be sent
+    again because its answer was unreadable)."""
     failure: CommBoxError
     try:
-        return structure(data, cls)
+        return structure(data, cls, max_depth=max_depth)
     except DecodeError as exc:
         failure = exc
     except CommBoxError:
@@ -60,7 +60,7 @@ class APIResource:
 
     @staticmethod
     def _decode(envelope: Envelope, cls: type[T]) -> T:
-        result: T = decode(envelope.data, cls)
+        result: T = decode(envelope.data, cls, max_depth=envelope.max_depth)
         return result
 
     def _paginate(
@@ -93,7 +93,7 @@ class APIResource:
             return []
         if not isinstance(data, list):
             data = [data]
-        return list(decode(data, tuple[cls, ...]))  # type: ignore[valid-type]
+        return list(decode(data, tuple[cls, ...], max_depth=envelope.max_depth))  # type: ignore[valid-type]
 
     @staticmethod
     def _single(envelope: Envelope, cls: type[T], *, method: str, path: str) -> T:
@@ -112,7 +112,7 @@ class APIResource:
                     body=envelope.body,
                 )
             data = data[0]
-        result: T = decode(data, cls)
+        result: T = decode(data, cls, max_depth=envelope.max_depth)
         return result
 
     @staticmethod
@@ -193,23 +193,12 @@ class Paginator(Generic[T]):
         return result
 
 
-class RawResponseView:
-    """``cb.with_raw_response.<namespace>``: each awaitable method of the namespace, returning
-    :class:`~commbox_async.APIResponse` (HTTP and envelope facts) around its usual value."""
-
-    def __init__(self, resource: APIResource) -> None:
-        self._resource = resource
-
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[APIResponse[Any]]]:
-        method = getattr(self._resource, name)
-        if name.startswith("_") or not inspect.iscoroutinefunction(method):
-            raise AttributeError(
-                f"{type(self._resource).__name__}.{name} has no raw-response form "
-                "(only awaitable methods do; for paginated lists use .page(n))"
-            )
-        wrapped = to_raw_response(method)
-        setattr(self, name, wrapped)
-        return wrapped
+def no_raw_form(name: str) -> AttributeError:
+    """The error for a raw view's method that returns a :class:`Paginator`, not an awaitable."""
+    return AttributeError(
+        f"{name} has no raw-response form (only awaitable methods do; it returns a Paginator, "
+        "whose pages are fetched with .page(n))"
+    )
 
 
 def require_model(

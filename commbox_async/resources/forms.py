@@ -10,10 +10,18 @@ import attrs
 
 from .._exceptions import ConfigurationError
 from .._files import Attachment, AttachmentInput
+from .._response import to_raw_response
 from ..models import FormLink, StreamProviderType, Ticket
 from ._resource import APIResource, Id, require_int
 
-__all__ = ["Auth", "Automation", "Forms"]
+__all__ = [
+    "Auth",
+    "AuthWithRawResponse",
+    "Automation",
+    "AutomationWithRawResponse",
+    "Forms",
+    "FormsWithRawResponse",
+]
 
 
 class Forms(APIResource):
@@ -169,3 +177,30 @@ class Automation(APIResource):
             path_params={"object_id": object_id},
             json={"data": {"address": address}},
         )
+
+
+class AuthWithRawResponse:
+    """``cb.with_raw_response.auth``: each method of :class:`Auth`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Auth) -> None:
+        self.create_ticket = to_raw_response(resource.create_ticket)
+
+
+class AutomationWithRawResponse:
+    """``cb.with_raw_response.automation``: each method of :class:`Automation`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Automation) -> None:
+        self.get_context = to_raw_response(resource.get_context)
+        self.set_context = to_raw_response(resource.set_context)
+        self.jump = to_raw_response(resource.jump)
+
+
+class FormsWithRawResponse:
+    """``cb.with_raw_response.forms``: each method of :class:`Forms`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Forms) -> None:
+        self.create_link = to_raw_response(resource.create_link)
+        self.create_predefined_link = to_raw_response(resource.create_predefined_link)

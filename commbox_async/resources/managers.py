@@ -7,6 +7,7 @@ import builtins
 from collections.abc import Sequence
 
 from .._exceptions import ConfigurationError
+from .._response import to_raw_response
 from ..models import (
     Manager,
     ManagerAssignment,
@@ -18,7 +19,7 @@ from ..models import (
 )
 from ._resource import APIResource, Id, require_int, require_model
 
-__all__ = ["Managers", "Teams"]
+__all__ = ["Managers", "ManagersWithRawResponse", "Teams", "TeamsWithRawResponse"]
 
 
 def _manager(value: object, method: str) -> ManagerData:
@@ -222,3 +223,39 @@ class Teams(APIResource):
         await self._client._request(
             "DELETE", "/managers/teams/{team_id}", path_params={"team_id": team_id}
         )
+
+
+class ManagersWithRawResponse:
+    """``cb.with_raw_response.managers``: each method of :class:`Managers`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Managers) -> None:
+        self.list = to_raw_response(resource.list)
+        self.get = to_raw_response(resource.get)
+        self.create = to_raw_response(resource.create)
+        self.update = to_raw_response(resource.update)
+        self.delete = to_raw_response(resource.delete)
+        self.stats = to_raw_response(resource.stats)
+        self.presence = to_raw_response(resource.presence)
+        self.set_presence = to_raw_response(resource.set_presence)
+        self.presence_types = to_raw_response(resource.presence_types)
+        self.by_profile = to_raw_response(resource.by_profile)
+        self.profiles = to_raw_response(resource.profiles)
+        self.add_profiles = to_raw_response(resource.add_profiles)
+        self.remove_profile = to_raw_response(resource.remove_profile)
+        self.remove_all_profiles = to_raw_response(resource.remove_all_profiles)
+        self.assignments = to_raw_response(resource.assignments)
+        self.assign = to_raw_response(resource.assign)
+        self.unassign = to_raw_response(resource.unassign)
+
+
+class TeamsWithRawResponse:
+    """``cb.with_raw_response.teams``: each method of :class:`Teams`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Teams) -> None:
+        self.list = to_raw_response(resource.list)
+        self.create = to_raw_response(resource.create)
+        self.members = to_raw_response(resource.members)
+        self.update = to_raw_response(resource.update)
+        self.delete = to_raw_response(resource.delete)

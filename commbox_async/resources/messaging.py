@@ -13,11 +13,20 @@ import attrs
 from .._base_client import TokenSource
 from .._exceptions import ConfigurationError
 from .._files import Attachment, AttachmentInput
+from .._response import to_raw_response
 from ..models import EmarsysTemplate, RecipientResult, TemplateMessage, UploadedMedia
 from ..models.requests import phone_digits
 from ._resource import APIResource, require_encrypted, require_model
 
-__all__ = ["MAX_TEMPLATE_RECIPIENTS", "TEMPLATE_PATH", "Sms", "WhatsApp", "template_request"]
+__all__ = [
+    "MAX_TEMPLATE_RECIPIENTS",
+    "TEMPLATE_PATH",
+    "Sms",
+    "SmsWithRawResponse",
+    "WhatsApp",
+    "WhatsAppWithRawResponse",
+    "template_request",
+]
 
 #: The v2 template endpoint takes at most this many recipients per call.
 MAX_TEMPLATE_RECIPIENTS = 20
@@ -231,3 +240,24 @@ class WhatsApp(APIResource):
             token=jwt,
         )
         return self._list(envelope, RecipientResult)
+
+
+class SmsWithRawResponse:
+    """``cb.with_raw_response.sms``: each method of :class:`Sms`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Sms) -> None:
+        self.send = to_raw_response(resource.send)
+        self.send_initial_text = to_raw_response(resource.send_initial_text)
+
+
+class WhatsAppWithRawResponse:
+    """``cb.with_raw_response.whatsapp``: each method of :class:`WhatsApp`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: WhatsApp) -> None:
+        self.send_template = to_raw_response(resource.send_template)
+        self.upload_media = to_raw_response(resource.upload_media)
+        self.validate_contact = to_raw_response(resource.validate_contact)
+        self.campaign = to_raw_response(resource.campaign)
+        self.emarsys_send_template = to_raw_response(resource.emarsys_send_template)

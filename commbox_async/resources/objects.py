@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._files import AttachmentInput
+from .._response import to_raw_response
 from ..models import (
     Activity,
     ActivityLogEntry,
@@ -23,7 +24,7 @@ from ..models import (
 )
 from ._resource import APIResource, Id, require_int, require_model
 
-__all__ = ["Objects"]
+__all__ = ["Objects", "ObjectsWithRawResponse"]
 
 
 def _child(value: object, method: str) -> NewChild:
@@ -289,3 +290,25 @@ class Objects(APIResource):
         if not isinstance(envelope.data, Mapping) or not envelope.data:
             return None
         return self._decode(envelope, StreamChange)
+
+
+class ObjectsWithRawResponse:
+    """``cb.with_raw_response.objects``: each method of :class:`Objects`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Objects) -> None:
+        self.create = to_raw_response(resource.create)
+        self.create_child = to_raw_response(resource.create_child)
+        self.create_child_for_provider = to_raw_response(resource.create_child_for_provider)
+        self.get = to_raw_response(resource.get)
+        self.activities = to_raw_response(resource.activities)
+        self.transcript = to_raw_response(resource.transcript)
+        self.set_status = to_raw_response(resource.set_status)
+        self.set_content = to_raw_response(resource.set_content)
+        self.add_activity_log = to_raw_response(resource.add_activity_log)
+        self.add_remark = to_raw_response(resource.add_remark)
+        self.set_indicator = to_raw_response(resource.set_indicator)
+        self.delete_indicator = to_raw_response(resource.delete_indicator)
+        self.remove_tag = to_raw_response(resource.remove_tag)
+        self.set_tag = to_raw_response(resource.set_tag)
+        self.move = to_raw_response(resource.move)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from .._exceptions import ConfigurationError
+from .._response import to_raw_response
 from ..models import ObjectDetails, ObjectStatusType, StreamAvailability, StreamProviderType
-from ._resource import APIResource, Id, Paginator, require_int
+from ._resource import APIResource, Id, Paginator, no_raw_form, require_int
 
-__all__ = ["Streams", "TIME_RANGE_CAP", "status_list", "to_unix", "bool_param"]
+__all__ = [
+    "Streams",
+    "StreamsWithRawResponse",
+    "TIME_RANGE_CAP",
+    "TimeRange",
+    "status_list",
+    "to_unix",
+    "bool_param",
+]
 
 logger = logging.getLogger("commbox_async")
 
@@ -46,6 +55,60 @@ def status_list(statuses: Sequence[ObjectStatusType | int] | None) -> str | None
 
 def bool_param(value: bool | None) -> str | None:
     return None if value is None else ("true" if value else "false")
+
+
+class TimeRange:
+    """The conversations of a stream within a time range (:meth:`Streams.objects_between`):
+    async-iterable; after the walk, ``withheld`` lists the seconds whose conversations CommBox
+    may not all have returned, however they were paged (empty when every one was listed)."""
+
+    def __init__(
+        self,
+        stream: str,
+        start: int,
+        end: int,
+        search: Callable[[int, int], Paginator[ObjectDetails]],
+    ) -> None:
+        self._stream = stream
+        self.start = start
+        self.end = end
+        self._search = search
+        self.withheld: list[int] = []
+
+    async def __aiter__(self) -> AsyncIterator[ObjectDetails]:
+        seen: set[int] = set()
+        windows = [(self.start, self.end)]
+        while windows:
+            a, b = windows.pop()
+            search = self._search(a, b)
+            page = await search.page(1)
+            if len(page) >= TIME_RANGE_CAP and b > a:
+                mid = (a + b) // 2
+                windows.append((mid + 1, b))  # popped second: oldest first
+                windows.append((a, mid))
+                continue
+            number = 1
+            while True:
+                fresh = [obj for obj in page if obj.object_id is None or obj.object_id not in seen]
+                for obj in fresh:
+                    if obj.object_id is not None:
+                        seen.add(obj.object_id)
+                    yield obj
+                if number > 1 and not fresh:
+                    # A full page, then nothing new: the second held exactly that many, or
+                    # CommBox does not page within it. Nothing tells which, so say so.
+                    self.withheld.append(a)
+                    logger.warning(
+                        "stream %s: the second %d filled a page and paging brought no more; "
+                        "if it holds more conversations, CommBox did not list them",
+                        self._stream,
+                        a,
+                    )
+                    break
+                if len(page) < TIME_RANGE_CAP:
+                    break
+                number += 1
+                page = await search.page(number)
 
 
 class Streams(APIResource):
@@ -122,7 +185,7 @@ class Streams(APIResource):
             page_size=page_size,
         )
 
-    async def objects_between(
+    def objects_between(
         self,
         stream_id: Id,
         start: datetime | int,
@@ -133,23 +196,26 @@ class Streams(APIResource):
         time_filter: str | None = None,
         include_children: bool | None = None,
         include_activity_log: bool | None = None,
-    ) -> AsyncIterator[ObjectDetails]:
+    ) -> TimeRange:
         """Every conversation of a stream between two times, however many.
 
         The time-range search returns at most 100 conversations per window (both ends
         inclusive, whole seconds), so a window that comes back full is split in two and each
-        half searched again, until every part is complete. Windows are walked oldest first
-        and each conversation is yielded once. A one-second window that is still full cannot
-        be split further: its first 100 are yielded and a warning is logged.
+        half searched again, until every part is complete. A one-second window that is still
+        full cannot be split: it is paged (``pageNumber``, as the spec says "additional calls
+        are required"), until a page brings nothing new. Windows are walked oldest first and
+        each conversation is yielded once. If a full page is followed by nothing new, CommBox
+        may be withholding some (or the second held exactly a page): a warning is logged and
+        the second is listed in the result's ``withheld``.
+
+        ``async for obj in cb.streams.objects_between(532, t0, t1)`` walks them lazily.
         """
         lo, hi = to_unix(start, "start"), to_unix(end, "end")
         if hi < lo:
             raise ConfigurationError(f"end ({hi}) is before start ({lo})")
-        seen: set[int] = set()
-        windows = [(lo, hi)]
-        while windows:
-            a, b = windows.pop()
-            page = await self.objects(
+
+        def search(a: int, b: int) -> Paginator[ObjectDetails]:
+            return self.objects(
                 stream_id,
                 start=a,
                 end=b,
@@ -161,28 +227,9 @@ class Streams(APIResource):
                 include_children=include_children,
                 include_activity_log=include_activity_log,
                 page_size=TIME_RANGE_CAP,
-            ).page(1)
-            if len(page) >= TIME_RANGE_CAP:
-                if b > a:
-                    mid = (a + b) // 2
-                    windows.append((mid + 1, b))  # popped second: oldest first
-                    windows.append((a, mid))
-                    continue
-                logger.warning(
-                    "stream %s has %d+ conversations in the one second %d; "
-                    "only the first %d can be listed",
-                    stream_id,
-                    len(page),
-                    a,
-                    TIME_RANGE_CAP,
-                )
-            for obj in page:
-                key = obj.object_id
-                if key is not None:
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                yield obj
+            )
+
+        return TimeRange(str(stream_id), lo, hi, search)
 
     @staticmethod
     def _search_params(
@@ -245,3 +292,19 @@ class Streams(APIResource):
         if params["unixStartTime"] is not None and params["unixEndTime"] < params["unixStartTime"]:
             raise ConfigurationError("end is before start")
         return {k: v for k, v in params.items() if v is not None}
+
+
+class StreamsWithRawResponse:
+    """``cb.with_raw_response.streams``: each method of :class:`Streams`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Streams) -> None:
+        self.availability = to_raw_response(resource.availability)
+
+    @property
+    def objects(self) -> NoReturn:
+        raise no_raw_form("Streams.objects")
+
+    @property
+    def objects_between(self) -> NoReturn:
+        raise no_raw_form("Streams.objects_between")

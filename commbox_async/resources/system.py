@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .._response import to_raw_response
 from ..models import SlaExceptions, StreamStats, SystemStatus
 from ._resource import APIResource, decode
 
-__all__ = ["Stats", "System"]
+__all__ = ["Stats", "StatsWithRawResponse", "System", "SystemWithRawResponse"]
 
 
 class System(APIResource):
@@ -47,5 +48,22 @@ class Stats(APIResource):
                 if isinstance(part, Mapping):
                     merged.update(part)
             data = merged
-        result: SlaExceptions = decode(data or {}, SlaExceptions)
+        result: SlaExceptions = decode(data or {}, SlaExceptions, max_depth=envelope.max_depth)
         return result
+
+
+class StatsWithRawResponse:
+    """``cb.with_raw_response.stats``: each method of :class:`Stats`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Stats) -> None:
+        self.streams = to_raw_response(resource.streams)
+        self.sla_exceptions = to_raw_response(resource.sla_exceptions)
+
+
+class SystemWithRawResponse:
+    """``cb.with_raw_response.system``: each method of :class:`System`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: System) -> None:
+        self.status = to_raw_response(resource.status)

@@ -6,10 +6,11 @@ import builtins
 from typing import Any
 
 from .._exceptions import ConfigurationError
+from .._response import to_raw_response
 from ..models import Tag, TagGroup
 from ._resource import APIResource, Id, require_int
 
-__all__ = ["Tags"]
+__all__ = ["Tags", "TagsWithRawResponse"]
 
 
 def _name(name: str, what: str) -> str:
@@ -96,3 +97,18 @@ class Tags(APIResource):
         await self._client._request(
             "DELETE", "/tags/groups/{group_id}", path_params={"group_id": group_id}
         )
+
+
+class TagsWithRawResponse:
+    """``cb.with_raw_response.tags``: each method of :class:`Tags`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Tags) -> None:
+        self.list = to_raw_response(resource.list)
+        self.create = to_raw_response(resource.create)
+        self.update = to_raw_response(resource.update)
+        self.delete = to_raw_response(resource.delete)
+        self.groups = to_raw_response(resource.groups)
+        self.create_group = to_raw_response(resource.create_group)
+        self.update_group = to_raw_response(resource.update_group)
+        self.delete_group = to_raw_response(resource.delete_group)

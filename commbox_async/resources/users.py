@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, NoReturn
 
 from .._exceptions import ConfigurationError
+from .._response import to_raw_response
 from ..models import ObjectDetails, ObjectStatusType, StreamProviderType, User, UserInfo
-from ._resource import APIResource, Id, Paginator, require_int, require_model
+from ._resource import APIResource, Id, Paginator, no_raw_form, require_int, require_model
 from .streams import bool_param, status_list
 
-__all__ = ["Users"]
+__all__ = ["Users", "UsersWithRawResponse"]
 
 
 class Users(APIResource):
@@ -100,3 +101,16 @@ class Users(APIResource):
             params=params,  # the client leaves out the filters that are None
             page_size=page_size,
         )
+
+
+class UsersWithRawResponse:
+    """``cb.with_raw_response.users``: each method of :class:`Users`, returning an
+    :class:`~commbox_async.APIResponse` around its usual value."""
+
+    def __init__(self, resource: Users) -> None:
+        self.get = to_raw_response(resource.get)
+        self.update = to_raw_response(resource.update)
+
+    @property
+    def objects(self) -> NoReturn:
+        raise no_raw_form("Users.objects")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._fake import FakeCommBox
+from ._app import FakeCommBox
 
 
 def serve(

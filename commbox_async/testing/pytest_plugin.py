@@ -25,7 +25,7 @@ from __future__ import annotations
 import pytest
 
 from .._client import AsyncCommBox
-from ._fake import FakeCommBox
+from ._app import FakeCommBox
 
 
 @pytest.fixture

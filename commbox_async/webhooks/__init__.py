@@ -6,16 +6,25 @@ Receivers: :func:`commbox_async.webhooks.starlette.webhook_app` (FastAPI/Starlet
 :func:`commbox_async.webhooks.aiohttp.add_webhook_routes`.
 """
 
-from ._parse import DEFAULT_MAX_BYTES, WebhookParseError, WebhookTooLargeError, parse_event
-from ._receiver import TRIGGERS, ReceiverConfig
+from ._parse import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    WebhookParseError,
+    WebhookTooLargeError,
+    parse_event,
+)
+from ._receiver import DEFAULT_BODY_TIMEOUT, TRIGGERS, ReceiverConfig, SecretRedactingFilter
 from .events import *  # noqa: F403 - the event classes are this package's API
 from .events import __all__ as _events_all
 from .router import WebhookRouter
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DEPTH",
     "TRIGGERS",
     "ReceiverConfig",
+    "SecretRedactingFilter",
     "WebhookParseError",
     "WebhookRouter",
     "WebhookTooLargeError",

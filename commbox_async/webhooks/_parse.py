@@ -20,16 +20,17 @@ inferred from the payload's shape by these rules, first match wins:
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, TreeBuilder
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
 
 from .._exceptions import CommBoxError, DecodeError
+from .._json import DEFAULT_MAX_DEPTH, JSONLimitError, MaxDepth, loads
 from ..models import ObjectActivityType, ObjectRecord, Tag, User, structure
 from ..models._converter import parse_datetime, to_bool, to_int, to_json_object, to_str
 from ..models._enums import coerce_enum
@@ -65,7 +66,13 @@ from .events import (
     WebhookActivity,
 )
 
-__all__ = ["DEFAULT_MAX_BYTES", "WebhookParseError", "WebhookTooLargeError", "parse_event"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DEPTH",
+    "WebhookParseError",
+    "WebhookTooLargeError",
+    "parse_event",
+]
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 
@@ -86,14 +93,27 @@ def parse_event(
     subscription: str | None = None,
     name: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> Event:
     """Parse one webhook body into a typed, frozen event.
 
     The format comes from ``content_type`` (``.../xml`` or ``.../json``) or, when absent, from
     the body's first character. ``subscription`` and ``name`` say which trigger the body came
     from (needed to tell some JSON kinds apart; an XML body names its own).
+
+    Limits: ``max_bytes`` (1 MiB) for the body, ``max_depth`` (256) levels of XML elements or
+    JSON arrays and objects, in the body and in JSON sent inside its string fields. What breaks
+    a limit, or is not text (a lone surrogate), or holds a number too long for ``int`` or a
+    date with no UTC equivalent, raises :class:`WebhookParseError`, in time linear in the
+    body's size.
     """
-    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if isinstance(body, str):
+        try:
+            data = body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise WebhookParseError("webhook body holds a lone UTF-16 surrogate") from None
+    else:
+        data = bytes(body)
     if len(data) > max_bytes:
         raise WebhookTooLargeError(
             f"webhook body of {len(data)} bytes exceeds the limit of {max_bytes}"
@@ -105,9 +125,10 @@ def parse_event(
         is_xml = False
     else:
         is_xml = data.lstrip()[:1] == b"<"
-    if is_xml:
-        return _parse_xml(data, subscription=subscription, name=name)
-    return _parse_json(data, subscription=subscription, name=name)
+    with MaxDepth(max_depth):
+        if is_xml:
+            return _parse_xml(data, subscription=subscription, name=name, max_depth=max_depth)
+        return _parse_json(data, subscription=subscription, name=name, max_depth=max_depth)
 
 
 # -- XML -------------------------------------------------------------------------------------
@@ -120,16 +141,53 @@ _REPAIRS = (
 )
 
 
-def _fromstring(data: bytes) -> Element:
-    root: Element = SafeET.fromstring(
-        data, forbid_dtd=True, forbid_entities=True, forbid_external=True
+class _TooDeep(Exception):
+    pass
+
+
+class _DepthLimitedBuilder(TreeBuilder):
+    """A tree builder that refuses an element nested deeper than ``limit`` as it arrives, so a
+    100,000-deep document is refused at its 257th start tag rather than built first."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self._limit = limit
+        self._depth = 0
+
+    def start(self, tag: Any, attrs: Any) -> Element:
+        self._depth += 1
+        if self._depth > self._limit:
+            raise _TooDeep
+        return super().start(tag, attrs)
+
+    def end(self, tag: Any) -> Element:
+        self._depth -= 1
+        return super().end(tag)
+
+
+def _fromstring(data: bytes, max_depth: int) -> Element:
+    if data.count(b"<") <= max_depth:  # each level needs a "<": the usual body cannot be deep
+        root: Element = SafeET.fromstring(
+            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+        return root
+    parser = DefusedXMLParser(
+        target=_DepthLimitedBuilder(max_depth),
+        forbid_dtd=True,
+        forbid_entities=True,
+        forbid_external=True,
     )
-    return root
+    parser.feed(data)
+    return parser.close()  # type: ignore[no-any-return]
 
 
-def _parse_xml(data: bytes, *, subscription: str | None, name: str | None) -> Event:
+def _parse_xml(data: bytes, *, subscription: str | None, name: str | None, max_depth: int) -> Event:
     try:
-        root = _fromstring(data)
+        root = _fromstring(data, max_depth)
+    except _TooDeep:
+        raise WebhookParseError(
+            f"refused XML webhook: elements nested deeper than the limit of {max_depth}"
+        ) from None
     except DefusedXmlException as exc:
         raise WebhookParseError(
             f"refused XML webhook: {type(exc).__name__} (DTDs and entities are not allowed)"
@@ -139,7 +197,11 @@ def _parse_xml(data: bytes, *, subscription: str | None, name: str | None) -> Ev
         for pattern, replacement in _REPAIRS:
             repaired = pattern.sub(replacement, repaired)
         try:
-            root = _fromstring(repaired)
+            root = _fromstring(repaired, max_depth)
+        except _TooDeep:
+            raise WebhookParseError(
+                f"refused XML webhook: elements nested deeper than the limit of {max_depth}"
+            ) from None
         except DefusedXmlException as exc:
             raise WebhookParseError(f"refused XML webhook: {type(exc).__name__}") from None
         except SafeET.ParseError:
@@ -151,7 +213,10 @@ def _parse_xml(data: bytes, *, subscription: str | None, name: str | None) -> Ev
     event_name = attrs.get("name") or name
     brand = attrs.get("brand")
     children = list(root)
-    payload = _element_to_dict(children[0]) if children else {}
+    try:
+        payload = _element_to_dict(children[0]) if children else {}
+    except RecursionError:  # only with a max_depth beyond what the interpreter can nest
+        raise WebhookParseError("refused XML webhook: elements nested too deep") from None
     if not isinstance(payload, dict):
         payload = {"value": payload}
     body_tag = _local(children[0].tag) if children else None
@@ -193,10 +258,14 @@ def _element_to_dict(element: Element) -> Any:
 # -- JSON ------------------------------------------------------------------------------------
 
 
-def _parse_json(data: bytes, *, subscription: str | None, name: str | None) -> Event:
+def _parse_json(
+    data: bytes, *, subscription: str | None, name: str | None, max_depth: int
+) -> Event:
     try:
-        decoded = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        decoded = loads(data, max_depth=max_depth)
+    except JSONLimitError as exc:
+        raise WebhookParseError(f"refused JSON webhook: {exc}") from None
+    except ValueError as exc:
         raise WebhookParseError(f"malformed JSON webhook: {exc}") from None
     if not isinstance(decoded, dict):
         raise WebhookParseError(f"a JSON webhook must be an object, got {type(decoded).__name__}")

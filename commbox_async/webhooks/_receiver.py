@@ -1,16 +1,35 @@
-"""What both receivers share: secret check, size limit, parsing, and the answer."""
+"""What both receivers share: secret check, reading the body under its limits, parsing, the
+answer, and keeping the secret out of access logs."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
 
+import anyio
 import attrs
 
+from .._exceptions import ConfigurationError
+from .._json import DEFAULT_MAX_DEPTH
 from ._parse import DEFAULT_MAX_BYTES, WebhookParseError, WebhookTooLargeError, parse_event
 from .events import Event
 
-__all__ = ["ReceiverConfig", "TRIGGERS", "Verdict", "check"]
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "TRIGGERS",
+    "ReceiverConfig",
+    "SecretRedactingFilter",
+    "Verdict",
+    "check",
+    "read_body",
+]
+
+#: Seconds a receiver waits for a whole body (after the headers) before answering 408.
+DEFAULT_BODY_TIMEOUT = 5.0
 
 #: One route per trigger: "/object/onnewchild" -> ("Object", "OnNewChild").
 TRIGGERS: dict[str, tuple[str, str]] = {
@@ -29,15 +48,37 @@ TRIGGERS: dict[str, tuple[str, str]] = {
 
 @attrs.frozen(kw_only=True)
 class ReceiverConfig:
-    """``secret``: compared in constant time with the ``secret_param`` query parameter or the
-    ``secret_header`` header; ``max_bytes``: the body limit (413 above it); ``background``:
-    answer 200 first and run the handlers afterwards (otherwise 200 only after they succeed)."""
+    """A receiver's options.
 
-    secret: str | None = None
+    - ``secret``: compared in constant time with the ``secret_header`` header
+      (``X-CommBox-Secret``, the recommended form: headers stay out of access logs) or the
+      ``secret_param`` query parameter (``?secret=``; see :class:`SecretRedactingFilter`).
+    - ``max_bytes``: the body limit (1 MiB; 413 above it, and reading stops there).
+    - ``body_timeout``: seconds for the whole body to arrive (5; 408 after it, so a client
+      dripping its body cannot hold a connection).
+    - ``max_depth``: XML/JSON nesting limit (256; 400 above it).
+    - ``background``: answer 200 first and run the handlers afterwards (otherwise 200 only
+      after they succeed, 500 if one fails, so CommBox re-delivers).
+    - ``redact_access_log``: add a :class:`SecretRedactingFilter` for ``secret_param`` to
+      the server's access logger (``aiohttp.access`` or ``uvicorn.access``), once.
+    """
+
+    secret: str | None = attrs.field(default=None, repr=False)
     secret_param: str = "secret"  # noqa: S105 - a parameter name, not a secret
     secret_header: str = "X-CommBox-Secret"  # noqa: S105 - a header name
     max_bytes: int = DEFAULT_MAX_BYTES
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    max_depth: int = DEFAULT_MAX_DEPTH
     background: bool = False
+    redact_access_log: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if not (self.body_timeout > 0):
+            raise ConfigurationError(f"body_timeout must be positive, got {self.body_timeout!r}")
+        if type(self.max_depth) is not int or self.max_depth < 1:
+            raise ConfigurationError(f"max_depth must be a positive int, got {self.max_depth!r}")
+        if self.max_bytes < 0:
+            raise ConfigurationError(f"max_bytes must not be negative, got {self.max_bytes!r}")
 
 
 @attrs.frozen
@@ -46,12 +87,40 @@ class Verdict:
     message: str
     event: Event | None = None
 
+    @property
+    def close(self) -> bool:
+        """Whether the connection must be closed after the answer: the body was not read to
+        its end (too large, too slow), and reading on would serve the client that sent it."""
+        return self.status in (408, 413)
+
 
 def secret_ok(config: ReceiverConfig, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
     if config.secret is None:
         return True
     given = query.get(config.secret_param) or headers.get(config.secret_header.lower()) or ""
     return hmac.compare_digest(given.encode(), config.secret.encode())
+
+
+async def read_body(
+    chunks: AsyncIterator[bytes], config: ReceiverConfig, *, declared: str | None
+) -> bytes | Verdict:
+    """The body, read under ``max_bytes`` and ``body_timeout``, or the verdict to answer with.
+
+    Reading stops at the first chunk past the limit (or at once, for a ``Content-Length``
+    over it), and the caller closes the connection after answering.
+    """
+    if declared and declared.isdecimal() and int(declared) > config.max_bytes:
+        return Verdict(413, f"payload too large (limit {config.max_bytes} bytes)")
+    body = bytearray()
+    try:
+        with anyio.fail_after(config.body_timeout):
+            async for chunk in chunks:
+                body += chunk
+                if len(body) > config.max_bytes:
+                    return Verdict(413, f"payload too large (limit {config.max_bytes} bytes)")
+    except TimeoutError:
+        return Verdict(408, f"body not received within {config.body_timeout:g}s")
+    return bytes(body)
 
 
 def check(
@@ -72,9 +141,78 @@ def check(
             subscription=kind[0] if kind else None,
             name=kind[1] if kind else None,
             max_bytes=config.max_bytes,
+            max_depth=config.max_depth,
         )
     except WebhookTooLargeError as exc:
         return Verdict(413, str(exc))
     except WebhookParseError as exc:
         return Verdict(400, str(exc))
     return Verdict(200, "ok", event)
+
+
+# -- access logs -----------------------------------------------------------------------------
+
+
+class SecretRedactingFilter(logging.Filter):
+    """A logging filter that replaces the value of the ``param`` query parameter
+    (``?secret=...``) with ``***`` in every record it sees: the message, its arguments and
+    any text in the record's extra fields (aiohttp's access log puts the request line there).
+
+    The receivers add one to their server's access logger (``redact_access_log=True``). Add it
+    yourself to any other logger that writes request URLs::
+
+        logging.getLogger("my.access.log").addFilter(SecretRedactingFilter())
+
+    Better still, configure CommBox to send the secret in the ``X-CommBox-Secret`` header,
+    which access logs do not show.
+    """
+
+    def __init__(self, param: str = "secret") -> None:
+        super().__init__()
+        self.param = param
+        names = {param, quote(param, safe="")}
+        alternatives = "|".join(re.escape(n) for n in sorted(names))
+        self._pattern = re.compile(rf"([?&;](?:{alternatives})=)[^&;#\s\"'<>]*", re.IGNORECASE)
+
+    def __repr__(self) -> str:
+        return f"SecretRedactingFilter(param={self.param!r})"
+
+    def redact(self, text: str) -> str:
+        if "=" not in text:
+            return text
+        return self._pattern.sub(r"\1***", text)
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {k: self._value(v) for k, v in value.items()}
+        return value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            if isinstance(record.msg, str):
+                record.msg = self.redact(record.msg)
+            if isinstance(record.args, tuple):
+                record.args = tuple(self._value(a) for a in record.args)
+            elif isinstance(record.args, dict):
+                record.args = self._value(record.args)
+            for key, value in list(vars(record).items()):
+                if key not in ("msg", "args") and isinstance(value, (str, dict)):
+                    redacted = self._value(value)
+                    if redacted != value:
+                        setattr(record, key, redacted)
+        except Exception:  # noqa: S110 - a filter must never stop a record, nor raise
+            pass
+        return True
+
+
+def redact_access_log(config: ReceiverConfig, logger_name: str) -> None:
+    """Add a :class:`SecretRedactingFilter` for the config's parameter to a logger, once."""
+    if not config.redact_access_log:
+        return
+    logger = logging.getLogger(logger_name)
+    for existing in logger.filters:
+        if isinstance(existing, SecretRedactingFilter) and existing.param == config.secret_param:
+            return
+    logger.addFilter(SecretRedactingFilter(config.secret_param))

@@ -17,34 +17,54 @@ try:
 except ImportError as exc:
     raise missing_extra(exc, extra="aiohttp", what="commbox_async.webhooks.aiohttp") from None
 
-from ._receiver import ReceiverConfig, check, secret_ok
+from ._receiver import ReceiverConfig, Verdict, check, read_body, redact_access_log, secret_ok
 from .router import WebhookRouter
 
 __all__ = ["add_webhook_routes", "webhook_handler"]
 
 
+async def _answer(request: web.Request, verdict: Verdict) -> web.Response:
+    response = web.Response(status=verdict.status, text=verdict.message)
+    if verdict.close:
+        # aiohttp would otherwise keep reading (and discarding) the refused body for up to
+        # its lingering time, 10 s, to keep the connection: send the answer, then hang up.
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()
+    return response
+
+
 def webhook_handler(router: WebhookRouter, **options: Any) -> Any:
-    """An aiohttp request handler receiving CommBox webhooks into ``router``."""
+    """An aiohttp request handler receiving CommBox webhooks into ``router``.
+
+    Options are :class:`~commbox_async.webhooks.ReceiverConfig`'s: ``secret``,
+    ``secret_param``, ``secret_header``, ``max_bytes``, ``body_timeout``, ``max_depth``,
+    ``background``, ``redact_access_log`` (a filter on ``aiohttp.access``, the logger aiohttp's
+    runner writes its access log to unless given another, that hides the ``?secret=`` value;
+    the ``X-CommBox-Secret`` header is the recommended form).
+    """
     config = ReceiverConfig(**options)
+    redact_access_log(config, "aiohttp.access")
     background: set[asyncio.Task[int]] = set()
 
     async def handle(request: web.Request) -> web.Response:
         if not secret_ok(config, request.query, request.headers):
             return web.Response(status=401, text="unauthorized")
-        if request.content_length is not None and request.content_length > config.max_bytes:
-            return web.Response(status=413, text="payload too large")
-        body = bytearray()
-        async for chunk in request.content.iter_chunked(65536):
-            body += chunk
-            if len(body) > config.max_bytes:
-                return web.Response(status=413, text="payload too large")
+        body = await read_body(
+            request.content.iter_chunked(65536),
+            config,
+            declared=request.headers.get("content-length"),
+        )
+        if isinstance(body, Verdict):
+            return await _answer(request, body)
         info = request.match_info
         trigger = f"{info['subscription']}/{info['name']}" if "subscription" in info else None
         verdict = check(
-            config, bytes(body), content_type=request.headers.get("content-type"), trigger=trigger
+            config, body, content_type=request.headers.get("content-type"), trigger=trigger
         )
         if verdict.event is None:
-            return web.Response(status=verdict.status, text=verdict.message)
+            return await _answer(request, verdict)
         if config.background:
             task = asyncio.create_task(router.dispatch(verdict.event))
             background.add(task)
@@ -64,6 +84,8 @@ def webhook_handler(router: WebhookRouter, **options: Any) -> Any:
 def add_webhook_routes(
     app: web.Application, router: WebhookRouter, *, prefix: str = "/commbox", **options: Any
 ) -> None:
+    """``POST {prefix}`` and ``POST {prefix}/{subscription}/{name}`` into ``router``; options
+    as :func:`webhook_handler`'s."""
     handler = webhook_handler(router, **options)
     prefix = prefix.rstrip("/")
     app.router.add_post(prefix or "/", handler)

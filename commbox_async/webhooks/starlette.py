@@ -20,39 +20,46 @@ try:
 except ImportError as exc:
     raise missing_extra(exc, extra="webhooks", what="commbox_async.webhooks.starlette") from None
 
-from ._receiver import ReceiverConfig, check, secret_ok
+from ._receiver import ReceiverConfig, Verdict, check, read_body, redact_access_log, secret_ok
 from .router import WebhookRouter
 
 __all__ = ["webhook_app"]
 
 
+def _answer(verdict: Verdict) -> PlainTextResponse:
+    # "Connection: close" makes the server (uvicorn, hypercorn) drop the connection rather
+    # than read the rest of a body it refused, to the end, to keep the connection alive.
+    headers = {"connection": "close"} if verdict.close else None
+    return PlainTextResponse(verdict.message, status_code=verdict.status, headers=headers)
+
+
 def webhook_app(router: WebhookRouter, **options: Any) -> Router:
     """An ASGI app (a Starlette ``Router``) receiving CommBox webhooks into ``router``.
 
-    Options are :class:`ReceiverConfig`'s: ``secret``, ``secret_param``, ``secret_header``,
-    ``max_bytes``, ``background``.
+    Options are :class:`~commbox_async.webhooks.ReceiverConfig`'s: ``secret``,
+    ``secret_param``, ``secret_header``, ``max_bytes``, ``body_timeout``, ``max_depth``,
+    ``background``, ``redact_access_log`` (a filter on ``uvicorn.access`` that hides the
+    ``?secret=`` value; the ``X-CommBox-Secret`` header is the recommended form).
     """
     config = ReceiverConfig(**options)
+    redact_access_log(config, "uvicorn.access")
 
     async def receive(request: Request) -> PlainTextResponse:
         if not secret_ok(config, request.query_params, request.headers):
             return PlainTextResponse("unauthorized", status_code=401)
-        declared = request.headers.get("content-length")
-        if declared and declared.isdecimal() and int(declared) > config.max_bytes:
-            return PlainTextResponse("payload too large", status_code=413)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > config.max_bytes:
-                return PlainTextResponse("payload too large", status_code=413)
+        body = await read_body(
+            request.stream(), config, declared=request.headers.get("content-length")
+        )
+        if isinstance(body, Verdict):
+            return _answer(body)
         trigger = None
         if "subscription" in request.path_params:
             trigger = f"{request.path_params['subscription']}/{request.path_params['name']}"
         verdict = check(
-            config, bytes(body), content_type=request.headers.get("content-type"), trigger=trigger
+            config, body, content_type=request.headers.get("content-type"), trigger=trigger
         )
         if verdict.event is None:
-            return PlainTextResponse(verdict.message, status_code=verdict.status)
+            return _answer(verdict)
         if config.background:
             return PlainTextResponse(
                 "accepted", background=BackgroundTask(router.dispatch, verdict.event)
