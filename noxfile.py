@@ -59,6 +59,14 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def quickstart(session: nox.Session) -> None:
+    """A fresh clone and a fresh virtualenv running the README's demo and docs lines exactly as
+    written (slow, so also part of ``nox -s soak``; CI runs this one)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "slow", "tests/test_fresh_clone.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """The documentation site, into site/: mkdocs build --strict (a broken link, a missing
     snippet or a docstring mkdocstrings cannot read fails it). ``-- serve`` serves it live."""

@@ -1,6 +1,6 @@
 """The README's commands, exactly as written, in a fresh clone with a fresh virtualenv: the
 demo's quick-start line and the documentation build. Slow (a clone, a venv, two installs):
-``nox -s soak`` runs it, and so does CI (``.ci/run``)."""
+``nox -s quickstart`` runs it (CI does, in ``.ci/run``), and so does ``nox -s soak``."""
 
 from __future__ import annotations
 
