@@ -1,4 +1,5 @@
-"""Sessions: tests, lint, typecheck, bench, demo. ``nox -s tests`` is the README's test command."""
+"""Sessions: tests, lint, typecheck, docs, bench, demo, soak. ``nox -s tests`` is the README's test
+command; ``nox -s docs`` builds the documentation site strictly (a warning is an error)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,26 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[test]", "mypy")
     session.run("mypy", "--strict", "commbox_async")
+
+
+@nox.session(python=PYTHON)
+def quickstart(session: nox.Session) -> None:
+    """A fresh clone and a fresh virtualenv running the README's demo and docs lines exactly as
+    written (slow, so also part of ``nox -s soak``; CI runs this one)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "slow", "tests/test_fresh_clone.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site, into site/: mkdocs build --strict (a broken link, a missing
+    snippet or a docstring mkdocstrings cannot read fails it). ``-- serve`` serves it live."""
+    session.install("-e", ".[docs]")
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", "--strict", *session.posargs[1:], env=env)
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON)

@@ -20,8 +20,10 @@ from ._exceptions import (
     ConfigurationError,
     DeadlineExceededError,
     DecodeError,
+    InvalidArgumentError,
     InvalidResponseError,
     JournalError,
+    MissingExtraError,
     NotFoundError,
     NotImplementedAPIError,
     PartialSuccessError,
@@ -35,8 +37,9 @@ from ._exceptions import (
 from ._files import Attachment
 from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent
 from ._json import DEFAULT_MAX_DEPTH
+from ._logging import configure_from_env as _configure_from_env
 from ._response import APIResponse
-from ._throttle import Throttle, TokenBucket
+from ._throttle import AdaptiveThrottle, Throttle, TokenBucket
 from ._version import __version__
 from .models import (
     CustomIndicator,
@@ -75,6 +78,7 @@ __all__ = [
     # throttling and observability
     "Throttle",
     "TokenBucket",
+    "AdaptiveThrottle",
     "Hooks",
     "ClientStats",
     "RequestEvent",
@@ -84,6 +88,8 @@ __all__ = [
     # errors
     "CommBoxError",
     "ConfigurationError",
+    "InvalidArgumentError",
+    "MissingExtraError",
     "ClientStateError",
     "JournalError",
     "TokenError",
@@ -105,3 +111,6 @@ __all__ = [
     "ResponseTooLargeError",
     "DecodeError",
 ]
+
+# COMMBOX_LOG=debug|info: the one thing importing the library may do, and only when asked.
+_configure_from_env()

@@ -23,8 +23,16 @@ from ._exceptions import ConfigurationError
 from ._files import AttachmentInput
 from ._hooks import ClientStats, Hooks
 from ._json import DEFAULT_MAX_DEPTH
+from ._ratelimit import (
+    DEFAULT_BURST,
+    DEFAULT_RATE_LIMIT,
+    FirstDelayNotice,
+    RateLimit,
+    make_throttle,
+    resolve_rate_limit,
+)
 from ._response import to_raw_response
-from ._throttle import Throttle, TokenBucket
+from ._throttle import AdaptiveThrottle, Throttle
 from ._transport import AutoSender, HttpxSender, Sender, TransportOption, make_sender
 from ._urls import check_base_url
 from ._version import __version__
@@ -71,10 +79,6 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.commbox.io"
-#: CommBox publishes no rate limit. 10 requests/s with a burst of 10 stays well clear of
-#: throttling on a single API key; 429 handling (with Retry-After) carries the rest.
-DEFAULT_RATE_LIMIT = 10.0
-DEFAULT_BURST = 10
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
@@ -125,9 +129,13 @@ class AsyncCommBox(BaseClient):
       CommBox certainly did not process them, unless ``retry_uncertain=True``.
     - ``max_retry_after``: the longest ``Retry-After`` (s) worth sleeping for; a longer one raises
       at once (default 60).
-    - ``rate_limit`` / ``burst``: the client-side token bucket in requests/s (default 10/s, burst
-      10); ``rate_limit=None`` turns it off. ``throttle=`` plugs in another :class:`Throttle`
-      (e.g. one shared through Redis).
+    - ``rate_limit`` / ``burst``: the client-side token bucket in requests/s. Default:
+      ``$COMMBOX_RATE_LIMIT`` (a number, ``adaptive`` or ``off``), else **10/s, burst 10**
+      (:data:`DEFAULT_RATE_LIMIT`, :data:`DEFAULT_BURST`); an explicit argument wins over
+      the variable. ``rate_limit=None`` turns it off; ``rate_limit="adaptive"`` starts at
+      10/s and finds the highest rate CommBox grants (:class:`AdaptiveThrottle`).
+      ``throttle=`` plugs in another :class:`Throttle` (e.g. one shared through Redis). The
+      first time the limit holds a request back, one INFO record says so.
     - ``max_response_bytes``: the largest response body read (default 32 MiB; ``None`` for no
       limit). A longer one stops being read at the limit and raises
       :class:`ResponseTooLargeError`, whose verdict follows the status that came with it.
@@ -158,7 +166,7 @@ class AsyncCommBox(BaseClient):
         max_retries: int = 2,
         max_retry_after: float = 60.0,
         retry_uncertain: bool = False,
-        rate_limit: float | None = DEFAULT_RATE_LIMIT,
+        rate_limit: RateLimit | NotGiven = NOT_GIVEN,
         burst: int | None = DEFAULT_BURST,
         throttle: Throttle | None = None,
         max_connections: int = 50,
@@ -187,10 +195,15 @@ class AsyncCommBox(BaseClient):
         # rendered with its locals, must not show the token.
         del token
         url = check_base_url(base_url or os.environ.get("COMMBOX_BASE_URL") or DEFAULT_BASE_URL)
-        if throttle is None and rate_limit is not None:
-            throttle = TokenBucket(rate_limit, burst)
+        source = "throttle="
+        if throttle is None:
+            setting, source = resolve_rate_limit(
+                rate_limit, given=not isinstance(rate_limit, NotGiven)
+            )
+            throttle = make_throttle(setting, burst)
         if throttle is not None and not isinstance(throttle, Throttle):
             raise ConfigurationError("throttle must have async acquire() and pause(seconds)")
+        hooks = _with_throttle_hooks(hooks or Hooks(), throttle, source)
         if max_connections < 1:
             raise ConfigurationError(f"max_connections must be >= 1, got {max_connections}")
         if http_client is not None and transport is not None:
@@ -229,7 +242,7 @@ class AsyncCommBox(BaseClient):
             bulk_sender=bulk_sender,
             token=provider,
             throttle=throttle,
-            hooks=hooks or Hooks(),
+            hooks=hooks,
             asyncio_only=transport == "aiohttp",
         )
         self._options = options
@@ -466,6 +479,19 @@ class AsyncCommBox(BaseClient):
 
     def __reduce__(self) -> Any:
         raise TypeError("AsyncCommBox cannot be pickled (it holds a token and a connection pool)")
+
+
+def _with_throttle_hooks(hooks: Hooks, throttle: Throttle | None, source: str) -> Hooks:
+    """The user's hooks, after the client's own: the notice of the first delay, and the
+    answers an adaptive throttle learns from."""
+    if throttle is None:
+        return hooks
+    changes: dict[str, Any] = {
+        "on_throttle": (FirstDelayNotice(throttle, source), *hooks.on_throttle)
+    }
+    if isinstance(throttle, AdaptiveThrottle):
+        changes["on_response"] = (throttle.on_response, *hooks.on_response)
+    return attrs.evolve(hooks, **changes)
 
 
 class AsyncCommBoxWithRawResponse:

@@ -19,6 +19,8 @@ __all__ = [
     "ClientStateError",
     "JournalError",
     "TokenError",
+    "InvalidArgumentError",
+    "MissingExtraError",
     "BulkStoppedError",
     "APIConnectionError",
     "APITimeoutError",
@@ -72,6 +74,27 @@ class ConfigurationError(CommBoxError, ValueError):
 
 class TokenError(ConfigurationError):
     """The token callable returned no usable token (not a str, empty, or not visible ASCII)."""
+
+
+class InvalidArgumentError(ConfigurationError, TypeError):
+    """An argument of the wrong type, caught at the call before anything is sent: ``param``
+    names it, ``expected`` says what it takes and ``got`` what it was given (a type name)."""
+
+    def __init__(self, message: str, *, param: str, expected: str, got: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.expected = expected
+        self.got = got
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """An optional dependency is not installed: the message names the ``pip install`` line.
+    ``extra`` is the package's extra that brings it, ``name`` the module that is missing."""
+
+    def __init__(self, message: str, *, extra: str, module: str | None) -> None:
+        super().__init__(message)
+        self.extra = extra
+        self.name = module
 
 
 class ClientStateError(CommBoxError, RuntimeError):

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ._aio import call
+from ._exceptions import InvalidArgumentError
 
 __all__ = [
     "ClientStats",
@@ -66,14 +67,62 @@ class ThrottleEvent:
 HookFn = Callable[[E], Awaitable[None] | None]
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(init=False)
 class Hooks:
-    """Callables (sync or async) run at each stage of a request. Exceptions from hooks propagate."""
+    """Callables (sync or async) run at each stage of a request. Exceptions from hooks propagate.
 
-    on_request: Sequence[HookFn[RequestEvent]] = ()
-    on_response: Sequence[HookFn[ResponseEvent]] = ()
-    on_retry: Sequence[HookFn[RetryEvent]] = ()
-    on_throttle: Sequence[HookFn[ThrottleEvent]] = ()
+    Each stage takes one callable or a sequence of them: ``Hooks(on_request=log)`` or
+    ``Hooks(on_request=[log, count])``. Anything else is refused here, with
+    :class:`~commbox_async.InvalidArgumentError`, rather than at the first request.
+
+    - ``on_request``: an attempt is about to be sent (:class:`RequestEvent`).
+    - ``on_response``: an attempt got an HTTP response, any status (:class:`ResponseEvent`).
+    - ``on_retry``: an attempt failed and another is scheduled (:class:`RetryEvent`).
+    - ``on_throttle``: the client-side rate limit held a request back (:class:`ThrottleEvent`).
+    """
+
+    on_request: tuple[HookFn[RequestEvent], ...]
+    on_response: tuple[HookFn[ResponseEvent], ...]
+    on_retry: tuple[HookFn[RetryEvent], ...]
+    on_throttle: tuple[HookFn[ThrottleEvent], ...]
+
+    def __init__(
+        self,
+        *,
+        on_request: HookFn[RequestEvent] | Sequence[HookFn[RequestEvent]] = (),
+        on_response: HookFn[ResponseEvent] | Sequence[HookFn[ResponseEvent]] = (),
+        on_retry: HookFn[RetryEvent] | Sequence[HookFn[RetryEvent]] = (),
+        on_throttle: HookFn[ThrottleEvent] | Sequence[HookFn[ThrottleEvent]] = (),
+    ) -> None:
+        self.__attrs_init__(
+            on_request=_callables("on_request", on_request),
+            on_response=_callables("on_response", on_response),
+            on_retry=_callables("on_retry", on_retry),
+            on_throttle=_callables("on_throttle", on_throttle),
+        )
+
+
+def _callables(name: str, value: Any) -> tuple[Any, ...]:
+    """One hook or a sequence of them, as a tuple; anything not callable is refused."""
+    if callable(value):
+        return (value,)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise InvalidArgumentError(
+            f"Hooks({name}=...) takes a callable or a sequence of callables, "
+            f"got {type(value).__name__}",
+            param=name,
+            expected="a callable or a sequence of callables",
+            got=type(value).__name__,
+        )
+    for i, fn in enumerate(value):
+        if not callable(fn):
+            raise InvalidArgumentError(
+                f"Hooks({name}=...): item {i} is {type(fn).__name__}, not a callable",
+                param=f"{name}[{i}]",
+                expected="a callable",
+                got=type(fn).__name__,
+            )
+    return tuple(value)
 
 
 async def emit(fns: Sequence[HookFn[E]], event: E) -> None:

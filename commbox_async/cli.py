@@ -19,10 +19,13 @@ try:
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
+        Task,
         TextColumn,
         TimeRemainingColumn,
     )
     from rich.table import Table
+    from rich.text import Text
 except ImportError:  # pragma: no cover - exercised only without the extra
     sys.stderr.write("the commbox command needs the cli extra: pip install 'commbox-async[cli]'\n")
     raise SystemExit(2) from None
@@ -41,6 +44,18 @@ from ._exceptions import (
     JournalError,
     PermissionDeniedError,
 )
+from ._ratelimit import (
+    DEFAULT_BURST,
+    RATE_LIMIT_ENV,
+    RateLimit,
+    describe_rate_limit,
+    make_throttle,
+    parse_rate_limit,
+    resolve_rate_limit,
+)
+from ._throttle import Throttle
+from ._urls import check_base_url
+from ._version import __version__
 from .bulk import (
     DEFAULT_CLOCK_SKEW,
     DEFAULT_SETTLE_AFTER,
@@ -50,6 +65,7 @@ from .bulk import (
     RoundsReport,
 )
 from .models import NewObject, ObjectStatusType, unstructure
+from .models._enums import OpenIntEnum
 
 T = TypeVar("T")
 console = Console()
@@ -57,10 +73,18 @@ err_console = Console(stderr=True)
 
 
 @click.group()
+@click.version_option(
+    __version__, "--version", prog_name="commbox", message="%(prog)s (commbox-async) %(version)s"
+)
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """commbox-async: work with the CommBox API from the shell."""
+    """commbox-async: work with the CommBox API from the shell.
+
+    Every command that calls CommBox takes --token (or $COMMBOX_TOKEN), --base-url (or
+    $COMMBOX_BASE_URL) and --rate-limit (or $COMMBOX_RATE_LIMIT; default 10/s, burst 10).
+    COMMBOX_LOG=info or debug shows the library's log on stderr.
+    """
     ctx.obj = {"debug": debug}
 
 
@@ -75,7 +99,68 @@ def run(ctx: click.Context, fn: Callable[[], Awaitable[T]]) -> T:
         raise SystemExit(1) from None
 
 
+class RateLimitSetting:
+    """The rate limit a command runs with: ``--rate-limit``, else ``$COMMBOX_RATE_LIMIT``,
+    else the default (10/s, burst 10). A number's burst is one second's worth of it. The
+    progress bar and the summary show it (an adaptive one as its current rate)."""
+
+    def __init__(self, value: RateLimit, source: str) -> None:
+        self.value = value
+        self.source = source
+        self.burst = DEFAULT_BURST if not isinstance(value, float) else max(1, int(value))
+        #: The client's throttle, once the client is made (the live rate of an adaptive one).
+        self.throttle: Throttle | None = None
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def describe(self, *, burst: bool = True) -> str:
+        throttle = self.throttle
+        if throttle is None:
+            throttle = make_throttle(self.value, self.burst)
+        return describe_rate_limit(throttle, self.source, burst=burst)
+
+
+class _RateLimitType(click.ParamType):  # type: ignore[type-arg]
+    name = "N|adaptive|off"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, RateLimitSetting):
+            return value
+        try:
+            return RateLimitSetting(parse_rate_limit(str(value), "--rate-limit"), "--rate-limit")
+        except ConfigurationError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _rate_limit_default(
+    ctx: click.Context, param: click.Parameter, value: RateLimitSetting | None
+) -> RateLimitSetting:
+    if value is not None:
+        return value
+    try:
+        setting, source = resolve_rate_limit(None, given=False)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return RateLimitSetting(setting, source)
+
+
+RATE_LIMIT_HELP = (
+    "Client-side limit in requests/s: a number (burst: one second's worth), 'adaptive' "
+    "(starts at 10/s and finds the highest rate CommBox grants) or 'off'. "
+    f"Default: ${RATE_LIMIT_ENV}, else 10/s, burst 10."
+)
+
+
 def _client_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--token, --base-url and --rate-limit: what every command that calls CommBox takes."""
+    f = click.option(
+        "--rate-limit",
+        type=_RateLimitType(),
+        default=None,
+        callback=_rate_limit_default,
+        help=RATE_LIMIT_HELP,
+    )(f)
     f = click.option("--token", envvar="COMMBOX_TOKEN", help="API token (default $COMMBOX_TOKEN).")(
         f
     )
@@ -85,18 +170,30 @@ def _client_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _make_client(
-    token: str | None, base_url: str | None, *, rate_limit: float | None = None
+    token: str | None, base_url: str | None, *, rate_limit: RateLimitSetting
 ) -> AsyncCommBox:
+    """The command's client, with the errors of its settings in the CLI's own words."""
+    if not token:
+        raise ConfigurationError(
+            "no CommBox token: pass --token or set COMMBOX_TOKEN (an admin finds the API key "
+            "under Settings > API)"
+        )
+    base_url = base_url or os.environ.get("COMMBOX_BASE_URL") or None
+    if base_url is not None:
+        try:
+            check_base_url(base_url)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"--base-url / COMMBOX_BASE_URL: {exc}") from None
     # The CLI runs on asyncio: aiohttp when the extra is installed, httpx otherwise.
-    if rate_limit is None:
-        return AsyncCommBox(token=token, base_url=base_url, transport="auto")
-    return AsyncCommBox(
+    cb = AsyncCommBox(
         token=token,
         base_url=base_url,
-        rate_limit=rate_limit,
-        burst=max(1, int(rate_limit)),
+        rate_limit=rate_limit.value,
+        burst=rate_limit.burst,
         transport="auto",
     )
+    rate_limit.throttle = cb.throttle
+    return cb
 
 
 async def _until_interrupted(stop: anyio.Event, scope: anyio.CancelScope, what: str) -> None:
@@ -286,7 +383,6 @@ def _finish(
     "state.",
 )
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--rate-limit", default=None, type=float, help="Requests per second (client side).")
 @click.option("--resend-uncertain", is_flag=True, help="Send again what may have been taken.")
 @click.option(
     "--retry-failed", is_flag=True, help="Send again what CommBox rejected in an earlier run."
@@ -319,7 +415,7 @@ def send_bulk(
     journal: Path,
     outcomes: Path,
     concurrency: int,
-    rate_limit: float | None,
+    rate_limit: RateLimitSetting,
     resend_uncertain: bool,
     retry_failed: bool,
     reconcile_: bool,
@@ -362,7 +458,7 @@ def send_bulk(
         "stamp": stamp,
         "keep_outcomes": False,
     }
-    with outcomes.open("w", encoding="utf-8") as out, _progress() as progress:
+    with outcomes.open("w", encoding="utf-8") as out, _progress(rate_limit) as progress:
         tally = _Tally(out, progress, progress.add_task("sending", total=total), input_path.name)
 
         async def work(cb: AsyncCommBox, stop: anyio.Event) -> Any:
@@ -404,6 +500,7 @@ def send_bulk(
     if isinstance(result, BulkReport):
         table.add_row("recovered from an interrupted run", str(result.recovered_uncertain))
         table.add_row("throughput", f"{result.throughput:,.1f} msg/s")
+    table.add_row("rate limit", str(rate_limit))
     table.add_row("journal / outcomes", f"{journal} / {outcomes}")
     _finish(table, counts, changed=tally.changed, stopped=stopped, interrupted=interrupted)
 
@@ -436,7 +533,6 @@ def send_bulk(
     help="Seconds this machine's clock may be off CommBox's.",
 )
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256))
-@click.option("--rate-limit", default=None, type=float, help="Requests per second (client side).")
 @_client_options
 @click.pass_context
 def reconcile_cmd(
@@ -446,7 +542,7 @@ def reconcile_cmd(
     settle_after: float,
     clock_skew: float,
     concurrency: int,
-    rate_limit: float | None,
+    rate_limit: RateLimitSetting,
     token: str | None,
     base_url: str | None,
 ) -> None:
@@ -463,7 +559,7 @@ def reconcile_cmd(
         examined = len(book.uncertain())
     with (
         outcomes.open("w", encoding="utf-8") if outcomes else open(os.devnull, "w") as out,
-        _progress() as progress,
+        _progress(rate_limit) as progress,
     ):
         tally = _Tally(out, progress, progress.add_task("reconciling", total=examined))
 
@@ -499,6 +595,7 @@ def reconcile_cmd(
         for reason, n in sorted(report.still_uncertain.items()):
             table.add_row(f"still uncertain: {reason}", str(n))
         table.add_row("requests (per key)", f"{report.requests} ({report.requests_per_key:.2f})")
+    table.add_row("rate limit", str(rate_limit))
     counts = Counter(uncertain=report.uncertain if report is not None else examined)
     _finish(table, counts, changed=0, stopped=stopped, interrupted=interrupted)
 
@@ -527,6 +624,7 @@ def export_cmd(
     out_path: Path,
     concurrency: int,
     transcript: bool,
+    rate_limit: RateLimitSetting,
     token: str | None,
     base_url: str | None,
 ) -> None:
@@ -570,7 +668,7 @@ def export_cmd(
 
     async def main() -> None:
         stop = anyio.Event()
-        with _progress() as progress:
+        with _progress(rate_limit) as progress:
             task = progress.add_task("exporting", total=total)
 
             def seen(item: Any) -> None:
@@ -581,7 +679,10 @@ def export_cmd(
                     description=" ".join(f"{k} {n}" for k, n in sorted(counts.items())),
                 )
 
-            async with _make_client(token, base_url) as cb, anyio.create_task_group() as tg:
+            async with (
+                _make_client(token, base_url, rate_limit=rate_limit) as cb,
+                anyio.create_task_group() as tg,
+            ):
                 tg.start_soon(_until_interrupted, stop, tg.cancel_scope, "conversations")
                 with anyio.CancelScope() as work:
 
@@ -613,6 +714,7 @@ def export_cmd(
         table.add_row("elapsed", f"{report.elapsed:.1f} s")
     else:
         table.add_row("exported this run", str(counts.get("exported", 0)))
+    table.add_row("rate limit", str(rate_limit))
     console.print(table)
     if report is None:
         err_console.print("[yellow]interrupted:[/yellow] re-run the same command to resume")
@@ -632,13 +734,14 @@ def get_object(
     object_id: str,
     children: bool,
     activity_log: bool,
+    rate_limit: RateLimitSetting,
     token: str | None,
     base_url: str | None,
 ) -> None:
     """Print one conversation as JSON (GET /streams/{STREAM_ID}/objects/{OBJECT_ID})."""
 
     async def main() -> None:
-        async with _make_client(token, base_url) as cb:
+        async with _make_client(token, base_url, rate_limit=rate_limit) as cb:
             obj = await cb.objects.get(
                 stream_id, object_id, include_children=children, include_activity_log=activity_log
             )
@@ -653,19 +756,19 @@ def get_object(
 @_client_options
 @click.pass_context
 def set_status(
-    ctx: click.Context, object_id: str, status: str, token: str | None, base_url: str | None
+    ctx: click.Context,
+    object_id: str,
+    status: str,
+    rate_limit: RateLimitSetting,
+    token: str | None,
+    base_url: str | None,
 ) -> None:
-    """Set a conversation's status (a number, or a name such as Resolved)."""
-    member = (
-        ObjectStatusType.from_name(status)
-        if not status.isdecimal()
-        else ObjectStatusType(int(status))
-    )
-    if member is None:
-        raise click.BadParameter(f"unknown status {status!r}", param_hint="STATUS")
+    """Set a conversation's status: STATUS is a name such as Resolved, or its number
+    (POST /objects/{OBJECT_ID}/status/{STATUS_ID})."""
+    member = _enum_member(ObjectStatusType, status, what="status", hint="STATUS")
 
     async def main() -> None:
-        async with _make_client(token, base_url) as cb:
+        async with _make_client(token, base_url, rate_limit=rate_limit) as cb:
             await cb.objects.set_status(object_id, member)
         console.print(f"object {object_id}: status set to {member.name} ({int(member)})")
 
@@ -879,14 +982,41 @@ def _demo_summary(
         raise SystemExit(1)
 
 
-def _progress() -> Progress:
-    return Progress(
+E = TypeVar("E", bound=OpenIntEnum)
+
+
+def _enum_member(cls: type[E], text: str, *, what: str, hint: str) -> E:
+    """A known member of ``cls`` by name (as CommBox's docs write it) or number; anything
+    else is a usage error listing the valid names."""
+    value = text.strip()
+    member = cls._value2member_map_.get(int(value)) if value.isdecimal() else cls.from_name(value)
+    if member is None:
+        valid = ", ".join(f"{m.name.title().replace('_', '')} ({m.value})" for m in cls)
+        raise click.BadParameter(f"unknown {what} {text!r}; one of: {valid}", param_hint=hint)
+    return member  # type: ignore[return-value]
+
+
+class _RateLimitColumn(ProgressColumn):
+    """The rate limit in force, live (an adaptive one changes as it goes)."""
+
+    def __init__(self, setting: RateLimitSetting) -> None:
+        super().__init__()
+        self._setting = setting
+
+    def render(self, task: Task) -> Text:
+        return Text(f"rate limit {self._setting.describe(burst=False)}", style="dim")
+
+
+def _progress(rate_limit: RateLimitSetting | None = None) -> Progress:
+    columns: list[ProgressColumn] = [
         TextColumn("{task.description:>10}"),
-        BarColumn(),
+        BarColumn(bar_width=20 if rate_limit is not None else 40),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=console,
-    )
+    ]
+    if rate_limit is not None:
+        columns.append(_RateLimitColumn(rate_limit))
+    return Progress(*columns, console=console)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 
 from ._exceptions import CommBoxError, ConfigurationError
+from ._extras import missing_extra
 from ._throttle import TokenBucket
 
 __all__ = ["RedisThrottle", "ThrottleUnavailableError"]
@@ -105,10 +106,8 @@ class RedisThrottle:
         try:
             import redis.asyncio as redis_asyncio
             import redis.exceptions as redis_exceptions
-        except ImportError:
-            raise ConfigurationError(
-                "RedisThrottle needs the redis extra: pip install 'commbox-async[redis]'"
-            ) from None
+        except ImportError as exc:
+            raise missing_extra(exc, extra="redis", what="RedisThrottle") from None
         if not (rate > 0 and math.isfinite(rate)):
             raise ConfigurationError(f"rate must be a positive number of requests/s, got {rate!r}")
         burst = max(1, math.ceil(rate)) if burst is None else burst

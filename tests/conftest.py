@@ -25,6 +25,12 @@ TOKEN = "tok-SUPER-secret-0123456789"
 BASE = "https://api.commbox.io"
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's COMMBOX_RATE_LIMIT must not change what a test's client does."""
+    monkeypatch.delenv("COMMBOX_RATE_LIMIT", raising=False)
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -1,47 +1,26 @@
-"""Reading the reference material in ../shared: the seeds' JSON examples and the OpenAPI spec."""
+"""The reference material the tests use, from data files in ``tests/data`` (so the suite runs
+from a plain clone): CommBox's OpenAPI spec and the docs' JSON and XML examples.
+``tests/data/extract.py`` rebuilds them from the documentation and says where each comes from."""
 
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-# CI runs a clone with the reference material beside it, as ../shared.
-SHARED = Path(
-    os.environ.get("COMMBOX_SHARED") or Path(__file__).resolve().parents[1].parent / "shared"
-)
-SEEDS = SHARED / "seeds"
-SPEC = SHARED / "reference" / "commbox-openapi.json"
-
-DEVELOPER_GUIDE = "000_eeff9a958279569b.txt"
-WEBHOOKS_JSON = "001_4394081eb04e501e.txt"
-OBJECT_APIS = "002_6856793fc852589d.txt"
-CREATE_OBJECT = "004_0cdcbbb9b0feafc1.txt"
+DATA = Path(__file__).resolve().parent / "data"
+SPEC = DATA / "commbox-openapi.json"
 
 
-def seed_text(name: str) -> str:
-    return (SEEDS / name).read_text(encoding="utf-8")
+@cache
+def _data(name: str) -> Any:
+    return json.loads((DATA / name).read_text(encoding="utf-8"))
 
 
-def json_blocks(text: str) -> list[Any]:
-    """Every JSON object in a page that starts at the beginning of a line (docs examples)."""
-    decoder = json.JSONDecoder()
-    blocks = []
-    i = 0
-    while (i := text.find("{", i)) != -1:
-        if i == 0 or text[i - 1] in "\n}" or text[:i].rstrip(" \t").endswith("\n"):
-            try:
-                value, end = decoder.raw_decode(text, i)
-            except ValueError:
-                i += 1
-                continue
-            blocks.append(value)
-            i = end
-        else:
-            i += 1
-    return blocks
+def data(name: str) -> Any:
+    """A data file of ``tests/data`` (a fresh copy: tests may change what they get)."""
+    return json.loads(json.dumps(_data(name)))
 
 
 @cache

@@ -1,4 +1,4 @@
-"""Contract tests against CommBox's OpenAPI spec (../shared/reference/commbox-openapi.json).
+"""Contract tests against CommBox's OpenAPI spec (a copy in tests/data/commbox-openapi.json).
 
 - every operation has a method (the next spec version shows what is missing);
 - the request each method builds validates against the spec with openapi-core (method, path

@@ -375,7 +375,7 @@ def test_cli_get_object_and_set_status(monkeypatch: pytest.MonkeyPatch) -> None:
             return await cb.objects.create(532, SMS)
 
     oid = anyio.run(seed)
-    monkeypatch.setattr(cli_module, "_make_client", lambda token, base_url: fake.client())
+    monkeypatch.setattr(cli_module, "_make_client", lambda *a, **kw: fake.client())
     runner = CliRunner()
     result = runner.invoke(cli_module.cli, ["get-object", "532", str(oid), "--children"])
     assert result.exit_code == 0, result.output
@@ -388,7 +388,9 @@ def test_cli_get_object_and_set_status(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from commbox_async import cli as cli_module
 
-    monkeypatch.setattr(cli_module, "_make_client", lambda token, base_url: FakeCommBox().client())
+    monkeypatch.setattr(
+        cli_module, "_make_client", lambda token, base_url, **kw: FakeCommBox().client()
+    )
     result = CliRunner().invoke(cli_module.cli, ["get-object", "532", "1"])
     assert result.exit_code == 1
     assert "NotFoundError" in result.output

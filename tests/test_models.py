@@ -40,14 +40,7 @@ from commbox_async.models import (
 )
 from commbox_async.models import __all__ as model_names
 
-from .seeds import (
-    CREATE_OBJECT,
-    WEBHOOKS_JSON,
-    json_blocks,
-    request_examples,
-    response_example,
-    seed_text,
-)
+from .seeds import data, request_examples, response_example
 
 UTC = timezone.utc
 
@@ -64,7 +57,7 @@ USER = NewUser(
 
 
 def _create_object_examples() -> list[Any]:
-    return json_blocks(seed_text(CREATE_OBJECT))
+    return list(data("create_object_examples.json"))
 
 
 def _exact(built: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -321,7 +314,7 @@ def test_activities_transcript_manager_spec_examples() -> None:
 
 
 def test_webhook_json_object_payloads_decode() -> None:
-    blocks = [b["payload"] for b in json_blocks(seed_text(WEBHOOKS_JSON)) if "payload" in b]
+    blocks = [b["payload"] for b in data("webhook_json_blocks.json")]
     on_new = structure(blocks[0], ObjectRecord)
     assert on_new.id == 3377699720568713  # beyond 2**53, exact
     assert on_new.stream_id == 24569

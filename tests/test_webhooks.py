@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
 from datetime import date, datetime, timezone
 from typing import Any
@@ -54,34 +53,19 @@ from commbox_async.webhooks import (
 )
 from commbox_async.webhooks.starlette import webhook_app
 
-from .seeds import DEVELOPER_GUIDE, WEBHOOKS_JSON, seed_text
+from .seeds import data
 
 UTC = timezone.utc
 
 
 def xml_examples() -> list[str]:
-    return re.findall(r"<Event .*?</Event>", seed_text(DEVELOPER_GUIDE), re.S)
+    return list(data("webhook_xml_examples.json"))
 
 
 def json_examples() -> list[dict[str, Any]]:
-    """The JSON page's payload examples. The page's tool damaged four of them (a missing closing
-    brace twice, curly quotes, a payload printed without its outer braces); those repairs are
-    made here, on the documentation, and nowhere in the parser."""
-    text = seed_text(WEBHOOKS_JSON).replace("\u201c", '"').replace("\u201d", '"')
-    starts = [m.start() for m in re.finditer(r'"payload"\s*:', text)]
-    out = []
-    for i, start in enumerate(starts):
-        chunk = text[start : starts[i + 1] if i + 1 < len(starts) else len(text)]
-        chunk = chunk[: chunk.rfind("}") + 1]
-        for closing in ("", "}", "}}"):
-            try:
-                out.append(json.loads("{" + chunk + closing))
-                break
-            except ValueError:
-                continue
-        else:
-            raise AssertionError(f"could not read the example at {start}")
-    return out
+    """The JSON page's payload examples, as ``tests/data/extract.py`` repaired them (the page's
+    tool damaged four; the repairs are made on the documentation, never in the parser)."""
+    return list(data("webhook_json_examples.json"))
 
 
 # -- every XML example -----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from .._exceptions import (
     CommBoxError,
     ConfigurationError,
     DecodeError,
+    InvalidArgumentError,
     InvalidResponseError,
     NotFoundError,
 )
@@ -198,6 +199,26 @@ def no_raw_form(name: str) -> AttributeError:
         f"{name} has no raw-response form (only awaitable methods do; it returns a Paginator, "
         "whose pages are fetched with .page(n))"
     )
+
+
+def require_model(
+    value: object, cls: type[T], *, param: str, method: str, build: str, instead: str = ""
+) -> T:
+    """``value`` when it is a ``cls``; else an :class:`InvalidArgumentError` naming the
+    parameter, what it takes (``build``: how to make one) and what was given. A dict is
+    never taken for a model: the model is what checks and spells the wire form. ``instead``
+    says where a value of a neighbouring type belongs (a NewChild given to ``create``)."""
+    if isinstance(value, cls):
+        return value
+    got = type(value).__name__
+    message = f"{method}: {param} must be a {cls.__name__} (build it with {build}), got {got}"
+    if isinstance(value, Mapping):
+        message += "; a dict is not converted"
+        if hasattr(cls, "from_wire"):
+            message += f" (for a body in CommBox's wire form: {cls.__name__}.from_wire(...))"
+    elif instead:
+        message += f"; {instead}"
+    raise InvalidArgumentError(message, param=param, expected=cls.__name__, got=got)
 
 
 def require_encrypted(value: str, name: str = "encrypted_stream_id") -> str:

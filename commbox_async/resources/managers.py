@@ -17,9 +17,15 @@ from ..models import (
     Profile,
     Team,
 )
-from ._resource import APIResource, Id, require_int
+from ._resource import APIResource, Id, require_int, require_model
 
 __all__ = ["Managers", "ManagersWithRawResponse", "Teams", "TeamsWithRawResponse"]
+
+
+def _manager(value: object, method: str) -> ManagerData:
+    return require_model(
+        value, ManagerData, param="manager", method=method, build="ManagerData(first_name=...)"
+    )
 
 
 class Managers(APIResource):
@@ -40,6 +46,7 @@ class Managers(APIResource):
         """Create an agent or admin: ``POST /managers`` with ``{"data": {"FirstName",
         "LastName", "Email", "IsAdmin", "Password", "UserName", "TeamId", "PermissionId"}}``.
         Returns the new manager id."""
+        manager = _manager(manager, "cb.managers.create()")
         envelope = await self._client._request(
             "POST", "/managers", json={"data": manager.to_wire()}
         )
@@ -49,6 +56,7 @@ class Managers(APIResource):
         """Change an agent or admin: ``POST /managers/{MANAGER_ID}`` with ``{"data": {...}}``
         (the fields of :class:`~commbox_async.models.ManagerData` that are set)."""
         path = "/managers/{manager_id}"
+        manager = _manager(manager, "cb.managers.update()")
         envelope = await self._client._request(
             "POST", path, path_params={"manager_id": manager_id}, json={"data": manager.to_wire()}
         )

@@ -16,7 +16,7 @@ from .._files import Attachment, AttachmentInput
 from .._response import to_raw_response
 from ..models import EmarsysTemplate, RecipientResult, TemplateMessage, UploadedMedia
 from ..models.requests import phone_digits
-from ._resource import APIResource, require_encrypted
+from ._resource import APIResource, require_encrypted, require_model
 
 __all__ = [
     "MAX_TEMPLATE_RECIPIENTS",
@@ -78,9 +78,13 @@ def template_request(
             f"got {len(messages)} (cb.bulk.send batches larger sends)"
         )
     for i, m in enumerate(messages):
-        if not isinstance(m, TemplateMessage):
-            raise ConfigurationError(f"messages[{i}] is {type(m).__name__}, not TemplateMessage")
-        m.validate()
+        require_model(
+            m,
+            TemplateMessage,
+            param=f"messages[{i}]",
+            method="cb.whatsapp.send_template()",
+            build="TemplateMessage(to=..., name=..., language=...)",
+        ).validate()
     return (
         TEMPLATE_PATH,
         {"encrypted_stream_id": require_encrypted(encrypted_stream_id)},
@@ -220,7 +224,13 @@ class WhatsApp(APIResource):
         API token: pass it (or a callable returning it) as ``jwt``; it is never logged.
         Returns one result per recipient for 200 and 206 alike.
         """
-        template.validate()
+        require_model(
+            template,
+            EmarsysTemplate,
+            param="template",
+            method="cb.whatsapp.emarsys_send_template()",
+            build="EmarsysTemplate(...)",
+        ).validate()
         envelope = await self._client._request(
             "POST",
             "/emarsys/sendwhatsapptemplate/{encrypted_stream_id}",

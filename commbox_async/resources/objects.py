@@ -22,9 +22,20 @@ from ..models import (
     StreamProviderType,
     Transcript,
 )
-from ._resource import APIResource, Id, require_int
+from ._resource import APIResource, Id, require_int, require_model
 
 __all__ = ["Objects", "ObjectsWithRawResponse"]
+
+
+def _child(value: object, method: str) -> NewChild:
+    return require_model(
+        value,
+        NewChild,
+        param="new_child",
+        method=method,
+        build="NewChild.from_agent/from_customer",
+        instead="a NewObject starts a conversation: cb.objects.create()",
+    )
 
 
 class Objects(APIResource):
@@ -45,7 +56,14 @@ class Objects(APIResource):
         the JSON string of the unwrapped object and one ``file`` field per attachment. Files
         stream from disk; missing or unreadable ones fail before anything is sent.
         """
-        new_object.validate()
+        require_model(
+            new_object,
+            NewObject,
+            param="new_object",
+            method="cb.objects.create()",
+            build="NewObject.email/sms/sms_many/whatsapp_template/chat",
+            instead="a NewChild is a message in a conversation: cb.objects.create_child()",
+        ).validate()
         path = "/streams/{stream_id}/objects"
         body = new_object.to_wire()
         if files:
@@ -69,7 +87,7 @@ class Objects(APIResource):
         Build ``new_child`` with :meth:`NewChild.from_agent` (sent to the customer) or
         :meth:`NewChild.from_customer` (shown to the agent).
         """
-        new_child.validate()
+        _child(new_child, "cb.objects.create_child()").validate()
         path = "/streams/{stream_id}/objects/{object_id}/child"
         envelope = await self._client._request(
             "POST",
@@ -92,7 +110,7 @@ class Objects(APIResource):
         ``stream_provider_id`` is the customer's email or phone as the provider knows it, and
         ``stream_provider_type`` its :class:`StreamProviderType`. Returns the child id.
         """
-        new_child.validate()
+        _child(new_child, "cb.objects.create_child_for_provider()").validate()
         path = "/streams/{stream_id}/objects/{stream_provider_id}/{stream_provider_type}/child"
         envelope = await self._client._request(
             "POST",
@@ -210,7 +228,13 @@ class Objects(APIResource):
         """Set a custom indicator icon: ``POST /objects/{OBJECT_ID}/indicators`` with
         ``{"data": {"IndicatorId", "Title", "DisplayClass", "Icon", "Link"}}``. CommBox needs
         ``DisplayClass`` or ``Icon``; that is checked before sending."""
-        indicator.validate()
+        require_model(
+            indicator,
+            CustomIndicator,
+            param="indicator",
+            method="cb.objects.set_indicator()",
+            build="CustomIndicator(indicator_id=..., title=..., icon=...)",
+        ).validate()
         await self._client._request(
             "POST",
             "/objects/{object_id}/indicators",

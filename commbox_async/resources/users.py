@@ -8,7 +8,7 @@ from typing import Literal, NoReturn
 from .._exceptions import ConfigurationError
 from .._response import to_raw_response
 from ..models import ObjectDetails, ObjectStatusType, StreamProviderType, User, UserInfo
-from ._resource import APIResource, Id, Paginator, no_raw_form, require_int
+from ._resource import APIResource, Id, Paginator, no_raw_form, require_int, require_model
 from .streams import bool_param, status_list
 
 __all__ = ["Users", "UsersWithRawResponse"]
@@ -45,6 +45,9 @@ class Users(APIResource):
         """Update a user's details: ``POST /users/{USER_ID}`` with ``{"data": {...}}`` (see
         :class:`~commbox_async.models.UserInfo` for the wire names). Returns the user id."""
         path = "/users/{user_id}"
+        info = require_model(
+            info, UserInfo, param="info", method="cb.users.update()", build="UserInfo(...)"
+        )
         envelope = await self._client._request(
             "POST", path, path_params={"user_id": user_id}, json={"data": info.to_wire()}
         )

@@ -24,6 +24,7 @@ import attrs
 import httpx
 
 from .._client import AsyncCommBox
+from .._extras import missing_extra
 from . import _outbox
 from ._asgi import InProcessTransport, Receive, Scope, Send, drop, read_body, send_reply
 from ._faults import (
@@ -43,6 +44,15 @@ from ._wire import BASE_URL, HTTPError, Reply, envelope
 __all__ = ["FakeCommBox"]
 
 _Inspection = Callable[["FakeCommBox", Any], Awaitable[tuple[int, Any]]]
+
+
+def _require_fake_extra() -> None:
+    """The fake is an ASGI app on Starlette: say which ``pip install`` brings it now, rather
+    than fail at the first request."""
+    try:
+        import starlette.requests  # noqa: F401
+    except ImportError as exc:
+        raise missing_extra(exc, extra="fake", what="FakeCommBox") from None
 
 
 class FakeCommBox(FakeState):
@@ -75,6 +85,7 @@ class FakeCommBox(FakeState):
         managers: Iterable[Mapping[str, Any]] | None = None,
         index_delay: float = 0.0,
     ) -> None:
+        _require_fake_extra()
         self.token = token
         self.slow_seconds = slow_seconds
         self._injector = FaultInjector()

@@ -1,4 +1,4 @@
-"""An aiohttp receiver (needs the ``aiohttp`` package).
+"""An aiohttp receiver (needs the ``aiohttp`` extra: ``pip install 'commbox-async[aiohttp]'``).
 
     add_webhook_routes(app, router, prefix="/commbox", secret="...")
 
@@ -10,7 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiohttp import web
+from .._extras import missing_extra
+
+try:
+    from aiohttp import web
+except ImportError as exc:
+    raise missing_extra(exc, extra="aiohttp", what="commbox_async.webhooks.aiohttp") from None
 
 from ._receiver import ReceiverConfig, Verdict, check, read_body, redact_access_log, secret_ok
 from .router import WebhookRouter

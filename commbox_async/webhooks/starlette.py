@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route, Router
+from .._extras import missing_extra
+
+try:
+    from starlette.background import BackgroundTask
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route, Router
+except ImportError as exc:
+    raise missing_extra(exc, extra="webhooks", what="commbox_async.webhooks.starlette") from None
 
 from ._receiver import ReceiverConfig, Verdict, check, read_body, redact_access_log, secret_ok
 from .router import WebhookRouter
