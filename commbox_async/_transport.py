@@ -18,7 +18,12 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
-from ._exceptions import APIConnectionError, APITimeoutError, ConfigurationError
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    MissingExtraError,
+)
 from ._secret import Secret
 from ._verdict import Exposure, Processed, for_status
 
@@ -514,8 +519,11 @@ def make_sender(
 ) -> Sender:
     if transport == "aiohttp":
         if not aiohttp_available():
-            raise ConfigurationError(
-                "transport='aiohttp' needs the aiohttp extra: pip install 'commbox-async[aiohttp]'"
+            raise MissingExtraError(
+                "transport='aiohttp' needs the 'aiohttp' extra: "
+                "pip install 'commbox-async[aiohttp]'",
+                extra="aiohttp",
+                module="aiohttp",
             )
         if http2:
             raise ConfigurationError("the aiohttp transport speaks HTTP/1.1 only; drop http2=True")
@@ -535,8 +543,11 @@ def make_sender(
         # Looked up rather than imported: httpx imports it itself, and the optional package
         # need not be installed for the type checker.
         if importlib.util.find_spec("h2") is None:
-            raise ConfigurationError(
-                "http2=True needs the h2 package: pip install 'commbox-async[http2]'"
+            raise MissingExtraError(
+                "http2=True needs the 'http2' extra (the h2 package): "
+                "pip install 'commbox-async[http2]'",
+                extra="http2",
+                module="h2",
             )
         kwargs["http2"] = True
     return HttpxSender(httpx.AsyncClient(**kwargs), owns=True)

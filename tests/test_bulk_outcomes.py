@@ -343,3 +343,11 @@ async def test_stop_lets_the_requests_on_the_wire_finish(transport: str) -> None
     assert report.counts["uncertain"] == 0
     # What was queued is pending; what was never read from the input is not reported.
     assert set(report.counts) == {"sent", "pending"} and report.counts["pending"] > 0
+
+
+def test_a_payload_of_the_wrong_type_is_an_argument_error() -> None:
+    from commbox_async import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="payload must be") as info:
+        BulkMessage(key="k", stream_id=STREAM, payload={"Message": "hi"})  # type: ignore[arg-type]
+    assert (info.value.param, info.value.got) == ("payload", "dict")

@@ -266,3 +266,16 @@ async def test_auto_stays_on_httpx_under_trio() -> None:
             await cb.bulk.send([])
             assert await cb.bulk._client.request("GET", "/x") == {"ok": True}
             assert cb.bulk._client.transport == "httpx"  # the client's own pool, not a second
+
+
+def test_the_aiohttp_transport_without_aiohttp_says_which_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from commbox_async import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    with pytest.raises(MissingExtraError, match=r"commbox-async\[aiohttp\]") as info:
+        AsyncCommBox(token=TOKEN, transport="aiohttp")
+    assert isinstance(info.value, ImportError) and info.value.extra == "aiohttp"

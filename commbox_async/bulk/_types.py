@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, InvalidArgumentError
 from .._verdict import Processed
 from ..models import NewChild, NewObject, TemplateMessage
 from ..resources._resource import require_encrypted
@@ -69,9 +69,13 @@ class BulkMessage:
         if not isinstance(self.key, str) or not self.key:
             raise ConfigurationError("a bulk message needs a non-empty str key")
         if not isinstance(self.payload, (NewObject, NewChild, SmsMessage, TemplateMessage)):
-            raise ConfigurationError(
-                f"message {self.key!r}: payload must be a NewObject, NewChild, SmsMessage or "
-                f"TemplateMessage, got {type(self.payload).__name__}"
+            expected = "a NewObject, NewChild, SmsMessage or TemplateMessage"
+            got = type(self.payload).__name__
+            raise InvalidArgumentError(
+                f"message {self.key!r}: payload must be {expected}, got {got}",
+                param="payload",
+                expected=expected,
+                got=got,
             )
         if isinstance(self.payload, NewChild) and self.object_id is None:
             raise ConfigurationError(f"message {self.key!r}: a NewChild needs object_id")
