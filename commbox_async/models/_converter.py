@@ -75,6 +75,7 @@ def wire(
     factory: Any = None,
     repr: bool = True,
     secret: bool = False,
+    validator: Any = None,
 ) -> Any:
     """A model field whose wire name is ``name``; ``aliases`` are other spellings to accept.
 
@@ -82,12 +83,15 @@ def wire(
     ``repr=False`` keeps a value out of the model's repr. ``secret=True`` marks a credential
     (a password, a login ticket): kept out of the repr, and a :class:`DecodeError` about it (or
     about a model holding it) never carries the value, in its message, ``value`` or ``args``.
+    ``validator``: an attrs validator, run by ``__init__`` and by the decoder alike (a failure
+    there is a :class:`DecodeError` at the field's key). A default (or ``factory``'s value) is
+    shared by every decoded instance, frozen: it must be immutable.
     """
     meta = {_WIRE: name, _ALIASES: aliases, _SECRET: secret}
     shown = repr and not secret
     if factory is not None:
-        return attrs.field(factory=factory, metadata=meta, repr=shown)
-    return attrs.field(default=default, metadata=meta, repr=shown)
+        return attrs.field(factory=factory, metadata=meta, repr=shown, validator=validator)
+    return attrs.field(default=default, metadata=meta, repr=shown, validator=validator)
 
 
 def is_secret(field: attrs.Attribute[Any]) -> bool:
@@ -551,7 +555,7 @@ def _optional(inner: Decoder, *, null_text: bool) -> Decoder:
     return decode
 
 
-_PROVIDERS = StreamProviderType._value2member_map_
+_PROVIDERS = typing.cast("dict[Any, StreamProviderType]", StreamProviderType._value2member_map_)
 
 
 _OPTIONAL_INT = _optional(to_int, null_text=True)
@@ -562,7 +566,7 @@ def _provider_type(value: Any) -> StreamProviderType | str:
     if type(value) is int or (type(value) is str and value.isdecimal()):
         member = _PROVIDERS.get(int(value))
         if member is not None:
-            return member  # type: ignore[return-value]
+            return member
     try:
         return coerce_enum(StreamProviderType, value)
     except ValueError:
@@ -671,23 +675,24 @@ class _LazyModel:
         return dec(value)
 
 
-def holds_secrets(cls: type[Model]) -> bool:
-    """Whether a model has a secret field, itself or in a model it nests."""
-    seen: set[type[Any]] = set()
-    todo: list[type[Any]] = [cls]
+def _models_within(cls: type[Model]) -> list[type[Model]]:
+    """``cls`` and every model it nests, at any depth."""
+    seen: list[type[Model]] = []
+    todo: list[type[Model]] = [cls]
     while todo:
         current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        for a, _, _ in _field_specs(current):
-            if is_secret(a):
-                return True
-            todo.extend(_nested_models(a.type))
-    return False
+        if current not in seen:
+            seen.append(current)
+            todo.extend(m for a, _, _ in _field_specs(current) for m in _nested_models(a.type))
+    return seen
 
 
-def _nested_models(tp: Any) -> list[type[Any]]:
+def holds_secrets(cls: type[Model]) -> bool:
+    """Whether a model has a secret field, itself or in a model it nests."""
+    return any(is_secret(a) for m in _models_within(cls) for a, _, _ in _field_specs(m))
+
+
+def _nested_models(tp: Any) -> list[type[Model]]:
     if isinstance(tp, type):
         return [tp] if issubclass(tp, Model) else []
     return [m for arg in typing.get_args(tp) for m in _nested_models(arg)]
@@ -843,6 +848,8 @@ def _kept(data: Mapping[Any, Any], keys: tuple[Any, ...], model: str, hide: bool
 def _build_model_decoder(cls: type[Model]) -> Decoder:
     name = cls.__name__
     defaults = _decoded_defaults(cls)
+    for nested in _models_within(cls)[1:]:  # refused now, not when a payload first nests one
+        _decoded_defaults(nested)
     fields = attrs.fields(cls)
     position = {a.name: i for i, a in enumerate(fields)}
     build = _builder(cls)
@@ -1069,7 +1076,7 @@ def _build_model_encoder(cls: type[Model]) -> Encoder:
 converter = cattrs.Converter()
 
 
-def _is_model(tp: Any) -> bool:
+def _is_model(tp: Any) -> typing.TypeGuard[type[Model]]:
     return isinstance(tp, type) and issubclass(tp, Model)
 
 
@@ -1103,10 +1110,10 @@ def structure(data: Any, cls: type[T], *, max_depth: int | None = None) -> T:
     if max_depth is not None:
         with MaxDepth(max_depth):
             return structure(data, cls)
+    # Outside the try: a type the converter cannot decode is a TypeError, not bad input.
+    decode = _model_decoder(cls) if _is_model(cls) else compile_decoder(cls)
     try:
-        if _is_model(cls):
-            return typing.cast(T, _model_decoder(cls)(data))  # type: ignore[arg-type]
-        return typing.cast(T, compile_decoder(cls)(data))
+        return typing.cast(T, decode(data))
     except DecodeError:
         raise
     except Exception as exc:
