@@ -1002,12 +1002,10 @@ def compile_encoder(tp: Any) -> Encoder | None:
     """None means "emit as is" (str, int, bool); JSON is copied (see :func:`thaw`)."""
     if tp in (int, float, bool, str):
         return None
-    if tp in (Any, object):
+    if _holds_json(tp):
         return thaw
     args = _union_args(tp)
     if args is not None:
-        if _is_json_object(args):
-            return thaw
         encoders = [compile_encoder(a) for a in args if a is not type(None)]
         real = [e for e in encoders if e is not None]
         if not real:
@@ -1023,13 +1021,19 @@ def compile_encoder(tp: Any) -> Encoder | None:
         if item is None:
             return list
         return lambda seq: [item(v) for v in seq]
-    if origin in (dict, Mapping) or tp in (dict, Mapping):
-        return thaw
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return int
     if isinstance(tp, type) and issubclass(tp, Model):
         return _encode_any
     return None
+
+
+def _holds_json(tp: Any) -> bool:
+    """Whether a field of type ``tp`` holds plain JSON (frozen, when decoded)."""
+    if tp in (Any, object, dict, Mapping) or typing.get_origin(tp) in (dict, Mapping):
+        return True
+    args = _union_args(tp)
+    return args is not None and _is_json_object(args)
 
 
 def _encode_any(value: Any) -> Any:
