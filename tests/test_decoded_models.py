@@ -22,6 +22,8 @@ from commbox_async import DecodeError
 from commbox_async.models import (
     EMPTY,
     Activity,
+    FrozenDict,
+    FrozenList,
     Model,
     ObjectChild,
     ObjectDetails,
@@ -33,7 +35,7 @@ from commbox_async.models import (
     structure,
 )
 from commbox_async.models._converter import wire
-from commbox_async.models._frozen import FrozenDict, FrozenList, freeze, thaw
+from commbox_async.models._frozen import freeze, thaw
 from commbox_async.webhooks.events import ForwardData
 
 UTC = timezone.utc

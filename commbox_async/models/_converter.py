@@ -4,13 +4,16 @@ Input is tolerant: keys match in any casing (``ObjectId``, ``objectId``, ``objec
 ``object_id``); numbers in strings become ints (exact beyond 2**53); ``""`` for an optional
 number or date is None; ``Content``/``Data`` may be a JSON string or an object; a single object
 where a list is expected becomes a one-element list; dates in every format the docs show become
-timezone-aware UTC datetimes. Unknown keys are kept in ``extra``.
+timezone-aware UTC datetimes. Unknown keys are kept in ``extra``. A decoded model has every
+field set (a default where the payload has none) and holds its JSON read-only (``_frozen``), so
+it is immutable all the way down and hashes.
 
 Output is exact: request models unstructure to the wire form of the docs' examples, key for key,
 with None-valued fields omitted; decoded models unstructure with the keys they were read from.
 
 Each model gets a decoder compiled once from its attrs fields (the hot path of decoding a
-1,000-child conversation or a webhook burst), registered with cattrs as a hook factory.
+1,000-child conversation or a webhook burst), registered with cattrs as a hook factory; it plans
+each key shape once and builds instances through a generated builder (see :func:`_builder`).
 """
 
 from __future__ import annotations
@@ -119,10 +122,10 @@ class Model:
 
     A decoded model is immutable all the way down: the JSON objects and arrays it keeps
     (``Content``, ``Data``, ``extra``'s values, ``Any`` fields) are read-only
-    :class:`~commbox_async.models._frozen.FrozenDict` and ``FrozenList`` values, equal to the
-    plain JSON, so every decoded model hashes. A model built by hand holds what it was given: one
-    holding a plain ``dict`` (``ObjectChild(content={...})``) is as unhashable as a tuple
-    holding one.
+    :class:`~commbox_async.models.FrozenDict` and :class:`~commbox_async.models.FrozenList`
+    values, equal to the plain JSON, so every decoded model hashes. A model built by hand holds
+    what it was given: one holding a plain ``dict`` (``ObjectChild(content={...})``) is as
+    unhashable as a tuple holding one.
     """
 
     extra: Mapping[str, Any] = attrs.field(default=EMPTY, converter=_read_only, repr=False)
