@@ -21,6 +21,7 @@ from ._enums import (
     TagType,
     UserPermission,
 )
+from ._frozen import FrozenDict, FrozenList
 from .account import (
     ManagerAssignment,
     ManagerData,
@@ -71,6 +72,8 @@ from .users import Manager, User, UserIdentity, UserTag
 
 __all__ = [
     "EMPTY",
+    "FrozenDict",
+    "FrozenList",
     "JsonObject",
     "Model",
     "converter",

@@ -4,13 +4,16 @@ Input is tolerant: keys match in any casing (``ObjectId``, ``objectId``, ``objec
 ``object_id``); numbers in strings become ints (exact beyond 2**53); ``""`` for an optional
 number or date is None; ``Content``/``Data`` may be a JSON string or an object; a single object
 where a list is expected becomes a one-element list; dates in every format the docs show become
-timezone-aware UTC datetimes. Unknown keys are kept in ``extra``.
+timezone-aware UTC datetimes. Unknown keys are kept in ``extra``. A decoded model has every
+field set (a default where the payload has none) and holds its JSON read-only (``_frozen``), so
+it is immutable all the way down and hashes.
 
 Output is exact: request models unstructure to the wire form of the docs' examples, key for key,
 with None-valued fields omitted; decoded models unstructure with the keys they were read from.
 
 Each model gets a decoder compiled once from its attrs fields (the hot path of decoding a
-1,000-child conversation or a webhook burst), registered with cattrs as a hook factory.
+1,000-child conversation or a webhook burst), registered with cattrs as a hook factory; it plans
+each key shape once and builds instances through a generated builder (see :func:`_builder`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, TypeVar, Union
+from typing import Any, TypeVar, Union
 
 import attrs
 import cattrs
@@ -41,6 +44,7 @@ from .._json import (
     to_utf8,
 )
 from ._enums import OpenIntEnum, StreamProviderType, coerce_enum
+from ._frozen import EMPTY, FrozenDict, freeze, thaw
 
 __all__ = [
     "EMPTY",
@@ -57,26 +61,9 @@ __all__ = [
 T = TypeVar("T")
 
 
-class FrozenDict(dict[str, Any]):
-    """A read-only dict (shared defaults and key spellings); it pickles, unlike mappingproxy."""
-
-    __slots__ = ()
-
-    def _readonly(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("this mapping is read-only")
-
-    __setitem__ = __delitem__ = _readonly
-    clear = pop = popitem = setdefault = update = _readonly
-    __ior__ = _readonly
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (FrozenDict, (dict(self),))
-
-
-EMPTY: Mapping[str, Any] = FrozenDict()
-
 #: A JSON object that CommBox may also send as a JSON string (``Content``, ``Data``). When the
-#: string is not a JSON object it is kept as the string, so nothing is lost.
+#: string is not a JSON object it is kept as the string, so nothing is lost. Decoded, the object
+#: is a read-only ``dict`` (a ``FrozenDict``, its lists ``FrozenList``\ s).
 JsonObject = dict[str, Any] | str
 
 _WIRE = "commbox_wire"
@@ -91,6 +78,7 @@ def wire(
     factory: Any = None,
     repr: bool = True,
     secret: bool = False,
+    validator: Any = None,
 ) -> Any:
     """A model field whose wire name is ``name``; ``aliases`` are other spellings to accept.
 
@@ -98,12 +86,15 @@ def wire(
     ``repr=False`` keeps a value out of the model's repr. ``secret=True`` marks a credential
     (a password, a login ticket): kept out of the repr, and a :class:`DecodeError` about it (or
     about a model holding it) never carries the value, in its message, ``value`` or ``args``.
+    ``validator``: an attrs validator, run by ``__init__`` and by the decoder alike (a failure
+    there is a :class:`DecodeError` at the field's key). A default (or ``factory``'s value) is
+    shared by every decoded instance, frozen: it must be immutable.
     """
     meta = {_WIRE: name, _ALIASES: aliases, _SECRET: secret}
     shown = repr and not secret
     if factory is not None:
-        return attrs.field(factory=factory, metadata=meta, repr=shown)
-    return attrs.field(default=default, metadata=meta, repr=shown)
+        return attrs.field(factory=factory, metadata=meta, repr=shown, validator=validator)
+    return attrs.field(default=default, metadata=meta, repr=shown, validator=validator)
 
 
 def is_secret(field: attrs.Attribute[Any]) -> bool:
@@ -111,34 +102,40 @@ def is_secret(field: attrs.Attribute[Any]) -> bool:
     return bool(field.metadata.get(_SECRET))
 
 
+def _read_only(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    if type(value) is FrozenDict:
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a mapping, got {type(value).__name__}")
+    frozen: Mapping[str, Any] = freeze(value)
+    return frozen
+
+
 @attrs.frozen(kw_only=True)
 class Model:
-    """Base of every CommBox model: frozen, slotted, keyword-only.
+    """Base of every CommBox model: frozen, slotted, keyword-only, hashable when its fields are.
 
     ``extra`` holds the fields CommBox sent that the model does not name, under their original
     keys. ``wire_keys`` remembers the spelling of the keys a decoded value was read from, so
-    unstructuring it gives the same keys back; it takes no part in equality.
+    unstructuring it gives the same keys back; it takes no part in equality or the hash. Both
+    are read-only mappings, whatever mapping is passed in.
+
+    A decoded model is immutable all the way down: the JSON objects and arrays it keeps
+    (``Content``, ``Data``, ``extra``'s values, ``Any`` fields) are read-only
+    :class:`~commbox_async.models.FrozenDict` and :class:`~commbox_async.models.FrozenList`
+    values, equal to the plain JSON, so every decoded model hashes. A model built by hand holds
+    what it was given: one holding a plain ``dict`` (``ObjectChild(content={...})``) is as
+    unhashable as a tuple holding one.
     """
 
-    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
-    wire_keys: Mapping[str, str] = attrs.field(default=EMPTY, repr=False, eq=False, hash=False)
-
-    if not TYPE_CHECKING:
-        # Decoded instances set only the slots a payload has; an unset slot reads as the
-        # field's default. Type checkers do not see this, so attribute typos stay errors.
-        def __getattr__(self, name: str) -> Any:
-            defaults = _DEFAULTS.get(type(self))
-            if defaults is None:
-                defaults = _defaults(type(self))
-            try:
-                return defaults[name]
-            except KeyError:
-                raise AttributeError(
-                    f"{type(self).__name__!r} object has no attribute {name!r}"
-                ) from None
+    extra: Mapping[str, Any] = attrs.field(default=EMPTY, converter=_read_only, repr=False)
+    wire_keys: Mapping[str, str] = attrs.field(
+        default=EMPTY, converter=_read_only, repr=False, eq=False, hash=False
+    )
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON form CommBox reads and writes (the model's wire names, None omitted)."""
+        """The JSON form CommBox reads and writes (the model's wire names, None omitted): a new
+        plain value, sharing no dict or list with the model."""
         result: dict[str, Any] = converter.unstructure(self)
         return result
 
@@ -147,23 +144,6 @@ class Model:
         """Decode a JSON value (a dict, or a JSON string of one); raises :class:`DecodeError`.
         ``max_depth``: as :func:`structure`'s."""
         return structure(data, cls, max_depth=max_depth)
-
-
-_DEFAULTS: dict[type[Any], dict[str, Any]] = {}
-
-
-def _defaults(cls: type[Any]) -> dict[str, Any]:
-    table: dict[str, Any] = {}
-    for a in attrs.fields(cls):
-        default = a.default
-        factory = getattr(default, "factory", None)  # an attrs.Factory
-        if factory is not None:
-            made = factory()
-            # Shared defaults must be immutable: tuples stay, dicts become read-only.
-            default = EMPTY if isinstance(made, dict) else made
-        table[a.name] = default
-    _DEFAULTS[cls] = table
-    return table
 
 
 # -- scalars ---------------------------------------------------------------------------------
@@ -298,8 +278,15 @@ def to_json_object(value: Any) -> dict[str, Any] | str:
     raise TypeError(f"expected a JSON object or a JSON string of one, got {type(value).__name__}")
 
 
-def to_any(value: Any) -> Any:
-    return value
+def to_frozen_json_object(value: Any) -> dict[str, Any] | str:
+    """:func:`to_json_object`, read-only: what a model's ``JsonObject`` field holds."""
+    if value == "{}":
+        return EMPTY
+    decoded = to_json_object(value)
+    if type(decoded) is str:
+        return decoded
+    frozen: FrozenDict = freeze(decoded)
+    return frozen
 
 
 # -- dates -----------------------------------------------------------------------------------
@@ -314,16 +301,24 @@ _ZONE = r"(?: ?(Z|z|UTC|GMT|[+-]\d{2}:?\d{2}))?"
 _YMD = re.compile(r"(\d{4})-(\d{1,2})[- ]+(\d{1,2})" + _TIME + _ZONE)
 _DMY = re.compile(r"(\d{1,2})-(\d{1,2})-(\d{4})" + _TIME + _ZONE)  # 09-06-2024 07:28:47
 _MDY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})" + _TIME + _ZONE)  # 03/28/2017 05:30:00
-_DATE_PATTERNS = ((_YMD, "ymd"), (_DMY, "dmy"), (_MDY, "mdy"))
+# Each pattern with where its year, month and day are among the groups.
+_DATE_PATTERNS = ((_YMD, (0, 1, 2)), (_DMY, (2, 1, 0)), (_MDY, (2, 0, 1)))
+_DAY_FIRST = frozenset("-/")
 
 
-def _date_match(text: str) -> tuple[re.Match[str], str] | None:
+def _date_match(text: str) -> tuple[re.Match[str], tuple[int, int, int]] | None:
     squeezed = " ".join(text.split())
     for pattern, order in _DATE_PATTERNS:
         m = pattern.fullmatch(squeezed)
         if m is not None:
             return m, order
     return None
+
+
+def _maybe_iso(text: str) -> bool:
+    # Every form fromisoformat reads starts with a four-digit year; the day- and month-first
+    # forms CommBox's webhooks send ("16-06-2024 08:35:11") skip its failing attempt.
+    return text[1:2] not in _DAY_FIRST and text[2:3] not in _DAY_FIRST
 
 
 def _zone(text: str | None) -> timezone:
@@ -348,7 +343,10 @@ def parse_datetime(value: Any) -> datetime:
         dt = _parse_datetime_text(_clean(value))
     else:
         raise TypeError(f"expected a date-time string, got {type(value).__name__}")
-    if dt.tzinfo is None:
+    tz = dt.tzinfo
+    if tz is timezone.utc:
+        return dt
+    if tz is None:
         return dt.replace(tzinfo=timezone.utc)
     try:
         return dt.astimezone(timezone.utc)
@@ -357,7 +355,7 @@ def parse_datetime(value: Any) -> datetime:
 
 
 def _parse_datetime_text(text: str) -> datetime:
-    if sys.version_info >= (3, 11):
+    if sys.version_info >= (3, 11) and _maybe_iso(text):
         try:
             return datetime.fromisoformat(text)
         except ValueError:
@@ -365,22 +363,21 @@ def _parse_datetime_text(text: str) -> datetime:
     found = _date_match(text)
     if found is None:
         raise ValueError(f"unrecognised date-time {brief(text)}")
-    m, order = found
-    a, b, c, hh, mm, ss, frac, ampm, zone = m.groups()
-    parts = dict(zip(order, (int(a), int(b), int(c))))
-    hour = int(hh or 0)
+    m, (y, mo, d) = found
+    groups = m.groups()
+    hh, mm, ss, frac, ampm, zone = groups[3:]
+    hour = int(hh) if hh else 0
     if ampm:
         hour = hour % 12 + (12 if ampm.lower() == "pm" else 0)
-    micro = int((frac or "0")[:6].ljust(6, "0"))
     return datetime(
-        parts["y"],
-        parts["m"],
-        parts["d"],
+        int(groups[y]),
+        int(groups[mo]),
+        int(groups[d]),
         hour,
-        int(mm or 0),
-        int(ss or 0),
-        micro,
-        tzinfo=_zone(zone) if zone else None,
+        int(mm) if mm else 0,
+        int(ss) if ss else 0,
+        int(frac[:6].ljust(6, "0")) if frac else 0,
+        tzinfo=_zone(zone) if zone else timezone.utc,  # naive times are UTC
     )
 
 
@@ -415,7 +412,7 @@ def _optional_enum(cls: type[OpenIntEnum]) -> Decoder:
 
 def _optional_datetime(value: Any) -> datetime | None:
     # The hot path for CommBox's usual ISO timestamps; everything else takes parse_datetime.
-    if type(value) is str and sys.version_info >= (3, 11):
+    if type(value) is str and sys.version_info >= (3, 11) and _maybe_iso(value):
         try:
             dt = _fromisoformat(value)
         except ValueError:
@@ -443,9 +440,9 @@ def parse_date(value: Any) -> date:
     found = _date_match(value)
     if found is None:
         raise ValueError(f"unrecognised date {brief(value)}")
-    m, order = found
-    parts = dict(zip(order, (int(x) for x in m.groups()[:3])))
-    return date(parts["y"], parts["m"], parts["d"])
+    m, (y, mo, d) = found
+    groups = m.groups()
+    return date(int(groups[y]), int(groups[mo]), int(groups[d]))
 
 
 def format_datetime(value: datetime) -> str:
@@ -466,8 +463,8 @@ _SCALARS: dict[Any, Decoder] = {
     str: to_str,
     datetime: parse_datetime,
     date: parse_date,
-    Any: to_any,
-    object: to_any,
+    Any: freeze,  # JSON of any shape, read-only
+    object: freeze,
 }
 
 
@@ -492,7 +489,7 @@ def compile_decoder(tp: Any) -> Decoder:
         rest = tuple(a for a in args if a is not type(None))
         inner: Decoder
         if _is_json_object(args):
-            inner = to_json_object
+            inner = to_frozen_json_object
             return _optional(inner, null_text=False) if optional else inner
         if rest == (StreamProviderType, str):
             inner = _provider_type
@@ -561,7 +558,7 @@ def _optional(inner: Decoder, *, null_text: bool) -> Decoder:
     return decode
 
 
-_PROVIDERS = StreamProviderType._value2member_map_
+_PROVIDERS = typing.cast("dict[Any, StreamProviderType]", StreamProviderType._value2member_map_)
 
 
 _OPTIONAL_INT = _optional(to_int, null_text=True)
@@ -572,7 +569,7 @@ def _provider_type(value: Any) -> StreamProviderType | str:
     if type(value) is int or (type(value) is str and value.isdecimal()):
         member = _PROVIDERS.get(int(value))
         if member is not None:
-            return member  # type: ignore[return-value]
+            return member
     try:
         return coerce_enum(StreamProviderType, value)
     except ValueError:
@@ -596,11 +593,11 @@ def _first_of(decoders: list[Decoder]) -> Decoder:
 
 def _mapping(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return dict(value)
+        return freeze(value)
     if isinstance(value, str):
         decoded = loads(value)
         if isinstance(decoded, dict):
-            return decoded
+            return freeze(decoded)
     raise TypeError(f"expected an object, got {type(value).__name__}")
 
 
@@ -681,23 +678,24 @@ class _LazyModel:
         return dec(value)
 
 
-def holds_secrets(cls: type[Model]) -> bool:
-    """Whether a model has a secret field, itself or in a model it nests."""
-    seen: set[type[Any]] = set()
-    todo: list[type[Any]] = [cls]
+def _models_within(cls: type[Model]) -> list[type[Model]]:
+    """``cls`` and every model it nests, at any depth."""
+    seen: list[type[Model]] = []
+    todo: list[type[Model]] = [cls]
     while todo:
         current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        for a, _, _ in _field_specs(current):
-            if is_secret(a):
-                return True
-            todo.extend(_nested_models(a.type))
-    return False
+        if current not in seen:
+            seen.append(current)
+            todo.extend(m for a, _, _ in _field_specs(current) for m in _nested_models(a.type))
+    return seen
 
 
-def _nested_models(tp: Any) -> list[type[Any]]:
+def holds_secrets(cls: type[Model]) -> bool:
+    """Whether a model has a secret field, itself or in a model it nests."""
+    return any(is_secret(a) for m in _models_within(cls) for a, _, _ in _field_specs(m))
+
+
+def _nested_models(tp: Any) -> list[type[Model]]:
     if isinstance(tp, type):
         return [tp] if issubclass(tp, Model) else []
     return [m for arg in typing.get_args(tp) for m in _nested_models(arg)]
@@ -728,7 +726,7 @@ def _fast_type(tp: Any) -> type | None:
     if args is not None:
         rest = [a for a in args if a is not type(None)]
         if _is_json_object(args):
-            return dict
+            return None  # a dict is frozen, a string parsed
         if len(rest) == 1:
             tp = rest[0]
         elif rest == [StreamProviderType, str]:
@@ -746,25 +744,137 @@ _MAX_SHAPE_KEYS = 128
 _MAX_SHAPE_CHARS = 4096
 
 
+# A field as the decoder sees it: field name, decoder, fast type, canonical spelling, and its
+# position in the builder's arguments.
+_Spec = tuple[str, Decoder, type | None, str, int]
+# A shape's plan: (key, position, decoder, fast type) per key that feeds a field; the builder's
+# arguments with every field's default and the shape's wire_keys; the keys kept in extra.
+_Plan = tuple[list[tuple[Any, int, Decoder, type | None]], list[Any], tuple[Any, ...]]
+
+
+def _builder(cls: type[Model]) -> Callable[..., Any]:
+    """``build(*values)``: an instance of ``cls`` whose fields, in ``attrs.fields`` order, are
+    ``values``, made without ``__init__``.
+
+    A decoded model has every slot set (a User has 24), and the frozen model's ``__setattr__``
+    refuses plain assignment, which leaves a slot descriptor's ``__set__`` per slot: its cost
+    per field is several times a plain assignment's. So the instance is made as a private
+    subclass that adds nothing but the plain ``__setattr__``, its slots are assigned, and its
+    class is switched to ``cls`` (the two share one layout) before anything else sees it.
+    Generated once per model, as attrs generates ``__init__``; the names in the code are the
+    model's own field names, never anything from a payload.
+    """
+    names = [a.name for a in attrs.fields(cls)]
+    building = type(
+        f"_Building{cls.__name__}",
+        (cls,),
+        {
+            "__slots__": (),
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+            "__module__": __name__,
+        },
+    )
+    params = ", ".join(f"v{i}" for i in range(len(names)))
+    sets = "".join(f"    o.{name} = v{i}\n" for i, name in enumerate(names))
+    source = (
+        f"def build({params}):\n    o = new(building)\n{sets}    o.__class__ = cls\n    return o\n"
+    )
+    namespace: dict[str, Any] = {"new": object.__new__, "building": building, "cls": cls}
+    code = compile(source, f"<commbox_async builder of {cls.__qualname__}>", "exec")
+    exec(code, namespace)  # noqa: S102 - the source above, made of the model's field names
+    build: Callable[..., Any] = namespace["build"]
+    return build
+
+
+def _decoded_defaults(cls: type[Model]) -> dict[str, Any]:
+    """What each field of a decoded ``cls`` holds when the payload leaves it out (or sends
+    null): its default, made once, frozen and shared by every instance (so it must be
+    immutable; a factory's list or dict becomes a FrozenList or FrozenDict).
+
+    Decoded instances are built without ``__init__`` (it would cost a keyword dict per object
+    and a call per field), so the decoder does what ``__init__`` does: it sets every field and
+    runs the validators. Whatever else ``__init__`` could run is refused here, on the model's
+    first decode, rather than skipped.
+    """
+    problems = [
+        f"it defines {hook}"
+        for hook in ("__attrs_pre_init__", "__attrs_post_init__")
+        if hasattr(cls, hook)
+    ]
+    defaults: dict[str, Any] = {}
+    for a in attrs.fields(cls):
+        if a.name in ("extra", "wire_keys"):
+            continue  # the decoder makes them read-only itself, as their converter would
+        if a.converter is not None:
+            problems.append(f"{a.name} has a converter (the field's decoder converts)")
+        default = a.default
+        factory = getattr(default, "factory", None)  # an attrs.Factory
+        if factory is not None:
+            if getattr(default, "takes_self", False):
+                problems.append(f"{a.name}'s default factory takes self")
+                continue
+            default = factory()
+        if default is attrs.NOTHING:
+            problems.append(f"{a.name} has no default (CommBox may leave any field out)")
+            continue
+        default = freeze(default)
+        try:
+            hash(default)
+        except TypeError:
+            problems.append(f"{a.name}'s default is mutable ({type(default).__name__})")
+        defaults[a.name] = default
+    if problems:
+        raise TypeError(f"{cls.__name__} cannot be decoded: {'; '.join(problems)}")
+    return defaults
+
+
+def _kept(data: Mapping[Any, Any], keys: tuple[Any, ...], model: str, hide: bool) -> FrozenDict:
+    """``extra``: the values under ``keys``, read-only."""
+    kept = {}
+    for key in keys:
+        value = data[key]
+        try:
+            kept[key] = freeze(value)
+            continue
+        except JSONLimitError as exc:
+            error = DecodeError(
+                str(exc),
+                model=model,
+                path=key if isinstance(key, str) else brief(key),
+                value=REDACTED if hide else value,
+            )
+        raise error
+    return FrozenDict(kept)
+
+
 def _build_model_decoder(cls: type[Model]) -> Decoder:
     name = cls.__name__
-    # key as received -> (field name, decoder, fast type, canonical spelling, slot setter)
-    by_key: dict[str, tuple[str, Decoder, type | None, str, Callable[[Any, Any], None]]] = {}
-    by_norm: dict[str, tuple[str, Decoder, type | None, str, Callable[[Any, Any], None]]] = {}
+    defaults = _decoded_defaults(cls)
+    for nested in _models_within(cls)[1:]:  # refused now, not when a payload first nests one
+        _decoded_defaults(nested)
+    fields = attrs.fields(cls)
+    position = {a.name: i for i, a in enumerate(fields)}
+    build = _builder(cls)
+    # key as received -> the field's spec
+    by_key: dict[str, _Spec] = {}
+    by_norm: dict[str, _Spec] = {}
     plan = [
         (a.name, compile_decoder(a.type), _fast_type(a.type), wire_name, aliases)
         for a, wire_name, aliases in _field_specs(cls)
     ]
-    slots = {name: getattr(cls, name).__set__ for name in (a.name for a in attrs.fields(cls))}
-    set_extra, set_keys = slots["extra"], slots["wire_keys"]
-    secrets = frozenset(a.name for a in attrs.fields(cls) if is_secret(a))
+    # Every field's default, and extra's and wire_keys': what each shape's arguments start from.
+    row = [defaults.get(a.name, EMPTY) for a in fields]
+    extra_at, keys_at = position["extra"], position["wire_keys"]
+    secrets = frozenset(a.name for a in fields if is_secret(a))
+    spelled = {field_name: wire_name for field_name, _, _, wire_name, _ in plan}
+    checks = [(a, a.validator) for a in fields if a.validator is not None]
     # An object-level error shows the object: not when it holds a secret, here or nested.
     hide = holds_secrets(cls)
 
     def shown(value: Any) -> Any:
         return REDACTED if hide else value
 
-    new = object.__new__
     resolved = False
 
     def field_error(exc: Exception, key: str, value: Any) -> DecodeError:
@@ -780,23 +890,35 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
             return _prefixed(exc, key)
         return DecodeError(str(exc) or type(exc).__name__, model=name, path=key, value=value)
 
+    def validate(obj: Model) -> None:
+        # As __init__ does: once every field is set, unless attrs' validators are disabled.
+        if attrs.validators.get_disabled():
+            return
+        for a, validator in checks:
+            value = getattr(obj, a.name)
+            try:
+                validator(obj, a, value)
+                continue
+            except Exception as exc:
+                error = field_error(exc, obj.wire_keys.get(a.name, spelled[a.name]), value)
+            raise error
+
     def resolve() -> None:
         # Nested models are looked up once, on first use, when every model class exists.
         for field_name, dec, fast, wire_name, aliases in plan:
-            spec = (field_name, _resolve(dec), fast, wire_name, slots[field_name])
+            spec = (field_name, _resolve(dec), fast, wire_name, position[field_name])
             by_key[wire_name] = spec
             for key in (wire_name, field_name, *aliases):
                 by_norm.setdefault(_norm_key(key), spec)
 
     # Payloads of one endpoint share their keys, so each distinct key tuple ("shape") is
     # resolved once into a plan: which key feeds which field, what goes to extra, and the
-    # spellings to remember. Decoding an object is then one pass over its plan.
-    shapes: dict[tuple[Any, ...], tuple[list[Any], tuple[Any, ...], Mapping[str, str]]] = {}
+    # spellings to remember. Decoding an object is then one pass over its plan, into a copy of
+    # the shape's arguments, which hold a default for every field the payload lacks.
+    shapes: dict[tuple[Any, ...], _Plan] = {}
 
-    def compile_shape(
-        shape: tuple[Any, ...],
-    ) -> tuple[list[Any], tuple[Any, ...], Mapping[str, str]]:
-        plan: list[Any] = []
+    def compile_shape(shape: tuple[Any, ...]) -> _Plan:
+        steps: list[tuple[Any, int, Decoder, type | None]] = []
         extra_keys: list[Any] = []
         keys: dict[str, str] = {}
         taken: set[str] = set()
@@ -807,12 +929,14 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
             if spec is None or spec[0] in taken:
                 extra_keys.append(key)  # unknown, or a second spelling of a field: kept
                 continue
-            field_name, dec, fast, canonical, setter = spec
+            field_name, dec, fast, canonical, at = spec
             taken.add(field_name)
             if key != canonical:
                 keys[field_name] = key
-            plan.append((key, dec, fast, setter))
-        entry = (plan, tuple(extra_keys), FrozenDict(keys) if keys else EMPTY)
+            steps.append((key, at, dec, fast))
+        args = list(row)
+        args[keys_at] = FrozenDict(keys) if keys else EMPTY
+        entry = (steps, args, tuple(extra_keys))
         if (
             len(shapes) < _MAX_SHAPES
             and len(shape) <= _MAX_SHAPE_KEYS
@@ -849,27 +973,28 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
         entry = shapes.get(shape)
         if entry is None:
             entry = compile_shape(shape)
-        plan, extra_keys, keys = entry
-        # Built without __init__: only the fields present are set (see Model.__getattr__).
-        obj = new(cls)
-        for key, dec, fast, setter in plan:
+        steps, args, extra_keys = entry
+        values = args.copy()
+        for key, at, dec, fast in steps:
             value = data[key]
-            if value is None:
-                continue  # an unset slot reads as the field's default
             if type(value) is fast:
-                setter(obj, value)
+                values[at] = value
                 continue
+            if value is None:
+                continue  # null: the field keeps its default
             try:
-                setter(obj, dec(value))
+                values[at] = dec(value)
                 continue
             except Exception as exc:
                 error = field_error(exc, key, value)
             # Raised outside the except block, so that the failure it replaces (whose message
             # may hold the value) is not its __context__ either.
             raise error
-        set_extra(obj, {k: data[k] for k in extra_keys} if extra_keys else {})
-        if keys:
-            set_keys(obj, keys)
+        if extra_keys:
+            values[extra_at] = _kept(data, extra_keys, name, hide)
+        obj: Model = build(*values)
+        if checks:
+            validate(obj)
         return obj
 
     _DECODERS[cls] = decode
@@ -877,9 +1002,11 @@ def _build_model_decoder(cls: type[Model]) -> Decoder:
 
 
 def compile_encoder(tp: Any) -> Encoder | None:
-    """None means "emit as is" (str, int, bool, plain JSON)."""
-    if tp in (int, float, bool, str, Any, object):
+    """None means "emit as is" (str, int, bool); JSON is copied (see :func:`thaw`)."""
+    if tp in (int, float, bool, str):
         return None
+    if _holds_json(tp):
+        return thaw
     args = _union_args(tp)
     if args is not None:
         encoders = [compile_encoder(a) for a in args if a is not type(None)]
@@ -904,6 +1031,14 @@ def compile_encoder(tp: Any) -> Encoder | None:
     return None
 
 
+def _holds_json(tp: Any) -> bool:
+    """Whether a field of type ``tp`` holds plain JSON (frozen, when decoded)."""
+    if tp in (Any, object, dict, Mapping) or typing.get_origin(tp) in (dict, Mapping):
+        return True
+    args = _union_args(tp)
+    return args is not None and _is_json_object(args)
+
+
 def _encode_any(value: Any) -> Any:
     if isinstance(value, Model):
         return unstructure(value)
@@ -915,6 +1050,8 @@ def _encode_any(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, (list, tuple)):
         return [_encode_any(v) for v in value]
+    if isinstance(value, dict):
+        return thaw(value)
     return value
 
 
@@ -933,7 +1070,8 @@ def _build_model_encoder(cls: type[Model]) -> Encoder:
             )
         if obj.extra:
             for key, value in obj.extra.items():
-                out.setdefault(key, value)
+                if key not in out:
+                    out[key] = thaw(value)
         return out
 
     _ENCODERS[cls] = encode
@@ -945,7 +1083,7 @@ def _build_model_encoder(cls: type[Model]) -> Encoder:
 converter = cattrs.Converter()
 
 
-def _is_model(tp: Any) -> bool:
+def _is_model(tp: Any) -> typing.TypeGuard[type[Model]]:
     return isinstance(tp, type) and issubclass(tp, Model)
 
 
@@ -979,10 +1117,10 @@ def structure(data: Any, cls: type[T], *, max_depth: int | None = None) -> T:
     if max_depth is not None:
         with MaxDepth(max_depth):
             return structure(data, cls)
+    # Outside the try: a type the converter cannot decode is a TypeError, not bad input.
+    decode = _model_decoder(cls) if _is_model(cls) else compile_decoder(cls)
     try:
-        if _is_model(cls):
-            return typing.cast(T, _model_decoder(cls)(data))  # type: ignore[arg-type]
-        return typing.cast(T, compile_decoder(cls)(data))
+        return typing.cast(T, decode(data))
     except DecodeError:
         raise
     except Exception as exc:

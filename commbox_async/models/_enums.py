@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import typing
 from typing import Any, TypeVar
 
 from .._exceptions import brief
@@ -82,8 +83,8 @@ def coerce_enum(cls: type[E], value: Any) -> E:
         text = value.strip()
         if text.removeprefix("-").isdecimal():  # one sign at most: int() refuses "--5"
             number = int(text)
-            member = cls._value2member_map_.get(number)
-            return member if member is not None else cls(number)  # type: ignore[return-value]
+            member = cls._value2member_map_.get(number)  # an Enum to type checkers: it is a cls
+            return cls(number) if member is None else typing.cast(E, member)
         member = cls.from_name(text)
         if member is not None:
             return member
