@@ -68,9 +68,10 @@ class BulkMessage:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
             raise ConfigurationError("a bulk message needs a non-empty str key")
-        if not isinstance(self.payload, (NewObject, NewChild, SmsMessage, TemplateMessage)):
+        given: object = self.payload  # typed as a Payload; a caller may pass anything
+        if not isinstance(given, (NewObject, NewChild, SmsMessage, TemplateMessage)):
             expected = "a NewObject, NewChild, SmsMessage or TemplateMessage"
-            got = type(self.payload).__name__
+            got = type(given).__name__
             raise InvalidArgumentError(
                 f"message {self.key!r}: payload must be {expected}, got {got}",
                 param="payload",
