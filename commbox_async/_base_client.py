@@ -34,12 +34,20 @@ from ._exceptions import (
 )
 from ._files import AttachmentInput, coerce_attachments, open_files
 from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent, emit
+from ._inflate import ACCEPT_ENCODING
 from ._json import DEFAULT_MAX_DEPTH
 from ._response import Envelope, parse_response, record_envelope
 from ._retry import RetryPolicy, retry_reason
 from ._secret import Secret
 from ._throttle import Throttle
-from ._transport import BodyTooLarge, Outgoing, ResponseLike, Sender, map_transport_error
+from ._transport import (
+    BadEncoding,
+    BodyTooLarge,
+    Outgoing,
+    ResponseLike,
+    Sender,
+    map_transport_error,
+)
 from ._urls import build_path, url_prefix
 from ._verdict import Exposure, current_exposure
 
@@ -138,7 +146,12 @@ class ClientOptions:
             raise ConfigurationError(f"max_depth must be a positive int, got {self.max_depth!r}")
         if any(k.lower() == "authorization" for k in self.headers):
             raise ConfigurationError("set the token with token=, not an Authorization header")
-        static = {"Accept": "application/json", "User-Agent": self.user_agent, **self.headers}
+        static = {
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+            "User-Agent": self.user_agent,
+            **self.headers,
+        }
         object.__setattr__(self, "static_headers", static)
         policy = RetryPolicy(
             max_retries=self.max_retries,
@@ -434,6 +447,15 @@ class BaseClient:
                 response = await sender.send(out)
             except httpx.TransportError as exc:
                 failure = self._transport_failure(call, exc, start)
+            except BadEncoding as exc:
+                failure = InvalidResponseError(
+                    f"CommBox's response could not be read: {exc.problem}",
+                    http_status=exc.status,
+                    content_type=exc.headers.get("content-type"),
+                    snippet="",
+                    method=call.method,
+                    path=call.path,
+                )
             except BodyTooLarge as exc:
                 failure = ResponseTooLargeError(
                     limit=self._options.max_response_bytes or 0,

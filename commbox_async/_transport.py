@@ -13,7 +13,7 @@ import functools
 import importlib.util
 import json as json_module
 import traceback
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -24,10 +24,12 @@ from ._exceptions import (
     ConfigurationError,
     MissingExtraError,
 )
+from ._inflate import BadEncoding, inflater, read_inflated
 from ._secret import Secret
 from ._verdict import Exposure, Processed, for_status
 
 __all__ = [
+    "BadEncoding",
     "BodyTooLarge",
     "Outgoing",
     "ResponseLike",
@@ -148,24 +150,33 @@ def _declared_length(headers: Mapping[str, str]) -> int | None:
     return int(value) if value.isdecimal() and len(value) <= 18 else None
 
 
-def _read_whole(headers: Mapping[str, str], limit: int | None, status: int) -> bool:
-    """True when the body can be read in one go: no limit, or a declared length within it and
-    no content-encoding that could inflate it past the limit. Raises :class:`BodyTooLarge`
-    when the declared length alone is over the limit."""
-    if limit is None:
-        return True
-    declared = _declared_length(headers)
-    if declared is not None and declared > limit:
-        raise BodyTooLarge(status, headers, declared)
-    return declared is not None and "content-encoding" not in headers
-
-
-async def _read_capped(
-    chunks: AsyncIterator[bytes], limit: int, status: int, headers: Mapping[str, str]
+async def read_body(
+    whole: Callable[[], Awaitable[bytes]],
+    raw: AsyncIterator[bytes],
+    headers: Mapping[str, str],
+    limit: int | None,
+    status: int,
 ) -> bytes:
+    """A response's body, bounded by ``limit`` however it is framed or encoded.
+
+    ``whole`` reads it in one go (the library's own read), ``raw`` chunk by chunk as it came
+    (no Content-Encoding undone). One go only when nothing can make it grow past the limit: a
+    declared length within it, no Transfer-Encoding (which overrides the length: a small
+    declared length over a chunked body must not lift the bound) and no Content-Encoding.
+    Raises :class:`BodyTooLarge` past the limit (at once when the declared length is over it)
+    and :class:`BadEncoding` for an encoding this client does not decode.
+    """
+    declared = _declared_length(headers)
+    if limit is not None and declared is not None and declared > limit:
+        raise BodyTooLarge(status, headers, declared)
+    decoder = inflater(headers, status)
+    if decoder is not None:
+        return await read_inflated(raw, decoder, limit, status, headers, BodyTooLarge)
+    if limit is None or (declared is not None and "transfer-encoding" not in headers):
+        return await whole()
     parts: list[bytes] = []
     total = 0
-    async for chunk in chunks:
+    async for chunk in raw:
         total += len(chunk)
         if total > limit:
             raise BodyTooLarge(status, headers, None)
@@ -281,13 +292,9 @@ class HttpxSender:
                 status = response.status_code
                 exposure.status = status
                 headers = response.headers
-                if _read_whole(headers, out.max_bytes, status):
-                    content = await response.aread()
-                else:
-                    assert out.max_bytes is not None
-                    content = await _read_capped(
-                        response.aiter_bytes(), out.max_bytes, status, headers
-                    )
+                content = await read_body(
+                    response.aread, response.aiter_raw(), headers, out.max_bytes, status
+                )
             finally:
                 await response.aclose()
         except BaseException as exc:
@@ -372,7 +379,8 @@ class AiohttpSender:
             else 15.0,
             ssl=httpx.create_ssl_context(),  # the same CA bundle as the httpx transport
         )
-        self._session = aiohttp.ClientSession(connector=connector)
+        # Bodies are inflated here, bounded (see _inflate), as they are on httpx.
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         return self._session
 
     def _encode(self, out: Outgoing) -> tuple[str, dict[str, str], Any]:
@@ -439,15 +447,15 @@ class AiohttpSender:
                 status = response.status
                 exposure.status = status
                 response_headers = response.headers
-                if _read_whole(response_headers, limit, status):
-                    content = await response.read()
-                else:
-                    assert limit is not None
-                    content = await _read_capped(
-                        response.content.iter_chunked(65536), limit, status, response_headers
-                    )
+                content = await read_body(
+                    response.read,
+                    response.content.iter_chunked(65536),
+                    response_headers,
+                    limit,
+                    status,
+                )
                 return WireResponse(status, response_headers, content)
-        except BodyTooLarge:
+        except (BodyTooLarge, BadEncoding):
             raise
         except BaseException as exc:
             scrub(exc)

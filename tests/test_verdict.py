@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from typing import Any
 
 import anyio
@@ -309,6 +310,52 @@ async def test_a_compressed_body_is_capped_after_decompression(transport: str) -
             # Without the limit (per call), the same body is read whole.
             body = await cb.with_options(max_response_bytes=None).request("GET", "/x")
             assert len(body) == 5_000_001
+
+
+async def test_stacked_encodings_are_refused_before_they_inflate(transport: str) -> None:
+    """Nested gzip: a few KB on the wire, a gigabyte once both layers are undone."""
+    inner = gzip.compress(b" " * (64 << 20))
+    body = gzip.compress(inner)
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        + b"content-encoding: gzip, gzip\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+    )
+    async with raw_server(lambda m, p, b: ("raw", head + body, "close")) as server:
+        async with socket_client(server.url, transport, max_retries=0) as cb:
+            with pytest.raises(InvalidResponseError, match="stacked Content-Encoding") as info:
+                await cb.request("POST", "/x", json={})
+    assert info.value.processed is YES
+
+
+@pytest.mark.parametrize("wbits", [zlib.MAX_WBITS, -zlib.MAX_WBITS])
+async def test_deflate_with_and_without_its_zlib_header_is_read(transport: str, wbits: int) -> None:
+    c = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    body = c.compress(json.dumps(envelope({"id": 7})).encode()) + c.flush()
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: deflate\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+    )
+    async with raw_server(lambda m, p, b: ("raw", head + body, "close")) as server:
+        async with socket_client(server.url, transport) as cb:
+            assert await cb.request("GET", "/x") == {"id": 7}
+        assert server.headers[0]["accept-encoding"] == "gzip, deflate"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_a_small_length_over_a_chunked_body_does_not_lift_the_cap() -> None:
+    """Transfer-Encoding overrides Content-Length: the body is framed by its chunks, so the
+    declared 10 bytes must not let 300 MB through (httpx; aiohttp refuses the pair)."""
+    chunk = b"x" * 65536
+    piece = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\n"
+        b"transfer-encoding: chunked\r\n\r\n"
+    )
+    async with raw_server(lambda m, p, b: ("raw", head + piece * 64, "close")) as server:
+        async with socket_client(server.url, "httpx", max_response_bytes=1 << 20) as cb:
+            with pytest.raises(ResponseTooLargeError):
+                await cb.request("GET", "/x")
 
 
 async def test_the_depth_limit_is_a_client_option() -> None:
