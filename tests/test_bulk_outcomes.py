@@ -351,3 +351,17 @@ def test_a_payload_of_the_wrong_type_is_an_argument_error() -> None:
     with pytest.raises(InvalidArgumentError, match="payload must be") as info:
         BulkMessage(key="k", stream_id=STREAM, payload={"Message": "hi"})  # type: ignore[arg-type]
     assert (info.value.param, info.value.got) == ("payload", "dict")
+
+
+async def test_a_message_no_request_can_carry_is_rejected_and_the_run_goes_on() -> None:
+    """A lone surrogate in one message (text no UTF-8 encoder can write): that message is
+    rejected, the others are sent."""
+    fake = FakeCommBox()
+    batch = [sms("ok-1"), sms("bad", text="broken \ud800 text"), sms("ok-2")]
+    async with fake.client() as cb:
+        report = await cb.bulk.send(batch, concurrency=1)
+    outcomes = by_key(report.outcomes)
+    assert (outcomes["bad"].outcome, outcomes["bad"].failure) == ("failed", "rejected")
+    assert "cannot be sent" in (outcomes["bad"].error or "")
+    assert outcomes["ok-1"].outcome == outcomes["ok-2"].outcome == "sent"
+    assert len(fake.objects) == 2

@@ -330,7 +330,14 @@ class _Run:
                 # Its fingerprint is "" (no message): once the record is fixed, it differs.
                 await self._settle([_rejected(key, message.error)], sending=[Sending(key, "")])
             return None
-        digest = message.digest()
+        try:
+            digest = message.digest()
+            lookup = lookup_for(message, stamp=self.stamp).to_json()
+            todo = stamped(message) if self.stamp else message
+        except Exception as exc:  # e.g. a lone surrogate: text no request can carry
+            why = f"message {key!r} cannot be sent as it is: {type(exc).__name__}: {exc}"
+            await self._settle([_rejected(key, why)], sending=[Sending(key, "")])
+            return None
         if previous is not None:
             changed = previous.digest is not None and previous.digest != digest
             state = previous.state
@@ -344,9 +351,8 @@ class _Run:
                 why = "the message differs from the one sent then; not sent again"
                 await self._report(_earlier(key, previous, changed=changed, why=why))
                 return None
-        lookup = lookup_for(message, stamp=self.stamp)
-        self.unsettled[key] = Sending(key, digest, lookup.to_json())
-        return stamped(message) if self.stamp else message
+        self.unsettled[key] = Sending(key, digest, lookup)
+        return todo
 
     # -- sending -----------------------------------------------------------------------------
 
