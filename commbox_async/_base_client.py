@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from typing import Any
 
 import anyio
@@ -61,6 +62,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger("commbox_async")
+
+#: ``asyncio.timeout`` (Python 3.11+), else None and the deadline takes anyio's cancel scope.
+_asyncio_timeout: Callable[[float], AbstractAsyncContextManager[None]] | None = getattr(
+    asyncio, "timeout", None
+)
 
 TokenSource = str | Callable[[], str | Awaitable[str]]
 
@@ -129,6 +135,8 @@ class ClientOptions:
     static_headers: Mapping[str, str] = attrs.field(init=False, repr=False, eq=False)
     #: The retry rules of these options, built once rather than per call.
     retry: RetryPolicy = attrs.field(init=False, repr=False, eq=False)
+    #: The longest of the per-operation timeouts (inf if one is None).
+    longest_timeout: float = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.max_retries < 0:
@@ -161,6 +169,9 @@ class ClientOptions:
             retry_uncertain=self.retry_uncertain,
         )
         object.__setattr__(self, "retry", policy)
+        parts = (self.timeout.connect, self.timeout.read, self.timeout.write, self.timeout.pool)
+        longest = math.inf if None in parts else max(p for p in parts if p is not None)
+        object.__setattr__(self, "longest_timeout", longest)
 
 
 class _Core:
@@ -189,6 +200,7 @@ class _Core:
         self.stats = ClientStats()
         self.closed = False
         self.loop: object | None = None
+        self.on_asyncio = False
 
     def check_usable(self) -> None:
         if self.closed:
@@ -212,6 +224,7 @@ class _Core:
                     "transport='httpx'"
                 )
             self.loop = current
+            self.on_asyncio = isinstance(current, asyncio.AbstractEventLoop)
         elif self.loop is not current:
             raise ClientStateError(
                 "this AsyncCommBox was opened on another event loop; its connections belong to "
@@ -340,8 +353,16 @@ class BaseClient:
         return self._with_deadline(call, opts.deadline)
 
     async def _with_deadline(self, call: _Call, deadline: float) -> Envelope:
-        with anyio.move_on_after(deadline):
-            return await self._run(call)
+        if self._core.on_asyncio and _asyncio_timeout is not None:
+            # asyncio's own timeout costs half of anyio's cancel scope, on every call.
+            try:
+                async with _asyncio_timeout(deadline):
+                    return await self._run(call)
+            except TimeoutError:
+                pass
+        else:
+            with anyio.move_on_after(deadline):
+                return await self._run(call)
         # The deadline cancelled the call wherever it was: its exposure says how far it got.
         processed = call.exposure.verdict()
         raise DeadlineExceededError(
@@ -497,9 +518,12 @@ class BaseClient:
             )
 
     def _deadline_timeout(self, deadline_at: float) -> httpx.Timeout:
-        """The client's timeouts, each cut to what is left of the call's deadline."""
+        """The client's timeouts, each cut to what is left of the call's deadline (the same
+        object while the deadline is further off than any of them)."""
         timeout = self._options.timeout
         left = max(0.001, deadline_at - time.monotonic())
+        if left > self._options.longest_timeout:
+            return timeout
 
         def clamp(value: float | None) -> float:
             return left if value is None else min(value, left)

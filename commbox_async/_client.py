@@ -80,6 +80,8 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://api.commbox.io"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+#: Seconds a call may take in all, attempts and waits included.
+DEFAULT_DEADLINE = 300.0
 
 
 @final
@@ -124,7 +126,9 @@ class AsyncCommBox(BaseClient):
     - ``base_url``: ``https://api.commbox.io`` or your brand's own API host. Default:
       ``$COMMBOX_BASE_URL``. Plain ``http://`` is refused except for loopback hosts.
     - ``timeout``: seconds per attempt (or an ``httpx.Timeout``); default 30 s, 10 s to connect.
-    - ``deadline``: total seconds for a call, all attempts and waits included; default none.
+    - ``deadline``: total seconds for a call, all attempts and waits included (default 300:
+      a server that drips its answer a byte at a time, or never finishes its headers, cannot
+      hold a call for ever; ``None`` for no bound but the per-read timeouts).
     - ``max_retries``: retries after the first attempt (default 2). POSTs are retried only when
       CommBox certainly did not process them, unless ``retry_uncertain=True``.
     - ``max_retry_after``: the longest ``Retry-After`` (s) worth sleeping for; a longer one raises
@@ -162,7 +166,7 @@ class AsyncCommBox(BaseClient):
         token: TokenSource | None = None,
         base_url: str | None = None,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
-        deadline: float | None = None,
+        deadline: float | None = DEFAULT_DEADLINE,
         max_retries: int = 2,
         max_retry_after: float = 60.0,
         retry_uncertain: bool = False,

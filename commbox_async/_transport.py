@@ -292,9 +292,14 @@ class HttpxSender:
                 status = response.status_code
                 exposure.status = status
                 headers = response.headers
-                content = await read_body(
-                    response.aread, response.aiter_raw(), headers, out.max_bytes, status
-                )
+                if response.is_stream_consumed:  # built with its content (a mock transport)
+                    content = response.content
+                    if out.max_bytes is not None and len(content) > out.max_bytes:
+                        raise BodyTooLarge(status, headers, None)
+                else:
+                    content = await read_body(
+                        response.aread, response.aiter_raw(), headers, out.max_bytes, status
+                    )
             finally:
                 await response.aclose()
         except BaseException as exc:

@@ -18,7 +18,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 # A behaviour gets (method, path, body) and returns one of:
 #   ("respond", status, body_bytes, headers)  |  ("close",)  |  ("reset",)  |  ("hang",)
 #   ("late", seconds, action)  (the action, after a pause)  |  ("raw", bytes, then)
-#   (those bytes as they are, then "close", "reset" or "hang")
+#   (those bytes as they are, then "close", "reset" or "hang")  |  ("drip", head, rest, seconds)
 Behaviour = Callable[[str, str, bytes], tuple[Any, ...]]
 
 
@@ -56,6 +56,12 @@ class RawServer:
                     if action[0] == "raw":
                         await stream.send(action[1])
                         action = (action[2],)
+                    if action[0] == "drip":  # ("drip", at once, then byte by byte, seconds)
+                        await stream.send(action[1])
+                        for i in range(len(action[2])):
+                            await anyio.sleep(action[3])
+                            await stream.send(action[2][i : i + 1])
+                        return
                     if action[0] == "close":
                         return
                     if action[0] == "reset":

@@ -15,6 +15,7 @@ import pytest
 from commbox_async import (
     APIConnectionError,
     APITimeoutError,
+    AsyncCommBox,
     CommBoxError,
     ConfigurationError,
     DecodeError,
@@ -356,6 +357,24 @@ async def test_a_small_length_over_a_chunked_body_does_not_lift_the_cap() -> Non
         async with socket_client(server.url, "httpx", max_response_bytes=1 << 20) as cb:
             with pytest.raises(ResponseTooLargeError):
                 await cb.request("GET", "/x")
+
+
+@pytest.mark.parametrize("what", ["body", "headers"])
+async def test_a_server_dripping_its_answer_cannot_hold_a_call(transport: str, what: str) -> None:
+    """A byte every 50 ms never trips a read timeout; the call's deadline (300 s by default,
+    here 0.5 s) ends it, with the verdict of how far it got."""
+    body = json.dumps(envelope({"id": 1})).encode()
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+    head += f"content-length: {len(body)}\r\n\r\n".encode()
+    at_once, dripped = (head, body) if what == "body" else (b"", head + body)
+    assert AsyncCommBox(token="t")._options.deadline == 300
+    async with raw_server(lambda m, p, b: ("drip", at_once, dripped, 0.05)) as server:
+        async with socket_client(server.url, transport, timeout=5, deadline=0.5) as cb:
+            start = anyio.current_time()
+            with pytest.raises(APITimeoutError) as info:
+                await cb.request("POST", "/x", json={})
+            assert anyio.current_time() - start < 2
+    assert info.value.processed is (YES if what == "body" else MAYBE)
 
 
 async def test_the_depth_limit_is_a_client_option() -> None:
