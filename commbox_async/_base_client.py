@@ -23,6 +23,7 @@ import httpx
 from ._aio import call
 from ._exceptions import (
     APIConnectionError,
+    APIStatusError,
     AuthenticationError,
     ClientStateError,
     CommBoxError,
@@ -80,11 +81,20 @@ class TokenProvider:
 
     __slots__ = ("_source", "static")
 
-    def __init__(self, source: TokenSource) -> None:
-        if isinstance(source, str):
-            #: The token when it is a plain string (no call needed), else None.
-            self.static: Secret | None = Secret(source)
-            self._source: Callable[[], str | Awaitable[str]] | None = None
+    #: The token when it is a plain string (no call needed), else None.
+    static: Secret | None
+    _source: Callable[[], str | Awaitable[str]] | None
+
+    def __init__(self, source: TokenSource | TokenProvider) -> None:
+        if isinstance(source, TokenProvider):
+            self.static, self._source = source.static, source._source
+        elif isinstance(source, str):
+            try:
+                self.static = Secret(source)
+            except ConfigurationError:
+                source = ""  # out of this frame's locals before the error leaves it
+                raise
+            self._source = None
         elif callable(source):
             self.static = None
             self._source = source
@@ -106,9 +116,11 @@ class TokenProvider:
         if not isinstance(value, str):
             raise TokenError(f"the token callable returned {type(value).__name__}, not a str")
         try:
-            return Secret(value, what="the token the token callable returned")
+            secret = Secret(value, what="the token the token callable returned")
         except ConfigurationError as exc:
+            value = None  # out of this frame's locals before the error leaves it
             raise TokenError(str(exc)) from None
+        return secret
 
     def __repr__(self) -> str:
         return "TokenProvider(<redacted>)"
@@ -318,7 +330,7 @@ class BaseClient:
         data: Mapping[str, Any] | None = None,
         files: Sequence[AttachmentInput] | None = None,
         allow_partial: bool = False,
-        token: TokenSource | None = None,
+        token: TokenSource | TokenProvider | None = None,
         multipart: bool = False,
     ) -> Coroutine[Any, Any, Envelope]:
         """Send one API call with auth, throttle, retries and decoding; await it for its
@@ -502,7 +514,14 @@ class BaseClient:
                     elapsed=elapsed,
                 ),
             )
-        return self._received(call, response, elapsed)
+        try:
+            return self._received(call, response, elapsed)
+        except (APIStatusError, InvalidResponseError) as exc:
+            # A gateway that echoes the request (its Authorization header included) must not
+            # put the token into the error: everything CommBox sent back is scrubbed of it,
+            # and the decoder's frames (whose locals hold the body) are left behind.
+            failure = _without(token, exc).with_traceback(None)
+        raise failure
 
     async def _throttle_wait(self, call: _Call) -> None:
         core = self._core
@@ -649,6 +668,16 @@ class BaseClient:
             raise failure
         record_envelope(envelope)
         return envelope
+
+
+def _without(token: Secret, error: CommBoxError) -> CommBoxError:
+    """``error`` with ``token`` taken out of every field that holds what the server sent."""
+    fields = vars(error)
+    for name in ("message", "description", "snippet", "body", "data", "headers"):
+        if name in fields and fields[name] is not None:
+            fields[name] = token.scrub(fields[name])
+    error.args = tuple(token.scrub(a) for a in error.args)
+    return error
 
 
 def _token_hint(call: _Call) -> str:

@@ -194,10 +194,12 @@ class AsyncCommBox(BaseClient):
                 "no CommBox token: pass token=... or set COMMBOX_TOKEN "
                 "(an admin finds the API key under Settings > API)"
             )
-        provider = TokenProvider(token)
-        # From here on only the provider holds it: a traceback of a later error in this frame,
-        # rendered with its locals, must not show the token.
-        del token
+        # From here on only the provider holds it: a traceback of an error in this frame,
+        # rendered with its locals, must not show the token (not even a refused one).
+        try:
+            provider = TokenProvider(token)
+        finally:
+            del token
         url = check_base_url(base_url or os.environ.get("COMMBOX_BASE_URL") or DEFAULT_BASE_URL)
         source = "throttle="
         if throttle is None:

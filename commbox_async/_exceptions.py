@@ -60,12 +60,25 @@ class CommBoxError(Exception):
     #: (a Retry-After longer than max_retry_after, a wait that would pass the deadline).
     gave_up_reason: str | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The subclasses' __init__ take keyword-only arguments, which the default reduce
+        # cannot pass back: rebuild from the class, the args and the attributes instead, so
+        # an error (and its verdict) survives a process pool or a task queue.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
     @property
     def may_have_been_processed(self) -> bool:
         """True when the request may have reached CommBox and been acted on (a message sent,
         a conversation created) even though no success came back. Retrying such a request can
         duplicate it, so POSTs are not retried automatically when this is True."""
         return self.processed is not Processed.NO
+
+
+def _rebuild(cls: type[CommBoxError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigurationError(CommBoxError, ValueError):

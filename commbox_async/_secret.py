@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ._exceptions import ConfigurationError
 
@@ -17,21 +17,26 @@ class Secret:
 
     def __init__(self, value: str, *, what: str = "the CommBox token") -> None:
         value = value.strip()
-        if not value:
-            raise ConfigurationError(f"{what} is empty")
-        # Header values are bytes on the wire: a token outside visible ASCII cannot be sent
-        # (httpx would raise UnicodeEncodeError, aiohttp send mangled bytes). The message
-        # names the position only: the character itself is part of the secret.
-        for i, char in enumerate(value):
-            if not "!" <= char <= "~":
-                raise ConfigurationError(
-                    f"{what} has a character that cannot go in an HTTP header at position "
-                    f"{i + 1} of {len(value)} (tokens are visible ASCII: check how it was copied)"
-                )
+        problem = _problem(value, what)
+        if problem is not None:
+            value = ""  # a traceback rendered with locals must not show what was refused
+            raise ConfigurationError(problem)
         self._value = value
 
     def reveal(self) -> str:
         return self._value
+
+    def scrub(self, value: Any) -> Any:
+        """``value`` (text, or JSON: dicts, lists) with this secret replaced by
+        ``<redacted>`` wherever it appears: for what a server echoed back of a request."""
+        token = self._value
+        if isinstance(value, str):
+            return value.replace(token, "<redacted>") if token in value else value
+        if isinstance(value, dict):
+            return {self.scrub(k): self.scrub(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.scrub(v) for v in value]
+        return value
 
     def __repr__(self) -> str:
         return "<redacted>"
@@ -40,3 +45,18 @@ class Secret:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("a Secret cannot be pickled")
+
+
+def _problem(value: str, what: str) -> str | None:
+    """Why a token cannot be sent, if it cannot. Header values are bytes on the wire: a token
+    outside visible ASCII cannot go in one (httpx would raise UnicodeEncodeError, aiohttp send
+    mangled bytes). The message names the position only: the character is part of the secret."""
+    if not value:
+        return f"{what} is empty"
+    for i, char in enumerate(value):
+        if not "!" <= char <= "~":
+            return (
+                f"{what} has a character that cannot go in an HTTP header at position "
+                f"{i + 1} of {len(value)} (tokens are visible ASCII: check how it was copied)"
+            )
+    return None

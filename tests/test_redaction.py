@@ -67,6 +67,23 @@ def reachable_texts(exc: BaseException) -> list[str]:
     return texts
 
 
+def library_locals(exc: BaseException) -> str:
+    """Every local of the library's own frames in the error's traceback (and its chain), as
+    a traceback rendered with locals shows them (the test's own frames hold the secret)."""
+    rendered = traceback.TracebackException.from_exception(exc, capture_locals=True)
+    texts: list[str] = []
+    seen: set[int] = set()
+    todo = [rendered]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [repr(f.locals) for f in current.stack if "commbox_async" in f.filename]
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return "".join(texts)
+
+
 def assert_no_token(exc: BaseException) -> None:
     for text in reachable_texts(exc):
         assert TOKEN not in text, text[:500]
@@ -139,3 +156,78 @@ def test_a_construction_error_does_not_show_the_token_in_its_locals() -> None:
     frames = [f for f in rendered.stack if "commbox_async" in f.filename]
     assert frames  # the library's own frames are there, with their locals...
     assert all(TOKEN not in repr(f.locals) for f in frames)  # ...but not the token
+
+
+async def test_a_gateway_echoing_the_token_does_not_put_it_in_the_error(transport: str) -> None:
+    """A proxy that answers with the request it got (Authorization included)."""
+
+    def echo(m: str, p: str, b: bytes) -> Any:
+        return respond(
+            502,
+            {"seen": f"Authorization: Bearer {TOKEN}"},
+            headers={"x-echo-authorization": f"Bearer {TOKEN}"},
+        )
+
+    async with raw_server(echo) as server:
+        async with socket_client(server.url, transport, max_retries=0) as cb:
+            with pytest.raises(CommBoxError) as info:
+                await cb.request("POST", "/x", json={})
+    assert_no_token(info.value)
+    assert "<redacted>" in str(info.value.body)
+
+
+async def test_a_jwt_is_not_in_the_locals_of_a_failing_emarsys_call() -> None:
+    from commbox_async.models import EmarsysTemplate
+
+    jwt = "eyJhbGciOi.secret-jwt-9876.signature"
+    async with raw_server(lambda m, p, b: ("close",)) as server:
+        async with socket_client(server.url, "httpx", max_retries=0) as cb:
+            template = EmarsysTemplate(to="972500000000", template_name="t", language_code="en")
+            with pytest.raises(CommBoxError) as info:
+                await cb.whatsapp.emarsys_send_template(
+                    "hNyRN_fLUy7rrOrN9jLpipA==", template, jwt=jwt
+                )
+    assert "messaging.py" in "".join(traceback.format_exception(info.value))
+    assert jwt not in library_locals(info.value)
+
+
+@pytest.mark.parametrize("token", ["tok\u200ben-SECRET", "tok en-SECRET", "tokén-SECRET"])
+def test_a_refused_token_is_not_in_the_locals_of_its_error(token: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        AsyncCommBox(token=token)
+    assert "_secret.py" in "".join(traceback.format_exception(info.value))
+    assert "SECRET" not in library_locals(info.value)
+
+
+async def test_a_refused_token_from_a_callable_is_not_in_the_locals_of_its_error() -> None:
+    async with socket_client("http://127.0.0.1:9", "httpx", token=lambda: "bad token-SECRET") as cb:
+        with pytest.raises(ConfigurationError) as info:
+            await cb.request("GET", "/x")
+    assert "SECRET" not in library_locals(info.value)
+
+
+def test_errors_survive_pickling_with_their_verdict() -> None:
+    from commbox_async import APIConnectionError, Processed, ServerError
+    from commbox_async._exceptions import DecodeError, InvalidResponseError
+
+    errors = [
+        APIConnectionError("lost", method="POST", path="/x", processed=Processed.MAYBE),
+        ServerError(
+            "boom",
+            http_status=500,
+            envelope_status=None,
+            description="d",
+            method="POST",
+            path="/x",
+            headers={"x-request-id": "r1"},
+        ),
+        InvalidResponseError(
+            "html", http_status=200, content_type="text/html", snippet="<", method="POST", path="/x"
+        ),
+        DecodeError("bad", model="Tag", path="id", value="x"),
+    ]
+    for error in errors:
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error)
+        assert str(again) == str(error)
+        assert again.processed is error.processed

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from .._base_client import TokenSource
+from .._base_client import TokenProvider, TokenSource
 from .._exceptions import ConfigurationError
 from .._files import Attachment, AttachmentInput
 from .._response import to_raw_response
@@ -231,13 +231,17 @@ class WhatsApp(APIResource):
             method="cb.whatsapp.emarsys_send_template()",
             build="EmarsysTemplate(...)",
         ).validate()
+        # The JWT leaves this frame's locals at once: a failure of the call, rendered with
+        # its frames' locals, must not show it.
+        jwt_provider = TokenProvider(jwt)
+        del jwt
         envelope = await self._client._request(
             "POST",
             "/emarsys/sendwhatsapptemplate/{encrypted_stream_id}",
             path_params={"encrypted_stream_id": require_encrypted(encrypted_stream_id)},
             json=template.to_wire(),
             allow_partial=True,
-            token=jwt,
+            token=jwt_provider,
         )
         return self._list(envelope, RecipientResult)
 
