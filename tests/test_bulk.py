@@ -251,7 +251,11 @@ async def test_kill_9_mid_run_then_resume(
     proc = subprocess.Popen(
         [sys.executable, str(script), url, str(journal), str(n)], env=env, stdout=subprocess.PIPE
     )
-    await anyio.sleep(2.0)
+    # Killed once CommBox has taken a sixth of the batch: a fixed sleep is too short when the
+    # machine is loaded (the sender has not started yet) and too long when it is idle.
+    with anyio.fail_after(60):
+        while len(fake.all_objects()) < n // 6:
+            await anyio.sleep(0.02)
     assert proc.poll() is None, "the sender finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)

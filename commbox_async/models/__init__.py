@@ -53,7 +53,6 @@ from .objects import (
     ActivityUser,
     CustomIndicator,
     ObjectActivityLog,
-    ObjectChild,
     ObjectDetails,
     ObjectRecord,
     Tag,
@@ -68,7 +67,7 @@ from .requests import (
     ObjectContent,
     RemarkEntry,
 )
-from .users import Manager, User, UserIdentity, UserTag
+from .users import Manager, ObjectChild, User, UserIdentity, UserTag
 
 __all__ = [
     "EMPTY",

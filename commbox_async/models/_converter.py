@@ -485,41 +485,49 @@ def compile_decoder(tp: Any) -> Decoder:
         return _SCALARS[tp]
     args = _union_args(tp)
     if args is not None:
-        optional = type(None) in args
-        rest = tuple(a for a in args if a is not type(None))
-        inner: Decoder
-        if _is_json_object(args):
-            inner = to_frozen_json_object
-            return _optional(inner, null_text=False) if optional else inner
-        if rest == (StreamProviderType, str):
-            inner = _provider_type
-        elif len(rest) == 1 and isinstance(rest[0], type) and issubclass(rest[0], Model):
-            # None never reaches a field decoder (the model decoder leaves the field unset).
-            return _LazyModel(rest[0])
-        elif rest == (datetime,):
-            return _optional_datetime
-        elif rest == (int,):
-            return _optional_int
-        elif len(rest) == 1 and isinstance(rest[0], type) and issubclass(rest[0], OpenIntEnum):
-            return _optional_enum(rest[0])
-        elif len(rest) == 1:
-            inner = compile_decoder(rest[0])
-        else:
-            inner = _first_of([compile_decoder(a) for a in rest])
-        if optional:
-            return _optional(inner, null_text=rest[0] is not str)
-        return inner
+        return _union_decoder(args)
     origin = typing.get_origin(tp)
     if origin in (tuple, list):
         item_args = typing.get_args(tp)
         return _sequence(compile_decoder(item_args[0]))
     if origin in (dict, Mapping) or tp in (dict, Mapping):
         return _mapping
-    if isinstance(tp, type) and issubclass(tp, OpenIntEnum):
+    if _is_subclass(tp, OpenIntEnum):
         return _enum_decoder(tp)
-    if isinstance(tp, type) and issubclass(tp, Model):
+    if _is_subclass(tp, Model):
         return _LazyModel(tp)
     raise TypeError(f"no decoder for field type {tp!r}")
+
+
+def _union_decoder(args: tuple[Any, ...]) -> Decoder:
+    optional = type(None) in args
+    rest = tuple(a for a in args if a is not type(None))
+    if _is_json_object(args):
+        return (
+            _optional(to_frozen_json_object, null_text=False) if optional else to_frozen_json_object
+        )
+    # The common optional fields get prebuilt decoders: the generic path costs a call more.
+    if len(rest) == 1 and _is_subclass(rest[0], Model):
+        # None never reaches a field decoder (the model decoder leaves the field unset).
+        return _LazyModel(rest[0])
+    if rest == (datetime,):
+        return _optional_datetime
+    if rest == (int,):
+        return _optional_int
+    if len(rest) == 1 and _is_subclass(rest[0], OpenIntEnum):
+        return _optional_enum(rest[0])
+    inner: Decoder
+    if rest == (StreamProviderType, str):
+        inner = _provider_type
+    elif len(rest) == 1:
+        inner = compile_decoder(rest[0])
+    else:
+        inner = _first_of([compile_decoder(a) for a in rest])
+    return _optional(inner, null_text=rest[0] is not str) if optional else inner
+
+
+def _is_subclass(tp: Any, base: type) -> bool:
+    return isinstance(tp, type) and issubclass(tp, base)
 
 
 def _enum_decoder(cls: type[OpenIntEnum]) -> Decoder:

@@ -1,4 +1,5 @@
-"""Conversations (objects), their messages (children), activities, transcript, tags, indicators."""
+"""Conversations (objects), activities, transcript, tags, indicators. Their messages
+(``ObjectChild``) live in ``users`` beside ``User``, since each refers to the other."""
 
 from __future__ import annotations
 
@@ -8,41 +9,18 @@ import attrs
 
 from ._converter import JsonObject, Model, wire
 from ._enums import ObjectActivityType, ObjectStatusType, ObjectType, StreamProviderType
+from .users import ObjectChild, User, UserIdentity
 
 __all__ = [
     "Activity",
     "ActivityUser",
     "CustomIndicator",
     "ObjectActivityLog",
-    "ObjectChild",
     "ObjectDetails",
     "ObjectRecord",
     "Tag",
     "Transcript",
 ]
-
-
-@attrs.frozen(kw_only=True)
-class ObjectChild(Model):
-    """A message in a conversation (Developer Guide "Object Child"; Get Object's ``childs``).
-
-    Wire names: ``Id``, ``Type``, ``IsManager``, ``CreatedTime`` (``CreateDate`` in webhooks),
-    ``Message``, ``Content``, ``User``, and in Get Object ``object_id`` and
-    ``streamProviderType``; webhooks add ``StreamProviderId``, ``ManagerId``, ``Snippet``.
-    """
-
-    id: int | None = wire("Id")
-    object_id: int | None = wire("object_id")
-    type: ObjectType | None = wire("Type")
-    is_manager: bool | None = wire("IsManager")
-    created_time: datetime | None = wire("CreatedTime", "CreateDate")
-    message: str | None = wire("Message")
-    content: JsonObject | None = wire("Content")
-    stream_provider_id: str | None = wire("StreamProviderId")
-    stream_provider_type: StreamProviderType | str | None = wire("StreamProviderType")
-    manager_id: int | None = wire("ManagerId")
-    snippet: str | None = wire("Snippet")
-    user: User | None = wire("User")
 
 
 @attrs.frozen(kw_only=True)
@@ -215,6 +193,3 @@ class CustomIndicator(Model):
             raise ConfigurationError(
                 "CustomIndicator needs display_class or icon (or both), as CommBox requires"
             )
-
-
-from .users import User, UserIdentity  # noqa: E402  (User and ObjectChild refer to each other)

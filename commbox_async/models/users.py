@@ -1,15 +1,17 @@
-"""Users (customers and agents), their identities, and managers (agents/admins)."""
+"""Users (customers and agents), their identities, managers (agents/admins), and the messages
+users write in conversations: ``User`` and ``ObjectChild`` refer to each other, so they share
+this module."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import attrs
 
 from ._converter import JsonObject, Model, wire
-from ._enums import StreamProviderType, UserPermission
+from ._enums import ObjectType, StreamProviderType, UserPermission
 
-__all__ = ["Manager", "User", "UserIdentity", "UserTag"]
+__all__ = ["Manager", "ObjectChild", "User", "UserIdentity", "UserTag"]
 
 
 @attrs.frozen(kw_only=True)
@@ -81,6 +83,29 @@ class User(Model):
 
 
 @attrs.frozen(kw_only=True)
+class ObjectChild(Model):
+    """A message in a conversation (Developer Guide "Object Child"; Get Object's ``childs``).
+
+    Wire names: ``Id``, ``Type``, ``IsManager``, ``CreatedTime`` (``CreateDate`` in webhooks),
+    ``Message``, ``Content``, ``User``, and in Get Object ``object_id`` and
+    ``streamProviderType``; webhooks add ``StreamProviderId``, ``ManagerId``, ``Snippet``.
+    """
+
+    id: int | None = wire("Id")
+    object_id: int | None = wire("object_id")
+    type: ObjectType | None = wire("Type")
+    is_manager: bool | None = wire("IsManager")
+    created_time: datetime | None = wire("CreatedTime", "CreateDate")
+    message: str | None = wire("Message")
+    content: JsonObject | None = wire("Content")
+    stream_provider_id: str | None = wire("StreamProviderId")
+    stream_provider_type: StreamProviderType | str | None = wire("StreamProviderType")
+    manager_id: int | None = wire("ManagerId")
+    snippet: str | None = wire("Snippet")
+    user: User | None = wire("User")
+
+
+@attrs.frozen(kw_only=True)
 class Manager(Model):
     """An agent or admin: the Developer Guide's "Manager" load figures and the fields
     ``GET /managers/{MANAGER_ID}`` returns.
@@ -121,6 +146,3 @@ class Manager(Model):
     max_sync_objects_assignments: int | None = wire("maxSyncObjectsAssignments")
     max_async_objects_assignments: int | None = wire("maxAsyncObjectsAssignments")
     multi_reply_access: str | None = wire("multiReplyAccess")
-
-
-from .objects import ObjectChild  # noqa: E402  (User and ObjectChild refer to each other)
