@@ -235,6 +235,8 @@ Exit codes (the first that applies):
 
 
 def _exit_interrupted(signum: int, frame: object) -> None:
+    # The work is over and journaled; only the summary is cut short.
+    err_console.print("[yellow]interrupted:[/yellow] re-run the same command to resume")
     raise SystemExit(EXIT_INTERRUPTED)
 
 
