@@ -28,6 +28,7 @@ Payloads: :class:`~commbox_async.NewObject` (a new conversation),
 outcome).
 """
 
+from ._backend import JournalBackend, JournalEntry, Sending
 from ._lookup import STAMP_FIELD
 from ._reconcile import DEFAULT_CLOCK_SKEW, DEFAULT_SETTLE_AFTER, ReconcileReport
 from ._rounds import RoundsReport
@@ -43,7 +44,7 @@ from ._types import (
     SmsMessage,
 )
 from .files import CHANNELS, InputRecord, read_messages, scan_keys
-from .journal import Journal, JournalBackend, JournalEntry, Sending
+from .journal import Journal
 
 __all__ = [
     "CHANNELS",

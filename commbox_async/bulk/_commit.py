@@ -9,8 +9,8 @@ import anyio.lowlevel
 import attrs
 
 from .._exceptions import CommBoxError, JournalError
+from ._backend import JournalBackend, Sending
 from ._types import Outcome
-from .journal import JournalBackend, Sending
 
 __all__ = ["GroupCommit"]
 

@@ -46,9 +46,9 @@ from .._exceptions import (
 from .._verdict import Processed
 from ..models import ObjectChild, ObjectDetails
 from ..resources.streams import TIME_RANGE_CAP
+from ._backend import JournalBackend, UncertainEntry
 from ._lookup import STAMP_FIELD, Lookup, normalize_text, normalize_who
 from ._types import Outcome
-from .journal import JournalBackend, UncertainEntry
 
 if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio installs there
     from exceptiongroup import BaseExceptionGroup

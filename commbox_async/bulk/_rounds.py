@@ -13,8 +13,8 @@ from ._reconcile import ReconcileReport
 from ._types import BulkReport, Outcome
 
 if TYPE_CHECKING:
+    from ._backend import JournalBackend
     from ._send import Bulk, Source
-    from .journal import JournalBackend
 
 __all__ = ["RoundsReport", "send_reconciled"]
 

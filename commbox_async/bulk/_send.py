@@ -26,13 +26,14 @@ from .._exceptions import (
 from .._verdict import Exposure, Processed, tracking
 from ..models import NewChild, NewObject, TemplateMessage
 from ..resources.messaging import MAX_TEMPLATE_RECIPIENTS
+from ._backend import JournalBackend, JournalEntry, Sending
 from ._commit import GroupCommit
 from ._lookup import lookup_for, stamped
 from ._reconcile import DEFAULT_CLOCK_SKEW, DEFAULT_SETTLE_AFTER, ReconcileReport, reconcile
 from ._rounds import RoundsReport, send_reconciled
 from ._types import BulkMessage, BulkReport, FailureKind, Outcome, Rejected, SmsMessage
 from ._whatsapp import send_templates
-from .journal import Journal, JournalBackend, JournalEntry, Sending
+from .journal import Journal
 
 if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio installs there
     from exceptiongroup import BaseExceptionGroup

@@ -1,8 +1,7 @@
 """The journal of a bulk send: what it has sent, is sending and has settled, per key.
 
-:class:`JournalBackend` is the seam: the send loop talks to a journal only through it, so
-another store (PostgreSQL for many workers sharing one job, say) can be added without touching
-the loop. :class:`Journal` is the SQLite implementation, and the default.
+:class:`Journal` is the SQLite implementation of :class:`~commbox_async.bulk.JournalBackend`
+(in ``_backend``: the seam the send loop talks to), and the default.
 
 A key's ``state`` moves like this::
 
@@ -22,107 +21,14 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any
 
 from .._exceptions import ConfigurationError, JournalError
 from .._verdict import Processed
-from ._types import FailureKind, Outcome
+from ._backend import JournalBackend, JournalEntry, Sending, UncertainEntry
+from ._types import Outcome
 
 __all__ = ["Journal", "JournalBackend", "JournalEntry", "Sending", "UncertainEntry"]
-
-
-class JournalEntry(NamedTuple):
-    """A key's row in the journal."""
-
-    state: str
-    id: int | None
-    error: str | None
-    failure: FailureKind | None
-    #: The run that last took this key from its input, for finding duplicates within a run.
-    run: int
-    #: The fingerprint of the message last sent for this key (see ``BulkMessage.digest``).
-    digest: str | None
-    processed: Processed
-    #: When the key was last marked ``sending`` (unix seconds), if it was.
-    started: float | None
-
-    @property
-    def retryable(self) -> bool:
-        return self.state == "failed" and self.failure == "not_sent"
-
-
-class Sending(NamedTuple):
-    """A key about to be sent, with the fingerprint of its message and how to find what it
-    creates (a :class:`~commbox_async.bulk._lookup.Lookup` as JSON), for reconciliation."""
-
-    key: str
-    digest: str | None = None
-    lookup: str | None = None
-
-
-class UncertainEntry(NamedTuple):
-    """An ``uncertain`` key, with what reconciliation needs to look for its send."""
-
-    key: str
-    lookup: str | None
-    #: When its request was let go (unix seconds), and when its outcome was recorded.
-    started: float | None
-    updated: float
-    processed: Processed
-    error: str | None
-
-
-@runtime_checkable
-class JournalBackend(Protocol):
-    """What ``cb.bulk.send`` needs from a journal. Every method is called on the event loop's
-    thread and must be quick (a local transaction); each write is durable when it returns.
-    Failures are raised as :class:`~commbox_async.JournalError`."""
-
-    def begin_run(self) -> int:
-        """A new run number: keys taken from the input in this run are marked with it."""
-        ...
-
-    def recover(self) -> int:
-        """Turn keys left ``sending`` by a process that died into ``uncertain``; how many."""
-        ...
-
-    def get(self, key: str) -> JournalEntry | None:
-        """Look up a key."""
-        ...
-
-    def claim(self, key: str, run: int) -> None:
-        """Mark a key already settled by an earlier run as taken by ``run`` (its state stays)."""
-        ...
-
-    def write(
-        self, *, sending: Sequence[Sending] = (), settled: Sequence[Outcome] = (), run: int = 0
-    ) -> None:
-        """In one transaction: mark ``sending`` keys as about to go out (for ``run``) and record
-        the ``settled`` outcomes. All of it is written, or none of it."""
-        ...
-
-    def counts(self) -> dict[str, int]:
-        """Keys per state."""
-        ...
-
-    def uncertain(self) -> list[UncertainEntry]:
-        """Every ``uncertain`` key, oldest attempt first."""
-        ...
-
-    def annotate(self, outcomes: Sequence[Outcome]) -> None:
-        """Record why keys stay ``uncertain`` (``error``, ``candidates``), in one transaction,
-        leaving their state and times as they are."""
-        ...
-
-    def taken_ids(self, ids: Iterable[int]) -> dict[int, str]:
-        """Which of ``ids`` are recorded as the result of a ``sent`` key, and whose."""
-        ...
-
-    def sends_between(self, start: float, end: float) -> int:
-        """How many keys were let go to CommBox between two unix times."""
-        ...
-
-    def close(self) -> None: ...
 
 
 def _sqlite_error_name(exc: sqlite3.Error) -> str:
