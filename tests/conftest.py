@@ -21,6 +21,13 @@ settings.register_profile("soak", max_examples=1000, deadline=None)
 if os.environ.get("COMMBOX_HYPOTHESIS_PROFILE") == "soak":
     settings.load_profile("soak")
 
+# mutmut's stats run (``nox -s mutation``) marks itself with MUTANT_UNDER_TEST=stats; a
+# subprocess a test starts (the CLI, an example) would inherit it and then look for mutmut's
+# configuration in its own working directory. The test process keeps mutmut's own copy of the
+# mark; children run the code unmarked. A mutant's name, unlike "stats", is passed on.
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    del os.environ["MUTANT_UNDER_TEST"]
+
 TOKEN = "tok-SUPER-secret-0123456789"
 BASE = "https://api.commbox.io"
 
