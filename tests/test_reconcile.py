@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from commbox_async import NewChild, NewObject
-from commbox_async.bulk import STAMP_FIELD, BulkMessage, Journal, Outcome, SmsMessage
+from commbox_async.bulk import STAMP_FIELD, BulkMessage, Journal, Outcome, Sending, SmsMessage
 from commbox_async.models import TemplateMessage, TemplateObjectData
 from commbox_async.testing import FakeCommBox
 
@@ -485,3 +485,89 @@ def test_kill_9_during_sends_and_reconciliations_still_ends_exactly_once(
 def test_soak_kill_9_during_sends_and_reconciliations(tmp_path: Path) -> None:
     n = int(os.environ.get("COMMBOX_SOAK_N", "10000"))
     _exactly_once_after_kills(tmp_path, n=n, kills=8, seed=17)
+
+
+# -- the outside review's findings ----------------------------------------------------------
+
+
+def _lose(request: httpx.Request) -> httpx.Response:
+    raise httpx.ReadTimeout("the request never reached CommBox", request=request)
+
+
+async def test_a_stamp_of_the_same_key_from_another_journal_is_not_this_send(
+    tmp_path: Path,
+) -> None:
+    """Keys are unique within one journal only: two campaigns keyed by row number both have a
+    "row-1". Campaign B's lost send is not campaign A's conversation stamped "row-1"."""
+    fake = FakeCommBox()
+    a = sms("row-1", to="972500000001", text="Campaign A: your invoice")
+    b = sms("row-1", to="972500000002", text="Campaign B: your appointment")
+    async with fake.client() as cb:
+        await cb.bulk.send([a], journal=tmp_path / "a.sqlite", stamp=True)
+    async with make_client(_lose, max_retries=0) as lossy:
+        lost = await lossy.bulk.send([b], journal=tmp_path / "b.sqlite", stamp=True)
+    assert lost.counts == {"uncertain": 1}
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(tmp_path / "b.sqlite", settle_after=0)
+        assert (report.found, report.not_taken) == (0, 1)
+        again = await cb.bulk.send([b], journal=tmp_path / "b.sqlite", stamp=True)
+    assert again.counts == {"sent": 1}
+    assert in_fake(fake) == {"Campaign A: your invoice": 1, "Campaign B: your appointment": 1}
+
+
+async def test_an_identical_stamped_send_from_another_journal_leaves_the_key_uncertain(
+    tmp_path: Path,
+) -> None:
+    """The same key, recipient and text from another journal: it could be this key's earlier
+    attempt as well as another campaign's send, so it is neither this send nor nothing."""
+    fake = FakeCommBox()
+    twin = sms("row-1", text="Your code is 1234")
+    async with fake.client() as cb:
+        await cb.bulk.send([twin], journal=tmp_path / "a.sqlite", stamp=True)
+    async with make_client(_lose, max_retries=0) as lossy:
+        await lossy.bulk.send([twin], journal=tmp_path / "b.sqlite", stamp=True)
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(tmp_path / "b.sqlite", settle_after=0)
+    assert report.still_uncertain == {"ambiguous": 1}
+    assert rows(tmp_path / "b.sqlite")["row-1"]["candidates"] == list(fake.objects)
+
+
+async def test_the_stamp_carries_a_random_id_of_the_send(tmp_path: Path) -> None:
+    """The stamp's wire form: the key, and a random id of this send that the journal keeps."""
+    from commbox_async.bulk import STAMP_SEND_FIELD as SEND_FIELD
+
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        await cb.bulk.send([sms("a"), sms("b")], journal=tmp_path / "j.sqlite", stamp=True)
+    sent = [r.body["data"]["Content"] for r in fake.requests if r.method == "POST"]
+    assert [set(c) for c in sent] == [{STAMP_FIELD, SEND_FIELD}] * 2
+    assert [c[STAMP_FIELD] for c in sent] == ["a", "b"]
+    ids = [c[SEND_FIELD] for c in sent]
+    assert len(set(ids)) == 2 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def _uncertain(journal: Path, key: str, **lookup: Any) -> None:
+    """``key`` left uncertain with ``lookup`` (its attempt: now), as a send would leave it."""
+    fields = {"kind": "object", "stream": str(STREAM), **lookup}
+    with Journal(journal) as book:
+        book.write(sending=[Sending(key, "digest", json.dumps(fields))], run=1)
+        book.settle(Outcome(key=key, outcome="uncertain", error="lost"), run=1)
+
+
+@pytest.mark.parametrize(
+    ("to", "text", "found"),
+    [("972500000001", "Your invoice", True), ("972500000002", "Your invoice", False)],
+)
+async def test_a_stamp_without_a_send_id_matches_on_key_recipient_and_text(
+    tmp_path: Path, to: str, text: str, found: bool
+) -> None:
+    """A journal from before send ids: the key alone is not enough, the recipient and the text
+    must agree too."""
+    fake = FakeCommBox()
+    oid = fake.add_conversation(STREAM, message="Your invoice", user_stream_provider_id=to)
+    fake.objects[oid].record["content"] = json.dumps({STAMP_FIELD: "row-1"})
+    journal = tmp_path / "j.sqlite"
+    _uncertain(journal, "row-1", who="972500000001", who_type=5, text=text, stamp=True)
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert (report.found, report.not_taken) == ((1, 0) if found else (0, 1))

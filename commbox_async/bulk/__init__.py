@@ -29,7 +29,7 @@ outcome).
 """
 
 from ._backend import JournalBackend, JournalEntry, Sending
-from ._lookup import STAMP_FIELD
+from ._lookup import STAMP_FIELD, STAMP_SEND_FIELD
 from ._reconcile import DEFAULT_CLOCK_SKEW, DEFAULT_SETTLE_AFTER, ReconcileReport
 from ._rounds import RoundsReport
 from ._send import Bulk
@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_CLOCK_SKEW",
     "DEFAULT_SETTLE_AFTER",
     "STAMP_FIELD",
+    "STAMP_SEND_FIELD",
     "ReconcileReport",
     "RoundsReport",
     "Bulk",

@@ -16,7 +16,8 @@ it would have created. This module says, per payload, where to look and what to 
 
 With ``stamp=True`` the message's key is written into a field CommBox stores and returns (the
 conversation's or the child's ``Content``; a template's ``object_data.Content``), under
-:data:`STAMP_FIELD`: a conversation then matches by key alone.
+:data:`STAMP_FIELD`, with a random id of the send under :data:`STAMP_SEND_FIELD` (kept in the
+journal's lookup): a conversation carrying both is that send, whatever its text.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import secrets
 import unicodedata
 from typing import Any, Literal
 
@@ -32,10 +34,21 @@ import attrs
 from ..models import NewChild, NewObject, ObjectContent, TemplateMessage, TemplateObjectData
 from ._types import BulkMessage, SmsMessage
 
-__all__ = ["STAMP_FIELD", "Lookup", "lookup_for", "normalize_text", "normalize_who", "stamped"]
+__all__ = [
+    "STAMP_FIELD",
+    "STAMP_SEND_FIELD",
+    "Lookup",
+    "lookup_for",
+    "normalize_text",
+    "normalize_who",
+    "stamped",
+]
 
 #: The key ``stamp=True`` adds to a conversation's (or child's) ``Content`` JSON.
 STAMP_FIELD = "commbox_async_key"
+#: Beside the key, a random id of the send (32 hex digits) that the journal keeps: a key is
+#: unique within one journal only, and another journal's send of the same key is not this one.
+STAMP_SEND_FIELD = "commbox_async_send"
 
 LookupKind = Literal["object", "child", "none"]
 
@@ -68,6 +81,8 @@ class Lookup:
     who_type: int | None = None
     text: str | None = None
     stamp: bool = False
+    #: With ``stamp``: the random id written beside the key (:data:`STAMP_SEND_FIELD`).
+    send: str | None = None
     #: For ``kind="none"`` (or a template without a stamp): why it cannot be looked up.
     why_not: str | None = None
 
@@ -87,9 +102,11 @@ class Lookup:
 
 
 def lookup_for(message: BulkMessage, *, stamp: bool) -> Lookup:
-    """How to find again what ``message`` would create."""
+    """How to find again what ``message`` would create; with ``stamp``, a fresh send id for
+    :func:`stamped` to write."""
     payload = message.payload
     stream = str(message.stream_id)
+    send = secrets.token_hex(16) if stamp else None
     if isinstance(payload, NewObject):
         return Lookup(
             kind="object",
@@ -100,6 +117,7 @@ def lookup_for(message: BulkMessage, *, stamp: bool) -> Lookup:
             else int(payload.user_stream_provider_type),
             text=normalize_text(payload.message),
             stamp=stamp,
+            send=send,
         )
     if isinstance(payload, NewChild):
         return Lookup(
@@ -108,6 +126,7 @@ def lookup_for(message: BulkMessage, *, stamp: bool) -> Lookup:
             object_id=str(message.object_id),
             text=normalize_text(payload.message),
             stamp=stamp,
+            send=send,
         )
     if isinstance(payload, TemplateMessage):
         if payload.object_data is None:
@@ -117,17 +136,21 @@ def lookup_for(message: BulkMessage, *, stamp: bool) -> Lookup:
             stream=stream,
             who=payload.to,
             stamp=stamp,
+            send=send,
             why_not=None if stamp else NO_STAMP_TEMPLATE,
         )
     assert isinstance(payload, SmsMessage)
     return Lookup(kind="none", stream=stream, why_not=NO_LOOKUP_SMS)
 
 
-def stamped(message: BulkMessage) -> BulkMessage:
-    """``message`` with its key in the ``Content`` CommBox stores (see :data:`STAMP_FIELD`);
-    a payload with nowhere to put it (``/sms/sendsms``) is returned as it is."""
+def stamped(message: BulkMessage, lookup: Lookup) -> BulkMessage:
+    """``message`` with its key and ``lookup``'s send id in the ``Content`` CommBox stores (see
+    :data:`STAMP_FIELD`); a payload with nowhere to put them (``/sms/sendsms``) is returned as
+    it is."""
     payload = message.payload
     mark = {STAMP_FIELD: message.key}
+    if lookup.send is not None:
+        mark[STAMP_SEND_FIELD] = lookup.send
     if isinstance(payload, NewObject):
         content = payload.content or ObjectContent()
         content = attrs.evolve(content, extra={**content.extra, **mark})

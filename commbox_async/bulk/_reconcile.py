@@ -23,12 +23,13 @@ search per recipient, whichever the journal's own record of that window says is 
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +48,7 @@ from .._verdict import Processed
 from ..models import ObjectChild, ObjectDetails
 from ..resources.streams import TIME_RANGE_CAP
 from ._backend import JournalBackend, UncertainEntry
-from ._lookup import STAMP_FIELD, Lookup, normalize_text, normalize_who
+from ._lookup import STAMP_FIELD, STAMP_SEND_FIELD, Lookup, normalize_text, normalize_who
 from ._types import Outcome
 
 if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio installs there
@@ -211,8 +212,31 @@ def _clusters(keys: list[_Key]) -> list[list[_Key]]:
     return clusters
 
 
-# A record found at CommBox, as the matching needs it: (id, recipient, text, created, content).
-_Found = tuple[int, str | None, str | None, float | None, Any]
+@attrs.frozen
+class _Record:
+    """A conversation (or child) found at CommBox, as the matching needs it."""
+
+    id: int
+    #: The recipient and the text, normalized (see :mod:`._lookup`).
+    who: str | None
+    text: str | None
+    created: float | None
+    #: The key and the send id of a stamped send (see :data:`._lookup.STAMP_FIELD`).
+    stamp: str | None
+    send: str | None
+
+
+class _Fit(enum.IntEnum):
+    """How a record found compares with one key's send."""
+
+    #: Certainly not this send.
+    NO = 0
+    #: Cannot be told apart from it, nor be taken for it: the key stays uncertain.
+    POSSIBLE = 1
+    #: Everything compared agrees: the send, if nothing else could be.
+    MATCH = 2
+    #: Stamped with this send's id: the send, whatever else is listed.
+    EXACT = 3
 
 
 def _object_query(
@@ -227,13 +251,13 @@ def _object_query(
     by_identity = all(who is not None and kind is not None for who, kind in identities)
     estimate = max(1, math.ceil(journal.sends_between(lo, hi) / TIME_RANGE_CAP))
 
-    async def by_time() -> tuple[list[_Found], bool]:
+    async def by_time() -> tuple[list[_Record], bool]:
         window = client.streams.objects_between(stream, math.floor(lo), math.ceil(hi))
         found = [_object_found(obj) async for obj in window]
         return found, not window.withheld
 
-    async def by_who() -> tuple[list[_Found], bool]:
-        found: list[_Found] = []
+    async def by_who() -> tuple[list[_Record], bool]:
+        found: list[_Record] = []
         for who, kind in sorted(identities, key=str):
             assert who is not None
             assert kind is not None
@@ -258,30 +282,30 @@ def _object_query(
 def _child_query(client: AsyncCommBox, stream: str, object_id: str) -> Callable[[], Any]:
     """One Get Object with its children settles every uncertain message sent into it."""
 
-    async def query() -> tuple[list[_Found], bool]:
+    async def query() -> tuple[list[_Record], bool]:
         conversation = await client.objects.get(stream, object_id, include_children=True)
         return [_child_found(child) for child in conversation.messages], True
 
     return query
 
 
-def _object_found(obj: ObjectDetails) -> _Found:
-    return (
+def _object_found(obj: ObjectDetails) -> _Record:
+    return _Record(
         obj.object_id or 0,
         normalize_who(obj.user_stream_provider_id),
         normalize_text(obj.message),
         _timestamp(obj.created_time),
-        obj.content,
+        *_stamp_of(obj.content),
     )
 
 
-def _child_found(child: ObjectChild) -> _Found:
-    return (
+def _child_found(child: ObjectChild) -> _Record:
+    return _Record(
         child.id or 0,
         None,
         normalize_text(child.message),
         _timestamp(child.created_time),
-        child.content,
+        *_stamp_of(child.content),
     )
 
 
@@ -289,74 +313,111 @@ def _timestamp(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def _stamp_of(content: Any) -> str | None:
-    """The key a stamped send wrote into ``Content`` (a JSON object, or its string form)."""
+def _stamp_of(content: Any) -> tuple[str | None, str | None]:
+    """The key and send id a stamped send wrote into ``Content`` (a JSON object, or its string
+    form)."""
     if isinstance(content, str):
         try:
             content = json.loads(content)
         except (ValueError, RecursionError):
-            return None
-    if isinstance(content, dict):
-        value = content.get(STAMP_FIELD)
-        return value if isinstance(value, str) else None
-    return None
+            return None, None
+    if not isinstance(content, Mapping):
+        return None, None
+    key, send = content.get(STAMP_FIELD), content.get(STAMP_SEND_FIELD)
+    return (key if isinstance(key, str) else None), (send if isinstance(send, str) else None)
 
 
-def _candidates(key: _Key, found: Iterable[_Found]) -> list[int]:
+def _fit(key: _Key, record: _Record) -> _Fit:
+    """How ``record`` compares with ``key``'s send."""
     lookup = key.lookup
-    out: list[int] = []
-    for object_id, who, text, created, content in found:
-        if not object_id or (created is not None and not key.lo <= created <= key.hi):
-            continue
-        stamp = _stamp_of(content)
-        if lookup.stamp and stamp is not None:
-            if stamp == key.entry.key:
-                out.append(object_id)
-            continue
-        if stamp is not None and stamp != key.entry.key:
-            continue  # another key's stamped send
-        if lookup.who is not None and who is not None and who != normalize_who(lookup.who):
-            continue
-        if lookup.text is not None and text != lookup.text:
-            continue
-        # For a stamped key, a record with no stamp at all can only make it ambiguous: it is
-        # never counted as the send, and never lets the key pass for "not taken" either.
-        out.append(object_id)
-    return out
+    if not record.id or (record.created is not None and not key.lo <= record.created <= key.hi):
+        return _Fit.NO
+    if record.stamp is not None and record.stamp != key.entry.key:
+        return _Fit.NO  # another key's stamped send
+    if lookup.send is not None and record.stamp == key.entry.key and record.send == lookup.send:
+        return _Fit.EXACT
+    fields = _fields_fit(lookup, record)
+    if fields is _Fit.NO:
+        return _Fit.NO
+    if lookup.stamp:
+        # A stamped send is known by its send id. The same key without it is another
+        # journal's send of that key, or this key's earlier attempt; a record without a stamp
+        # may be one whose Content CommBox did not keep: neither is this send for certain,
+        # nor certainly not. (A lookup from before send ids matches on key and fields.)
+        legacy = lookup.send is None and record.stamp == key.entry.key
+        return fields if legacy else _Fit.POSSIBLE
+    if record.stamp is not None:
+        return _Fit.POSSIBLE  # this key stamped by another journal's send
+    return fields
+
+
+def _fields_fit(lookup: Lookup, record: _Record) -> _Fit:
+    """The recipient and the text compared."""
+    if (
+        lookup.who is not None
+        and record.who is not None
+        and record.who != normalize_who(lookup.who)
+    ):
+        return _Fit.NO
+    if lookup.text is not None and record.text != lookup.text:
+        return _Fit.NO
+    return _Fit.MATCH
 
 
 def _decide(
     keys: list[_Key],
-    found: list[_Found],
+    found: list[_Record],
     complete: bool,
     journal: JournalBackend,
     now: float,
     settle_after: float,
     report: ReconcileReport,
 ) -> list[Outcome]:
-    matches = {k.entry.key: _candidates(k, found) for k in keys}
-    claimed = journal.taken_ids({i for ids in matches.values() for i in ids})
+    fits: dict[str, dict[int, _Fit]] = {}
+    for key in keys:
+        by_id: dict[int, _Fit] = {}
+        for record in found:
+            fit = _fit(key, record)
+            if fit is not _Fit.NO:
+                by_id[record.id] = max(fit, by_id.get(record.id, _Fit.NO))
+        fits[key.entry.key] = by_id
+    claimed = journal.taken_ids({i for by_id in fits.values() for i in by_id})
+    # A record stamped with one key's send id is that send, so no other key's; a record that
+    # is a sent key's recorded result is no uncertain key's (unless stamped with its send id:
+    # then it is left to make that key ambiguous).
+    owner: dict[int, set[str]] = defaultdict(set)
+    for name, by_id in fits.items():
+        for i, fit in by_id.items():
+            if fit is _Fit.EXACT:
+                owner[i].add(name)
     claimants: dict[int, set[str]] = defaultdict(set)
-    for name, ids in matches.items():
-        matches[name] = ids = [i for i in ids if i not in claimed]
-        for i in ids:
+    for name, by_id in fits.items():
+        for i, fit in list(by_id.items()):
+            if i in claimed and fit is _Fit.EXACT:
+                by_id[i] = _Fit.POSSIBLE
+            elif i in claimed or (owner[i] and name not in owner[i]):
+                del by_id[i]
+        for i in by_id:
             claimants[i].add(name)
     outcomes = []
     for key in keys:
         entry = key.entry
-        ids = matches[entry.key]
-        exact = (
-            len(ids) == 1
-            and claimants[ids[0]] == {entry.key}
-            and (not key.lookup.stamp or _stamped_match(entry.key, ids[0], found))
-        )
-        if exact:
+        by_id = fits[entry.key]
+        exact = [i for i, fit in by_id.items() if fit is _Fit.EXACT]
+        ids = sorted(by_id)
+        if len(exact) == 1:
+            found_id: int | None = exact[0]
+        elif len(ids) == 1 and by_id[ids[0]] is _Fit.MATCH and claimants[ids[0]] == {entry.key}:
+            found_id = ids[0]
+        else:
+            found_id = None
+        if found_id is not None:
             report.found += 1
             outcomes.append(
                 Outcome(
                     key=entry.key,
                     outcome="sent",
-                    id=ids[0],
+                    id=found_id,
                     processed=Processed.YES,
                     reconciled=True,
                 )
@@ -390,10 +451,6 @@ def _decide(
                 )
             )
     return outcomes
-
-
-def _stamped_match(key: str, object_id: int, found: list[_Found]) -> bool:
-    return any(f[0] == object_id and _stamp_of(f[4]) == key for f in found)
 
 
 def _still(entry: UncertainEntry, why: str, *, candidates: tuple[int, ...] = ()) -> Outcome:

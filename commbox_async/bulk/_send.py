@@ -333,8 +333,9 @@ class _Run:
             return None
         try:
             digest = message.digest()
-            lookup = lookup_for(message, stamp=self.stamp).to_json()
-            todo = stamped(message) if self.stamp else message
+            found_by = lookup_for(message, stamp=self.stamp)
+            lookup = found_by.to_json()
+            todo = stamped(message, found_by) if self.stamp else message
         except Exception as exc:  # e.g. a lone surrogate: text no request can carry
             why = f"message {key!r} cannot be sent as it is: {type(exc).__name__}: {exc}"
             await self._settle([_rejected(key, why)], sending=[Sending(key, "")])
