@@ -82,10 +82,11 @@ class Bulk:
         ``retry_failed=True``, or when its message changed), ``uncertain`` (only with
         ``resend_uncertain=True``: it may have been taken) and ``pending``.
 
-        ``stamp=True`` writes each message's key into a field CommBox stores and returns (the
-        conversation's or the message's ``Content`` JSON, a template's ``object_data.Content``,
-        under ``commbox_async_key``), so :meth:`reconcile` finds a lost send by its key rather
-        than by its text. It changes what CommBox stores, so it is off by default.
+        ``stamp=True`` writes each message's key and a random id of the send into a field
+        CommBox stores and returns (the conversation's or the message's ``Content`` JSON, a
+        template's ``object_data.Content``, under ``commbox_async_key`` and
+        ``commbox_async_send``), so :meth:`reconcile` finds a lost send by its id rather than
+        by its text. It changes what CommBox stores, so it is off by default.
 
         ``on_outcome`` receives each outcome once it is in the journal. Setting ``stop``
         stops the run: no new message starts, those still waiting for the throttle or a
