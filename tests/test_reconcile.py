@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import random
@@ -17,9 +18,12 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from commbox_async import NewChild, NewObject
 from commbox_async.bulk import STAMP_FIELD, BulkMessage, Journal, Outcome, Sending, SmsMessage
+from commbox_async.bulk._lookup import normalize_text, text_fit
 from commbox_async.models import TemplateMessage, TemplateObjectData
 from commbox_async.testing import FakeCommBox
 
@@ -571,3 +575,90 @@ async def test_a_stamp_without_a_send_id_matches_on_key_recipient_and_text(
     async with fake.client() as cb:
         report = await cb.bulk.reconcile(journal, settle_after=0)
     assert (report.found, report.not_taken) == ((1, 0) if found else (0, 1))
+
+
+# -- text as CommBox stores it ----------------------------------------------------------------
+
+#: The forms the docs show CommBox storing a text in: HTML (the spec's stream search example,
+#: ">Hi!&nbsp;<br><br>How are you today?"): characters as entities, line breaks as <br> in its
+#: spellings, spaces as &nbsp;, Windows line ends.
+STORED_FORMS = {
+    "as sent": lambda t: t,
+    "escaped": html.escape,
+    "escaped, no quotes": lambda t: html.escape(t, quote=False),
+    "numeric entities": lambda t: "".join(f"&#{ord(c)};" if c in "<>&\"'" else c for c in t),
+    "<br>": lambda t: t.replace("\n", "<br>"),
+    "escaped, <br />": lambda t: html.escape(t).replace("\n", "<br />"),
+    "escaped, <BR/>": lambda t: html.escape(t).replace("\n", "<BR/>"),
+    "&nbsp;": lambda t: t.replace(" ", "&nbsp;"),
+    "escaped, &nbsp; and <br>": lambda t: (
+        html.escape(t).replace(" ", "&nbsp;").replace("\n", "<br>")
+    ),
+    "CRLF": lambda t: t.replace("\n", "\r\n"),
+    "escaped twice": lambda t: html.escape(html.escape(t)),
+}
+
+
+@given(text=st.text(max_size=60), form=st.sampled_from(sorted(STORED_FORMS)))
+@example(text="Reply <STOP> to opt out", form="escaped")
+@example(text="Tom & Jerry <3 &amp; &lt;b&gt;", form="escaped, &nbsp; and <br>")
+@example(text="line one\nline two <br> three", form="escaped, <br />")
+def test_every_stored_form_of_a_text_normalizes_as_the_text(text: str, form: str) -> None:
+    stored = STORED_FORMS[form](text)
+    assert normalize_text(stored) == normalize_text(text)
+    assert text_fit(normalize_text(text), normalize_text(stored)) == "same"
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("Reply <STOP> to opt out", "Reply to opt out"),
+        ("Reply to opt out", "Reply <STOP> to opt out"),
+        ("Hello", "<div dir='ltr'>Hello</div>"),
+    ],
+)
+def test_texts_equal_only_once_tags_are_dropped_could_be_either(sent: str, stored: str) -> None:
+    """Dropping tags can make two different texts equal: then neither same nor different."""
+    assert text_fit(normalize_text(sent), normalize_text(stored)) == "maybe"
+
+
+def test_a_text_beyond_the_length_compared_is_never_called_different() -> None:
+    """Only the first 100,000 characters are normalized; an escaped form is longer, so its cut
+    falls elsewhere: two long texts are never certainly different (nor certainly the same)."""
+    long = "<x> " * 30_000
+    assert text_fit(normalize_text(long), normalize_text(html.escape(long))) == "maybe"
+    assert text_fit(normalize_text(long), normalize_text(long)) == "maybe"
+
+
+async def test_a_text_stored_with_entities_is_found(tmp_path: Path) -> None:
+    """ "Reply <STOP> to opt out", stored as "Reply &lt;STOP&gt; to opt out": the send it is,
+    not a send to make again."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    fake.fail_next("lost_after")
+    text = "Reply <STOP> to opt out"
+    async with fake.client(max_retries=0) as cb:
+        await cb.bulk.send([sms("a", text=text)], journal=journal)
+        for obj in fake.objects.values():
+            obj.record["message"] = html.escape(obj.record["message"])
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+        assert (report.found, report.not_taken) == (1, 0)
+        again = await cb.bulk.send([sms("a", text=text)], journal=journal)
+    assert again.earlier == 1 and len(fake.objects) == 1
+
+
+async def test_a_conversation_whose_text_differs_only_in_tags_leaves_the_key_uncertain(
+    tmp_path: Path,
+) -> None:
+    """A lost "Reply <STOP> to opt out" and, listed, "Reply to opt out": it could be the send
+    with its tag dropped, or another message: neither sent nor not taken."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    fake.add_conversation(
+        STREAM, message="Reply to opt out", user_stream_provider_id="972500000001"
+    )
+    async with make_client(_lose, max_retries=0) as lossy:
+        await lossy.bulk.send([sms("a", text="Reply <STOP> to opt out")], journal=journal)
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.still_uncertain == {"ambiguous": 1}

@@ -38,10 +38,12 @@ __all__ = [
     "STAMP_FIELD",
     "STAMP_SEND_FIELD",
     "Lookup",
+    "TextFit",
     "lookup_for",
     "normalize_text",
     "normalize_who",
     "stamped",
+    "text_fit",
 ]
 
 #: The key ``stamp=True`` adds to a conversation's (or child's) ``Content`` JSON.
@@ -169,17 +171,58 @@ def stamped(message: BulkMessage, lookup: Lookup) -> BulkMessage:
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 _BREAK = re.compile(r"<\s{0,10}br\s{0,10}/?\s{0,10}>", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
+#: Characters of a text normalized (and so compared); a longer one is cut there.
+TEXT_LIMIT = 100_000
+#: Entity decodings applied at most: a text escaped twice (``&amp;lt;``) is read as the text.
+_DECODINGS = 4
+#: Ends a text that was cut, or whose entities did not all decode within ``_DECODINGS``: an
+#: entity a decoded text cannot hold (decoding would turn it into "…"), so such a text is
+#: never certainly equal to another, nor certainly different.
+_UNSETTLED = "&hellip;"
+
+TextFit = Literal["same", "maybe", "different"]
 
 
 def normalize_text(value: str | None) -> str | None:
-    """A message's text as compared: CommBox may store HTML (``<br>``, ``&nbsp;``, tags), so
-    line breaks and entities are read as text, other tags dropped, whitespace collapsed and
-    Unicode put in NFC."""
+    """A message's text as compared: CommBox may store it as HTML (the spec's example:
+    ``>Hi!&nbsp;<br><br>How are you today?``), so entities are decoded first (repeatedly: a
+    text escaped twice is the text), then line breaks (``<br>``) read as text, whitespace
+    collapsed and Unicode put in NFC. Tags stay: dropping them can make two texts equal (see
+    :func:`text_fit`). Every form of a text the docs show CommBox storing normalizes the same.
+    """
     if value is None:
         return None
-    text = _BREAK.sub("\n", value[:100_000])
-    text = html.unescape(_TAG.sub("", text))
-    return unicodedata.normalize("NFC", _SPACE.sub(" ", text)).strip()
+    text, settled = value[:TEXT_LIMIT], len(value) <= TEXT_LIMIT
+    for _ in range(_DECODINGS):
+        decoded = html.unescape(text)
+        if decoded == text:
+            break
+        text = decoded
+    else:
+        settled = settled and html.unescape(text) == text
+    text = _BREAK.sub("\n", text)
+    text = unicodedata.normalize("NFC", _SPACE.sub(" ", text)).strip()
+    return text if settled else text + _UNSETTLED
+
+
+def text_fit(sent: str | None, stored: str | None) -> TextFit:
+    """How a normalized stored text compares with a normalized sent one: ``same``; ``maybe``
+    when nothing tells (either is unknown, cut or not fully decoded, or they are equal only
+    once tags are dropped: CommBox may add markup, but "Reply <STOP>" is not "Reply");
+    otherwise ``different``."""
+    if sent is None or stored is None:
+        return "maybe"
+    settled = not sent.endswith(_UNSETTLED) and not stored.endswith(_UNSETTLED)
+    if sent == stored:
+        return "same" if settled else "maybe"
+    if not settled or _untagged(sent) == _untagged(stored):
+        return "maybe"
+    return "different"
+
+
+def _untagged(text: str) -> str:
+    # Markup may join or split words ("<p>a</p><p>b</p>" for "a b"): the loosest reading.
+    return _SPACE.sub("", _TAG.sub("", text))
 
 
 def normalize_who(value: str | int | None) -> str | None:

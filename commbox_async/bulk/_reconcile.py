@@ -48,7 +48,14 @@ from .._verdict import Processed
 from ..models import ObjectChild, ObjectDetails
 from ..resources.streams import TIME_RANGE_CAP
 from ._backend import JournalBackend, UncertainEntry
-from ._lookup import STAMP_FIELD, STAMP_SEND_FIELD, Lookup, normalize_text, normalize_who
+from ._lookup import (
+    STAMP_FIELD,
+    STAMP_SEND_FIELD,
+    Lookup,
+    normalize_text,
+    normalize_who,
+    text_fit,
+)
 from ._types import Outcome
 
 if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio installs there
@@ -359,9 +366,12 @@ def _fields_fit(lookup: Lookup, record: _Record) -> _Fit:
         and record.who != normalize_who(lookup.who)
     ):
         return _Fit.NO
-    if lookup.text is not None and record.text != lookup.text:
-        return _Fit.NO
-    return _Fit.MATCH
+    if lookup.text is None:  # a template: its text is WhatsApp's
+        return _Fit.MATCH
+    return _TEXT_FITS[text_fit(lookup.text, record.text)]
+
+
+_TEXT_FITS = {"same": _Fit.MATCH, "maybe": _Fit.POSSIBLE, "different": _Fit.NO}
 
 
 def _decide(
