@@ -662,3 +662,106 @@ async def test_a_conversation_whose_text_differs_only_in_tags_leaves_the_key_unc
     async with fake.client() as cb:
         report = await cb.bulk.reconcile(journal, settle_after=0)
     assert report.still_uncertain == {"ambiguous": 1}
+
+
+# -- messages in a conversation ---------------------------------------------------------------
+
+
+def _agent(text: str, agent: int = 36574658) -> NewChild:
+    return NewChild.from_agent(
+        user_identity=agent,
+        user_stream_provider_id="972500000001",
+        user_stream_provider_type=5,
+        message=text,
+    )
+
+
+def _customer(text: str) -> NewChild:
+    return NewChild.from_customer(
+        user_stream_provider_id="972500000001", user_stream_provider_type=5, message=text
+    )
+
+
+async def _lost_reply(tmp_path: Path, fake: FakeCommBox, child: NewChild) -> tuple[Path, int]:
+    """A conversation in the fake, and ``child`` sent into it with its answer lost before
+    CommBox saw it."""
+    journal = tmp_path / "j.sqlite"
+    async with fake.client() as cb:
+        oid = await cb.objects.create(
+            STREAM,
+            NewObject.sms(user_stream_provider_id="972500000001", message="Can we meet Tuesday?"),
+        )
+    async with make_client(_lose, max_retries=0) as lossy:
+        batch = [BulkMessage(key="reply", stream_id=STREAM, object_id=oid, payload=child)]
+        assert (await lossy.bulk.send(batch, journal=journal)).counts == {"uncertain": 1}
+    return journal, oid
+
+
+async def test_the_customers_identical_message_is_not_the_agents_lost_one(
+    tmp_path: Path,
+) -> None:
+    """The agent's "Yes" was lost; the customer writes "Yes" too: not the agent's send."""
+    fake = FakeCommBox()
+    journal, oid = await _lost_reply(tmp_path, fake, _agent("Yes"))
+    async with fake.client() as cb:
+        await cb.objects.create_child(STREAM, oid, _customer("Yes"))
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert (report.found, report.not_taken) == (0, 1)
+
+
+async def test_the_agents_identical_message_is_not_the_customers_lost_one(
+    tmp_path: Path,
+) -> None:
+    fake = FakeCommBox()
+    journal, oid = await _lost_reply(tmp_path, fake, _customer("Thanks"))
+    async with fake.client() as cb:
+        await cb.objects.create_child(STREAM, oid, _agent("Thanks"))
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert (report.found, report.not_taken) == (0, 1)
+
+
+async def test_another_agents_identical_message_leaves_the_key_uncertain(tmp_path: Path) -> None:
+    fake = FakeCommBox()
+    journal, oid = await _lost_reply(tmp_path, fake, _agent("OK"))
+    async with fake.client() as cb:
+        await cb.objects.create_child(STREAM, oid, _agent("OK", agent=11111111))
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.still_uncertain == {"ambiguous": 1}
+
+
+async def test_the_agents_own_message_is_found(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    async with fake.client(max_retries=0) as cb:
+        oid = await cb.objects.create(
+            STREAM, NewObject.sms(user_stream_provider_id="972500000001", message="Hi")
+        )
+        await cb.objects.create_child(STREAM, oid, _customer("Yes"))
+        fake.fail_next("lost_after")
+        batch = [BulkMessage(key="reply", stream_id=STREAM, object_id=oid, payload=_agent("Yes"))]
+        await cb.bulk.send(batch, journal=journal)
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.found == 1
+    assert rows(journal)["reply"]["id"] == fake.objects[oid].children[-1]["id"]
+
+
+@pytest.mark.parametrize("where", ["neither", "top", "user"])
+async def test_a_message_whose_direction_is_not_listed_could_be_either(
+    tmp_path: Path, where: str
+) -> None:
+    """A child without isManager (or with it only in one place) is judged by what it has."""
+    fake = FakeCommBox()
+    journal, oid = await _lost_reply(tmp_path, fake, _agent("Yes"))
+    async with fake.client() as cb:
+        await cb.objects.create_child(STREAM, oid, _customer("Yes"))
+        child = fake.objects[oid].children[-1]
+        del child["user"]["isManager"]
+        if where == "top":
+            child["IsManager"] = False
+        elif where == "user":
+            child["user"]["isManager"] = False
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    if where == "neither":
+        assert report.still_uncertain == {"ambiguous": 1}
+    else:
+        assert (report.found, report.not_taken) == (0, 1)

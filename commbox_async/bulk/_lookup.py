@@ -7,7 +7,9 @@ it would have created. This module says, per payload, where to look and what to 
   the recipient's identity or by time range; compared on ``userStreamProviderId``, the text
   (``message``) and ``createdTime``;
 - a message in a conversation (``NewChild``): Get Object with its children; compared on the
-  child's text and ``createdTime``;
+  child's direction (``isManager``: the agent's or the customer's), for an agent's message its
+  author (the ``UserIdentity`` sent, against the child's ``user.id`` / ``managerId``), the
+  text and ``createdTime``;
 - a WhatsApp v2 template with ``object_data``: it creates a conversation ("Sending any templated
   WhatsApp message with Object data also creates a conversation", the spec of
   ``POST /v2/whatsapp/sendtemplatedmessage``), but its text is the template as WhatsApp
@@ -85,12 +87,18 @@ class Lookup:
     stamp: bool = False
     #: With ``stamp``: the random id written beside the key (:data:`STAMP_SEND_FIELD`).
     send: str | None = None
+    #: A message in a conversation: whether it is the agent's (``IsManager``), and the agent
+    #: sending it (``UserIdentity``).
+    manager: bool | None = None
+    author: int | None = None
     #: For ``kind="none"`` (or a template without a stamp): why it cannot be looked up.
     why_not: str | None = None
 
     def to_json(self) -> str:
+        """The fields that differ from their defaults, as JSON (``manager=False`` is kept)."""
+        defaults = {a.name: a.default for a in attrs.fields(type(self))}
         fields = attrs.asdict(self)
-        return json.dumps({k: v for k, v in fields.items() if v not in (None, False, "")})
+        return json.dumps({k: v for k, v in fields.items() if v != defaults[k]})
 
     @classmethod
     def from_json(cls, text: str | None) -> Lookup | None:
@@ -129,6 +137,8 @@ def lookup_for(message: BulkMessage, *, stamp: bool) -> Lookup:
             text=normalize_text(payload.message),
             stamp=stamp,
             send=send,
+            manager=bool(payload.is_manager),
+            author=payload.user_identity if payload.is_manager else None,
         )
     if isinstance(payload, TemplateMessage):
         if payload.object_data is None:

@@ -231,6 +231,10 @@ class _Record:
     #: The key and the send id of a stamped send (see :data:`._lookup.STAMP_FIELD`).
     stamp: str | None
     send: str | None
+    #: A child: whether an agent wrote it (None: not listed, or listed both ways), and the ids
+    #: of its author as listed (``user.id``, ``user.managerId``, ``ManagerId``).
+    manager: bool | None = None
+    authors: frozenset[int] = frozenset()
 
 
 class _Fit(enum.IntEnum):
@@ -307,12 +311,18 @@ def _object_found(obj: ObjectDetails) -> _Record:
 
 
 def _child_found(child: ObjectChild) -> _Record:
+    user = child.user
+    # The Developer Guide puts IsManager on the child, Get Object's example in its user.
+    said = {v for v in (child.is_manager, user and user.is_manager) if isinstance(v, bool)}
+    authors = {child.manager_id} | ({user.id, user.manager_id} if user else set())
     return _Record(
         child.id or 0,
         None,
         normalize_text(child.message),
         _timestamp(child.created_time),
         *_stamp_of(child.content),
+        manager=said.pop() if len(said) == 1 else None,
+        authors=frozenset(a for a in authors if a),
     )
 
 
@@ -359,16 +369,27 @@ def _fit(key: _Key, record: _Record) -> _Fit:
 
 
 def _fields_fit(lookup: Lookup, record: _Record) -> _Fit:
-    """The recipient and the text compared."""
+    """The recipient (or, in a conversation, the direction and the author) and the text
+    compared."""
     if (
         lookup.who is not None
         and record.who is not None
         and record.who != normalize_who(lookup.who)
     ):
         return _Fit.NO
+    fit = _Fit.MATCH
+    if lookup.kind == "child":
+        if lookup.manager is None or record.manager is None:
+            fit = _Fit.POSSIBLE  # either side's direction unknown (a journal from before)
+        elif record.manager != lookup.manager:
+            return _Fit.NO  # the customer's "Yes" is not the agent's
+        elif lookup.author is not None and lookup.author not in record.authors:
+            # Another agent's, or the same one under another of CommBox's ids: the spec does
+            # not say which of the child's ids the UserIdentity sent becomes.
+            fit = _Fit.POSSIBLE
     if lookup.text is None:  # a template: its text is WhatsApp's
-        return _Fit.MATCH
-    return _TEXT_FITS[text_fit(lookup.text, record.text)]
+        return fit
+    return min(fit, _TEXT_FITS[text_fit(lookup.text, record.text)])
 
 
 _TEXT_FITS = {"same": _Fit.MATCH, "maybe": _Fit.POSSIBLE, "different": _Fit.NO}
