@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from commbox_async import NewChild, NewObject
 from commbox_async.bulk import STAMP_FIELD, BulkMessage, Journal, Outcome, Sending, SmsMessage
+from commbox_async.bulk._backend import RECOVERED
 from commbox_async.bulk._lookup import normalize_text, text_fit
 from commbox_async.models import TemplateMessage, TemplateObjectData
 from commbox_async.testing import FakeCommBox
@@ -550,12 +551,31 @@ async def test_the_stamp_carries_a_random_id_of_the_send(tmp_path: Path) -> None
     assert len(set(ids)) == 2 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
-def _uncertain(journal: Path, key: str, **lookup: Any) -> None:
-    """``key`` left uncertain with ``lookup`` (its attempt: now), as a send would leave it."""
+def _uncertain(
+    journal: Path,
+    key: str,
+    *,
+    started: float | None = None,
+    ended: float | None = None,
+    recovered: float | None = None,
+    **lookup: Any,
+) -> None:
+    """``key`` left uncertain with ``lookup``, as a send would leave it: its request let go at
+    ``started`` and its outcome recorded at ``ended`` (both default to now); or, with
+    ``recovered``, left sending by a process that died, and recovered then (a fake clock)."""
     fields = {"kind": "object", "stream": str(STREAM), **lookup}
-    with Journal(journal) as book:
-        book.write(sending=[Sending(key, "digest", json.dumps(fields))], run=1)
-        book.settle(Outcome(key=key, outcome="uncertain", error="lost"), run=1)
+    now = time.time()
+    clock = [now if started is None else started]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(time, "time", lambda: clock[0])
+        with Journal(journal) as book:
+            book.write(sending=[Sending(key, "digest", json.dumps(fields))], run=1)
+            if recovered is None:
+                clock[0] = now if ended is None else ended
+                book.settle(Outcome(key=key, outcome="uncertain", error="lost"), run=1)
+            else:
+                clock[0] = recovered
+                assert book.recover() == 1
 
 
 @pytest.mark.parametrize(
@@ -765,3 +785,61 @@ async def test_a_message_whose_direction_is_not_listed_could_be_either(
         assert report.still_uncertain == {"ambiguous": 1}
     else:
         assert (report.found, report.not_taken) == (0, 1)
+
+
+# -- when the attempt was -----------------------------------------------------------------------
+
+LOOKUP = {"who": "972500000001", "who_type": 5, "text": "Hello a"}
+
+
+def _created(fake: FakeCommBox, when: float, text: str = "Hello a") -> int:
+    return fake.add_conversation(
+        STREAM, message=text, user_stream_provider_id="972500000001", created=when
+    )
+
+
+async def test_an_attempt_that_lasted_past_five_minutes_is_looked_for_until_it_ended(
+    tmp_path: Path,
+) -> None:
+    """Retry-After waits (deadline=None) took the attempt 500 s; CommBox took it at +400 s,
+    the answer was lost: the journal knows when it ended, so the send is found."""
+    journal = tmp_path / "j.sqlite"
+    t0 = time.time() - 1_000
+    fake = FakeCommBox()
+    oid = _created(fake, t0 + 400)
+    _uncertain(journal, "a", started=t0, ended=t0 + 500, **LOOKUP)
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.found == 1 and rows(journal)["a"]["id"] == oid
+
+
+@pytest.mark.parametrize(("after", "found"), [(100, True), (400, False)])
+async def test_a_recovered_attempt_is_found_within_five_minutes_and_uncertain_after(
+    tmp_path: Path, after: float, found: bool
+) -> None:
+    """A process killed mid-request: when its attempt ended is not known. A match within
+    MAX_ATTEMPT_SECONDS of its start is the send; one later, but before the recovery, could
+    be (or be another's): the key stays uncertain, never not taken."""
+    journal = tmp_path / "j.sqlite"
+    t0 = time.time() - 1_000
+    fake = FakeCommBox()
+    _created(fake, t0 + after)
+    _uncertain(journal, "a", started=t0, recovered=t0 + 900, **LOOKUP)
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+        assert (report.found, report.not_taken) == ((1, 0) if found else (0, 0))
+        if not found:  # and so it stays, however often it is asked
+            assert report.still_uncertain == {"ambiguous": 1}
+            again = await cb.bulk.reconcile(journal, settle_after=0)
+            assert again.still_uncertain == {"ambiguous": 1}
+            assert rows(journal)["a"]["error"].startswith(RECOVERED)
+
+
+def test_the_journal_records_a_recovered_attempt_as_reconciliation_reads_it(
+    tmp_path: Path,
+) -> None:
+    with Journal(tmp_path / "j.sqlite") as book:
+        book.write(sending=[Sending("a")], run=1)
+        assert book.recover() == 1
+        (entry,) = book.uncertain()
+    assert entry.error == RECOVERED

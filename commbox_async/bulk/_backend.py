@@ -16,7 +16,11 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from .._verdict import Processed
 from ._types import FailureKind, Outcome
 
-__all__ = ["JournalBackend", "JournalEntry", "Sending", "UncertainEntry"]
+__all__ = ["RECOVERED", "JournalBackend", "JournalEntry", "Sending", "UncertainEntry"]
+
+#: The error :meth:`JournalBackend.recover` records: reconciliation reads it as "when this
+#: attempt ended is not known" (and keeps it at the start of the reasons it records).
+RECOVERED = "the sending process stopped mid-request"
 
 
 class JournalEntry(NamedTuple):
@@ -71,7 +75,8 @@ class JournalBackend(Protocol):
         ...
 
     def recover(self) -> int:
-        """Turn keys left ``sending`` by a process that died into ``uncertain``; how many."""
+        """Turn keys left ``sending`` by a process that died into ``uncertain``, with the error
+        :data:`RECOVERED` and ``updated`` now; how many."""
         ...
 
     def get(self, key: str) -> JournalEntry | None:

@@ -14,7 +14,8 @@ for what it would have created (see :mod:`._lookup`). For each uncertain key:
 
 A match is a conversation (or, for a message in a conversation, a child) of the same stream,
 created no earlier than the attempt's start minus ``clock_skew`` and no later than its end
-(at most five minutes after its start) plus ``clock_skew``, for the same recipient, with the same
+(when its outcome was recorded; for an attempt recovered after a crash, at most
+``MAX_ATTEMPT_SECONDS`` after its start) plus ``clock_skew``, for the same recipient, with the same
 text once both are normalized the way CommBox stores text; with a stamp, the key in its
 ``Content`` instead. Keys are grouped so that one query settles many: the uncertain keys of a
 stream whose windows overlap are settled together, by one time-range search or by one identity
@@ -47,7 +48,7 @@ from .._exceptions import (
 from .._verdict import Processed
 from ..models import ObjectChild, ObjectDetails
 from ..resources.streams import TIME_RANGE_CAP
-from ._backend import JournalBackend, UncertainEntry
+from ._backend import RECOVERED, JournalBackend, UncertainEntry
 from ._lookup import (
     STAMP_FIELD,
     STAMP_SEND_FIELD,
@@ -78,8 +79,8 @@ DEFAULT_SETTLE_AFTER = 120.0
 #: Seconds the local clock may be off CommBox's (its ``createdTime``), both ways.
 DEFAULT_CLOCK_SKEW = 60.0
 #: The longest an attempt is taken to have lasted when its end is not known (a process killed
-#: mid-request is recovered later): a conversation it created is looked for up to this long
-#: after it started.
+#: mid-request is recovered later; the client's default deadline): a conversation created
+#: later, but before the recovery, leaves the key uncertain.
 MAX_ATTEMPT_SECONDS = 300.0
 
 
@@ -109,10 +110,15 @@ class ReconcileReport:
 
 @attrs.frozen
 class _Key:
+    """An uncertain key and when its send could have created something: between ``lo`` and
+    ``hi``; and, for an attempt whose end is not known, until ``outer`` (a record created
+    after ``hi`` but by then can only keep it uncertain)."""
+
     entry: UncertainEntry
     lookup: Lookup
     lo: float
     hi: float
+    outer: float
 
 
 async def reconcile(
@@ -147,8 +153,12 @@ async def reconcile(
             pending.append(_still(entry, why))
             continue
         begin = entry.started if entry.started is not None else entry.updated
-        end = min(entry.updated, begin + MAX_ATTEMPT_SECONDS)
-        key = _Key(entry, lookup, begin - clock_skew, end + clock_skew)
+        # The attempt ended when its outcome was recorded (retries and Retry-After waits may
+        # take it past MAX_ATTEMPT_SECONDS); only a recovered one's end is unknown.
+        end = entry.updated
+        if _recovered(entry):
+            end = min(end, begin + MAX_ATTEMPT_SECONDS)
+        key = _Key(entry, lookup, begin - clock_skew, end + clock_skew, entry.updated + clock_skew)
         if lookup.kind == "child":
             children[(lookup.stream, str(lookup.object_id))].append(key)
         else:
@@ -212,10 +222,10 @@ def _clusters(keys: list[_Key]) -> list[list[_Key]]:
     for key in sorted(keys, key=lambda k: k.lo):
         if clusters and key.lo <= hi:
             clusters[-1].append(key)
-            hi = max(hi, key.hi)
+            hi = max(hi, key.outer)
         else:
             clusters.append([key])
-            hi = key.hi
+            hi = key.outer
     return clusters
 
 
@@ -257,7 +267,7 @@ def _object_query(
     search over the cluster's window (about one request per 100 conversations the journal
     itself let go in it), or one identity search per recipient."""
     lo = min(k.lo for k in cluster)
-    hi = max(k.hi for k in cluster)
+    hi = max(k.outer for k in cluster)
     identities = {(k.lookup.who, k.lookup.who_type) for k in cluster}
     by_identity = all(who is not None and kind is not None for who, kind in identities)
     estimate = max(1, math.ceil(journal.sends_between(lo, hi) / TIME_RANGE_CAP))
@@ -347,7 +357,7 @@ def _stamp_of(content: Any) -> tuple[str | None, str | None]:
 def _fit(key: _Key, record: _Record) -> _Fit:
     """How ``record`` compares with ``key``'s send."""
     lookup = key.lookup
-    if not record.id or (record.created is not None and not key.lo <= record.created <= key.hi):
+    if not record.id or (record.created is not None and not key.lo <= record.created <= key.outer):
         return _Fit.NO
     if record.stamp is not None and record.stamp != key.entry.key:
         return _Fit.NO  # another key's stamped send
@@ -356,6 +366,8 @@ def _fit(key: _Key, record: _Record) -> _Fit:
     fields = _fields_fit(lookup, record)
     if fields is _Fit.NO:
         return _Fit.NO
+    if record.created is not None and record.created > key.hi:
+        fields = _Fit.POSSIBLE  # after a recovered attempt's likely end, before its recovery
     if lookup.stamp:
         # A stamped send is known by its send id. The same key without it is another
         # journal's send of that key, or this key's earlier attempt; a record without a stamp
@@ -484,7 +496,15 @@ def _decide(
     return outcomes
 
 
+def _recovered(entry: UncertainEntry) -> bool:
+    """Whether ``entry`` was left ``sending`` by a process that died: when its attempt ended is
+    not known (``updated`` is when it was recovered)."""
+    return entry.error is not None and entry.error.startswith(RECOVERED)
+
+
 def _still(entry: UncertainEntry, why: str, *, candidates: tuple[int, ...] = ()) -> Outcome:
+    if _recovered(entry):
+        why = f"{RECOVERED}; {why}"  # kept: the next reconciliation reads it too
     return Outcome(
         key=entry.key,
         outcome="uncertain",
