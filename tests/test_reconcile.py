@@ -843,3 +843,26 @@ def test_the_journal_records_a_recovered_attempt_as_reconciliation_reads_it(
         assert book.recover() == 1
         (entry,) = book.uncertain()
     assert entry.error == RECOVERED
+
+
+# -- what a listed conversation leaves out ------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", ["createdTime", "userStreamProviderId", "objectId", "message"])
+async def test_a_conversation_missing_a_field_that_could_exclude_it_leaves_the_key_uncertain(
+    tmp_path: Path, missing: str
+) -> None:
+    """The lost send was not taken; CommBox lists a conversation like it but without one of
+    the fields that could tell it apart (last week's reminder without its createdTime, say): it
+    is neither taken for the send nor ignored."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    async with make_client(_lose, max_retries=0) as lossy:
+        await lossy.bulk.send([sms("a")], journal=journal)
+    oid = _created(fake, time.time())
+    fake.objects[oid].record[missing] = None
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.still_uncertain == {"ambiguous": 1}
+    expected = [] if missing == "objectId" else [oid]
+    assert rows(journal)["a"]["candidates"] == expected

@@ -357,17 +357,24 @@ def _stamp_of(content: Any) -> tuple[str | None, str | None]:
 def _fit(key: _Key, record: _Record) -> _Fit:
     """How ``record`` compares with ``key``'s send."""
     lookup = key.lookup
-    if not record.id or (record.created is not None and not key.lo <= record.created <= key.outer):
+    if record.created is not None and not key.lo <= record.created <= key.outer:
         return _Fit.NO
     if record.stamp is not None and record.stamp != key.entry.key:
         return _Fit.NO  # another key's stamped send
-    if lookup.send is not None and record.stamp == key.entry.key and record.send == lookup.send:
+    if (
+        record.id
+        and lookup.send is not None
+        and record.stamp == key.entry.key
+        and record.send == lookup.send
+    ):
         return _Fit.EXACT
     fields = _fields_fit(lookup, record)
     if fields is _Fit.NO:
         return _Fit.NO
-    if record.created is not None and record.created > key.hi:
-        fields = _Fit.POSSIBLE  # after a recovered attempt's likely end, before its recovery
+    # A record missing what could exclude it (its id, its time) is never ignored, never the
+    # send; nor one after a recovered attempt's likely end, before its recovery.
+    if not record.id or record.created is None or record.created > key.hi:
+        fields = _Fit.POSSIBLE
     if lookup.stamp:
         # A stamped send is known by its send id. The same key without it is another
         # journal's send of that key, or this key's earlier attempt; a record without a stamp
@@ -383,13 +390,12 @@ def _fit(key: _Key, record: _Record) -> _Fit:
 def _fields_fit(lookup: Lookup, record: _Record) -> _Fit:
     """The recipient (or, in a conversation, the direction and the author) and the text
     compared."""
-    if (
-        lookup.who is not None
-        and record.who is not None
-        and record.who != normalize_who(lookup.who)
-    ):
-        return _Fit.NO
     fit = _Fit.MATCH
+    if lookup.who is not None:
+        if record.who is None:
+            fit = _Fit.POSSIBLE  # listed without its recipient
+        elif record.who != normalize_who(lookup.who):
+            return _Fit.NO
     if lookup.kind == "child":
         if lookup.manager is None or record.manager is None:
             fit = _Fit.POSSIBLE  # either side's direction unknown (a journal from before)
@@ -416,15 +422,18 @@ def _decide(
     settle_after: float,
     report: ReconcileReport,
 ) -> list[Outcome]:
+    # A record listed without an id goes by a placeholder of its own (< 0): it can make a key
+    # ambiguous, but is never a candidate that can be recorded.
+    ids = [record.id or -n for n, record in enumerate(found, 1)]
     fits: dict[str, dict[int, _Fit]] = {}
     for key in keys:
         by_id: dict[int, _Fit] = {}
-        for record in found:
+        for i, record in zip(ids, found):
             fit = _fit(key, record)
             if fit is not _Fit.NO:
-                by_id[record.id] = max(fit, by_id.get(record.id, _Fit.NO))
+                by_id[i] = max(fit, by_id.get(i, _Fit.NO))
         fits[key.entry.key] = by_id
-    claimed = journal.taken_ids({i for by_id in fits.values() for i in by_id})
+    claimed = journal.taken_ids({i for by_id in fits.values() for i in by_id if i > 0})
     # A record stamped with one key's send id is that send, so no other key's; a record that
     # is a sent key's recorded result is no uncertain key's (unless stamped with its send id:
     # then it is left to make that key ambiguous).
@@ -447,11 +456,13 @@ def _decide(
         entry = key.entry
         by_id = fits[entry.key]
         exact = [i for i, fit in by_id.items() if fit is _Fit.EXACT]
-        ids = sorted(by_id)
+        could = sorted(by_id)
         if len(exact) == 1:
             found_id: int | None = exact[0]
-        elif len(ids) == 1 and by_id[ids[0]] is _Fit.MATCH and claimants[ids[0]] == {entry.key}:
-            found_id = ids[0]
+        elif (
+            len(could) == 1 and by_id[could[0]] is _Fit.MATCH and claimants[could[0]] == {entry.key}
+        ):
+            found_id = could[0]
         else:
             found_id = None
         if found_id is not None:
@@ -465,11 +476,14 @@ def _decide(
                     reconciled=True,
                 )
             )
-        elif ids:
+        elif could:
             report.still_uncertain["ambiguous"] += 1
-            shared = " (shared with other keys)" if len(ids) == 1 else ""
-            why = f"{len(ids)} conversation(s) could each be this send{shared}"
-            outcomes.append(_still(entry, why, candidates=tuple(ids)))
+            listed = tuple(i for i in could if i > 0)
+            shared = " (shared with other keys)" if len(could) == 1 else ""
+            why = f"{len(could)} conversation(s) could each be this send{shared}"
+            if len(listed) < len(could):
+                why += f", {len(could) - len(listed)} of them listed without an id"
+            outcomes.append(_still(entry, why, candidates=listed))
         elif entry.processed is Processed.YES:
             report.still_uncertain["answered_2xx"] += 1
             why = "CommBox answered 2xx, but nothing it lists matches: never counted as not taken"
