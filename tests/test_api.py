@@ -151,6 +151,23 @@ async def test_a_busy_second_is_paged_and_a_server_that_does_not_page_is_reporte
     assert "paging brought no more" in caplog.text
 
 
+@pytest.mark.parametrize("n", [100, 200])
+async def test_a_second_holding_exactly_whole_pages_is_complete(
+    n: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """100 (or 200) conversations in one second: the page after the last full one comes back
+    empty, which is how paging ends, not CommBox withholding any."""
+    fake = FakeCommBox()
+    expected = {fake.add_conversation(7, created=T0 + 0.5) for _ in range(n)}
+    async with fake.client() as cb:
+        with caplog.at_level(logging.WARNING, logger="commbox_async"):
+            window = cb.streams.objects_between(7, T0, T0)
+            assert {o.object_id async for o in window} == expected
+    assert window.withheld == []
+    assert "paging brought no more" not in caplog.text
+    assert _gets(fake, "/streams/7/objects") == n // 100 + 1
+
+
 async def test_objects_and_users() -> None:
     fake = FakeCommBox()
     object_id = fake.add_conversation(7, created=T0, children=3, user_identity=99)

@@ -866,3 +866,21 @@ async def test_a_conversation_missing_a_field_that_could_exclude_it_leaves_the_k
     assert report.still_uncertain == {"ambiguous": 1}
     expected = [] if missing == "objectId" else [oid]
     assert rows(journal)["a"]["candidates"] == expected
+
+
+async def test_a_second_holding_exactly_a_page_of_others_decides_its_keys(
+    tmp_path: Path,
+) -> None:
+    """Someone else's 100 conversations in the second of a lost send: the search is complete
+    (its page 2 is empty), so the send that is not among them is not taken."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    second = int(time.time()) - 1
+    for i in range(100):
+        fake.add_conversation(
+            STREAM, message=f"other {i}", created=second + 0.5, user_stream_provider_id=f"9725{i}"
+        )
+    _uncertain(journal, "a", started=second + 0.2, ended=second + 0.8, **LOOKUP)
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0, clock_skew=0)
+    assert (report.not_taken, report.uncertain) == (1, 0)

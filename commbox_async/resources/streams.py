@@ -94,9 +94,9 @@ class TimeRange:
                     if obj.object_id is not None:
                         seen.add(obj.object_id)
                     yield obj
-                if number > 1 and not fresh:
-                    # A full page, then nothing new: the second held exactly that many, or
-                    # CommBox does not page within it. Nothing tells which, so say so.
+                if number > 1 and page and not fresh:
+                    # A full page, then one with nothing new (an empty one ends paging: the
+                    # second held exactly whole pages): CommBox does not page within it.
                     self.withheld.append(a)
                     logger.warning(
                         "stream %s: the second %d filled a page and paging brought no more; "
@@ -203,10 +203,10 @@ class Streams(APIResource):
         inclusive, whole seconds), so a window that comes back full is split in two and each
         half searched again, until every part is complete. A one-second window that is still
         full cannot be split: it is paged (``pageNumber``, as the spec says "additional calls
-        are required"), until a page brings nothing new. Windows are walked oldest first and
-        each conversation is yielded once. If a full page is followed by nothing new, CommBox
-        may be withholding some (or the second held exactly a page): a warning is logged and
-        the second is listed in the result's ``withheld``.
+        are required"), until a page is short or empty (the second held exactly whole pages).
+        Windows are walked oldest first and each conversation is yielded once. If a page
+        brings nothing new, CommBox does not page within that second and may be withholding
+        some: a warning is logged and the second is listed in the result's ``withheld``.
 
         ``async for obj in cb.streams.objects_between(532, t0, t1)`` walks them lazily.
         """
