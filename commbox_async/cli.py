@@ -712,6 +712,10 @@ def export_cmd(
         table.add_row("exported", str(report.exported))
         table.add_row("already in the file", str(report.skipped))
         table.add_row("failed (see errors file)", str(report.failed))
+        if report.unidentified:
+            table.add_row("listed without an id (cannot be exported)", str(report.unidentified))
+        if report.withheld:
+            table.add_row("seconds CommBox may not have listed fully", str(len(report.withheld)))
         table.add_row("errors file", str(report.errors_path))
         table.add_row("elapsed", f"{report.elapsed:.1f} s")
     else:

@@ -14,6 +14,7 @@ file are skipped, and per-conversation errors go to a side file without stopping
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -26,7 +27,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from ._client import AsyncCommBox
 
 __all__ = ["ConversationExport", "ConversationRef", "Export", "ExportReport"]
+
+logger = logging.getLogger("commbox_async")
 
 
 @attrs.frozen
@@ -102,11 +105,16 @@ class ConversationExport:
 
 @attrs.define(kw_only=True)
 class ExportReport:
-    """What an export run did."""
+    """What an export run did. For a stream export, also what the stream search could not
+    list: ``unidentified`` conversations it listed without an ``objectId`` (which cannot be
+    fetched) and the ``withheld`` seconds whose conversations it may not all have listed
+    (see :meth:`~commbox_async.resources.streams.Streams.objects_between`)."""
 
     exported: int = 0
     skipped: int = 0
     failed: int = 0
+    unidentified: int = 0
+    withheld: list[int] = attrs.field(factory=list)
     repaired_partial_line: bool = False
     elapsed: float = 0.0
     path: Path | None = None
@@ -119,8 +127,7 @@ class Export:
     def __init__(self, client: AsyncCommBox) -> None:
         self._client = client
 
-    @asynccontextmanager
-    async def conversations(
+    def conversations(
         self,
         refs: Iterable[RefInput] | AsyncIterable[RefInput] | None = None,
         *,
@@ -131,7 +138,7 @@ class Export:
         transcript: bool = False,
         activity_types: Sequence[ObjectActivityType | int] = (),
         skip: Callable[[ConversationRef], bool] | None = None,
-    ) -> AsyncIterator[AsyncIterator[ConversationExport]]:
+    ) -> AbstractAsyncContextManager[AsyncIterator[ConversationExport]]:
         """Export conversations concurrently; iterate the results as they finish::
 
             async with cb.export.conversations(refs) as exports:
@@ -146,6 +153,32 @@ class Export:
         conversations are in flight and as many finished ones wait for the reader, so memory
         stays bounded. Leaving the ``async with`` early cancels what is in flight.
         """
+        return self._conversations(
+            refs,
+            stream_id=stream_id,
+            start=start,
+            end=end,
+            concurrency=concurrency,
+            transcript=transcript,
+            activity_types=activity_types,
+            skip=skip,
+            report=None,
+        )
+
+    @asynccontextmanager
+    async def _conversations(
+        self,
+        refs: Iterable[RefInput] | AsyncIterable[RefInput] | None,
+        *,
+        stream_id: int | str | None,
+        start: datetime | int | None,
+        end: datetime | int | None,
+        concurrency: int,
+        transcript: bool,
+        activity_types: Sequence[ObjectActivityType | int],
+        skip: Callable[[ConversationRef], bool] | None,
+        report: ExportReport | None,
+    ) -> AsyncIterator[AsyncIterator[ConversationExport]]:
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
         if (refs is None) == (stream_id is None):
@@ -160,7 +193,7 @@ class Export:
             assert stream_id is not None
             assert start is not None
             assert end is not None
-            source = self._window(stream_id, start, end)
+            source = self._window(stream_id, start, end, report)
 
         send, receive = anyio.create_memory_object_stream[ConversationExport](concurrency)
         todo_send, todo_receive = anyio.create_memory_object_stream[ConversationRef](concurrency)
@@ -223,7 +256,7 @@ class Export:
         fh = await anyio.open_file(out, "a", encoding="utf-8")
         eh = await anyio.open_file(errors, "a", encoding="utf-8")
         try:
-            async with self.conversations(
+            async with self._conversations(
                 refs,
                 stream_id=stream_id,
                 start=start,
@@ -232,6 +265,7 @@ class Export:
                 transcript=transcript,
                 activity_types=activity_types,
                 skip=skip,
+                report=report,
             ) as exports:
                 async for item in exports:
                     line = json.dumps(item.to_wire(), ensure_ascii=False, default=str) + "\n"
@@ -255,11 +289,29 @@ class Export:
         return report
 
     async def _window(
-        self, stream_id: int | str, start: datetime | int, end: datetime | int
+        self,
+        stream_id: int | str,
+        start: datetime | int,
+        end: datetime | int,
+        report: ExportReport | None,
     ) -> AsyncIterator[ConversationRef]:
-        async for obj in self._client.streams.objects_between(stream_id, start, end):
+        window = self._client.streams.objects_between(stream_id, start, end)
+        unidentified = 0
+        async for obj in window:
             if obj.object_id is not None:
                 yield ConversationRef(stream_id, obj.object_id)
+            else:
+                unidentified += 1
+        if unidentified:
+            logger.warning(
+                "stream %s: the search listed %d conversation(s) without an objectId, which "
+                "cannot be exported",
+                stream_id,
+                unidentified,
+            )
+        if report is not None:
+            report.unidentified += unidentified
+            report.withheld.extend(window.withheld)
 
     async def _fetch(
         self, ref: ConversationRef, transcript: bool, types: list[int]

@@ -168,6 +168,51 @@ async def test_a_second_holding_exactly_whole_pages_is_complete(
     assert _gets(fake, "/streams/7/objects") == n // 100 + 1
 
 
+async def test_conversations_without_ids_end_the_paging_of_their_second(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every page is the same 100 conversations without objectId: nothing tells a new one
+    from one already listed, so paging stops at the second page (it paged for ever) and the
+    second is reported withheld."""
+    requests = []
+
+    def no_ids(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        items = [{"userStreamProviderId": f"9725{i}", "message": "m"} for i in range(100)]
+        return httpx.Response(200, json=envelope(items))
+
+    async with make_client(no_ids) as cb:
+        with caplog.at_level(logging.WARNING, logger="commbox_async"):
+            window = cb.streams.objects_between(7, T0, T0)
+            found = [o async for o in window]
+    assert len(found) == 100 and len(requests) == 2
+    assert window.withheld == [T0]
+    assert "paging brought no more" in caplog.text
+
+
+async def test_a_second_that_pages_for_ever_is_given_up_and_reported(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server handing out new ids on every page: at most MAX_PAGES_PER_SECOND pages."""
+    from commbox_async.resources import streams
+
+    monkeypatch.setattr(streams, "MAX_PAGES_PER_SECOND", 5)
+    pages = []
+
+    def endless(request: httpx.Request) -> httpx.Response:
+        pages.append(int(request.url.params["pageNumber"]))
+        base = pages[-1] * 1000
+        return httpx.Response(200, json=envelope([{"objectId": base + i} for i in range(100)]))
+
+    async with make_client(endless) as cb:
+        with caplog.at_level(logging.WARNING, logger="commbox_async"):
+            window = cb.streams.objects_between(7, T0, T0)
+            found = [o async for o in window]
+    assert pages == [1, 2, 3, 4, 5] and len(found) == 500
+    assert window.withheld == [T0]
+    assert "5 pages" in caplog.text
+
+
 async def test_objects_and_users() -> None:
     fake = FakeCommBox()
     object_id = fake.add_conversation(7, created=T0, children=3, user_identity=99)

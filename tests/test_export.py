@@ -6,12 +6,15 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 
 from commbox_async import ConfigurationError
 from commbox_async.export import ConversationRef
 from commbox_async.models import ObjectActivityType, ObjectDetails
 from commbox_async.testing import FakeCommBox
+
+from .conftest import envelope, make_client
 
 pytestmark = pytest.mark.anyio
 
@@ -79,6 +82,19 @@ async def test_an_export_of_a_busy_campaign_lists_every_conversation(tmp_path: P
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert report.exported == 1000 and report.failed == 0
     assert {x["object_id"] for x in lines} == ids
+
+
+async def test_an_export_reports_what_the_stream_search_could_not_list(tmp_path: Path) -> None:
+    """Conversations listed without objectId cannot be fetched, and a second whose pages bring
+    nothing new may hold more: the report says so (and the export ends)."""
+
+    def no_ids(request: httpx.Request) -> httpx.Response:
+        items = [{"userStreamProviderId": f"9725{i}", "message": "m"} for i in range(100)]
+        return httpx.Response(200, json=envelope(items))
+
+    async with make_client(no_ids) as cb:
+        report = await cb.export.jsonl(tmp_path / "out.jsonl", stream_id=9, start=T0, end=T0)
+    assert (report.exported, report.unidentified, report.withheld) == (0, 100, [T0])
 
 
 async def test_jsonl_resumes_repairs_and_records_errors(tmp_path: Path) -> None:

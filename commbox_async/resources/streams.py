@@ -15,6 +15,7 @@ from ._resource import APIResource, Id, Paginator, no_raw_form, require_int
 __all__ = [
     "Streams",
     "StreamsWithRawResponse",
+    "MAX_PAGES_PER_SECOND",
     "TIME_RANGE_CAP",
     "TimeRange",
     "status_list",
@@ -26,6 +27,9 @@ logger = logging.getLogger("commbox_async")
 
 #: The most conversations the time-range form of stream search returns for one window.
 TIME_RANGE_CAP = 100
+#: The most pages read within one second (100,000 conversations): a server handing out new
+#: ids on every page cannot hold a walk for ever; the second is then reported withheld.
+MAX_PAGES_PER_SECOND = 1_000
 
 Sort = Literal["desc", "asc"]
 Order = Literal["createdtime", "closedtime", "prioritytime", "updatedtime"]
@@ -90,25 +94,34 @@ class TimeRange:
             number = 1
             while True:
                 fresh = [obj for obj in page if obj.object_id is None or obj.object_id not in seen]
+                if number > 1 and page and all(obj.object_id is None for obj in fresh):
+                    # A full page, then one with nothing new that can be told apart from what
+                    # was listed (an empty one ends paging: the second held exactly whole
+                    # pages; one without ids may be the first again): CommBox does not page
+                    # within this second, so it may hold more.
+                    self._withhold(a, "filled a page and paging brought no more")
+                    break
                 for obj in fresh:
                     if obj.object_id is not None:
                         seen.add(obj.object_id)
                     yield obj
-                if number > 1 and page and not fresh:
-                    # A full page, then one with nothing new (an empty one ends paging: the
-                    # second held exactly whole pages): CommBox does not page within it.
-                    self.withheld.append(a)
-                    logger.warning(
-                        "stream %s: the second %d filled a page and paging brought no more; "
-                        "if it holds more conversations, CommBox did not list them",
-                        self._stream,
-                        a,
-                    )
-                    break
                 if len(page) < TIME_RANGE_CAP:
+                    break
+                if number >= MAX_PAGES_PER_SECOND:
+                    self._withhold(a, f"still filled pages after {number} pages")
                     break
                 number += 1
                 page = await search.page(number)
+
+    def _withhold(self, second: int, what: str) -> None:
+        self.withheld.append(second)
+        logger.warning(
+            "stream %s: the second %d %s; if it holds more conversations, CommBox did not "
+            "list them",
+            self._stream,
+            second,
+            what,
+        )
 
 
 class Streams(APIResource):
@@ -204,9 +217,13 @@ class Streams(APIResource):
         half searched again, until every part is complete. A one-second window that is still
         full cannot be split: it is paged (``pageNumber``, as the spec says "additional calls
         are required"), until a page is short or empty (the second held exactly whole pages).
-        Windows are walked oldest first and each conversation is yielded once. If a page
-        brings nothing new, CommBox does not page within that second and may be withholding
-        some: a warning is logged and the second is listed in the result's ``withheld``.
+        Windows are walked oldest first and each conversation (with an id) is yielded once.
+        If a page
+        brings nothing new (nothing with an ``objectId`` not listed already: conversations
+        without one cannot be told apart), CommBox does not page within that second and may be
+        withholding some: a warning is logged, the page is not yielded and the second is
+        listed in the result's ``withheld``; so it is after ``MAX_PAGES_PER_SECOND`` (1,000)
+        full pages of one second.
 
         ``async for obj in cb.streams.objects_between(532, t0, t1)`` walks them lazily.
         """
