@@ -264,14 +264,32 @@ class _Tally:
     progress: Progress
     task: Any
     input_name: str | None = None
+    #: The input's size: what a send pass goes through.
+    total: int | None = None
     counts: Counter[str] = attrs.field(factory=Counter)
     earlier: int = 0
     changed: int = 0
+    #: With --reconcile: the pass under way ("send" or "reconcile") and how many sends so far.
+    stage: str = "send"
+    sends: int = 0
+    label: str = ""
+
+    def new_pass(self, kind: str, keys: int | None) -> None:
+        """A pass of send-bulk --reconcile starts: the bar and its counts start again, over
+        the input (a send) or the uncertain keys (a reconciliation)."""
+        self.stage = kind
+        self.sends += kind == "send"
+        self.counts.clear()
+        self.label = f"pass {self.sends}:" if kind == "send" else "reconciling:"
+        self.progress.reset(
+            self.task, total=self.total if kind == "send" else keys, description=self.label
+        )
 
     def __call__(self, outcome: Outcome) -> None:
         self.counts[outcome.outcome] += 1
-        self.earlier += outcome.earlier
-        self.changed += outcome.changed
+        if self.stage == "send" and self.sends <= 1:  # later passes list the same keys again
+            self.earlier += outcome.earlier
+            self.changed += outcome.changed
         # One line per outcome, on disk as soon as it is in the journal.
         self.out.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
         self.out.flush()
@@ -282,10 +300,9 @@ class _Tally:
             self.progress.console.print(
                 f"[yellow]changed[/yellow] {outcome.key}: {error}", highlight=False
             )
+        counts = " ".join(f"{k} {n}" for k, n in sorted(self.counts.items()))
         self.progress.update(
-            self.task,
-            advance=1,
-            description=" ".join(f"{k} {n}" for k, n in sorted(self.counts.items())),
+            self.task, advance=1, description=f"{self.label} {counts}" if self.label else counts
         )
 
     def waiting(self, seconds: float) -> None:
@@ -461,7 +478,9 @@ def send_bulk(
         "keep_outcomes": False,
     }
     with outcomes.open("w", encoding="utf-8") as out, _progress(rate_limit) as progress:
-        tally = _Tally(out, progress, progress.add_task("sending", total=total), input_path.name)
+        tally = _Tally(
+            out, progress, progress.add_task("sending", total=total), input_path.name, total
+        )
 
         async def work(cb: AsyncCommBox, stop: anyio.Event) -> Any:
             def messages() -> Any:
@@ -475,6 +494,7 @@ def send_bulk(
                     stop=stop,
                     on_outcome=tally,
                     on_wait=tally.waiting,
+                    on_pass=tally.new_pass,
                     **options,
                 )
             return await cb.bulk.send(

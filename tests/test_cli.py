@@ -370,3 +370,22 @@ def test_a_double_ctrl_c_leaves_what_waits_in_the_throttle_pending(tmp_path: Pat
     assert set(in_fake.values()) == {1}  # nothing sent twice
     assert len(in_fake) >= n - counts.get("uncertain", 0)  # and nothing stranded
     assert sum(taken_first.values()) < n
+
+
+def test_send_bulk_reconcile_counts_each_pass_against_what_it_goes_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bar starts again for each pass (it counted every pass's rows against the input:
+    "946/300")."""
+    import re
+
+    fake = FakeCommBox()
+    fake.fail_next("lost_after")
+    use_fake(monkeypatch, fake)
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, [sms(f"k{i}", i) for i in range(4)])
+    args = [*send_bulk_args(src, tmp_path / "j.sqlite", tmp_path / "o.jsonl"), "--reconcile"]
+    result = CliRunner().invoke(cli_module.cli, [*args, "--settle-after", "0.05"])
+    assert result.exit_code == cli_module.EXIT_OK, result.output
+    shown = [(int(a), int(b)) for a, b in re.findall(r"\b(\d+)/(\d+)\b", result.output)]
+    assert shown and all(done <= total for done, total in shown), result.output

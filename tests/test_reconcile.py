@@ -884,3 +884,58 @@ async def test_a_second_holding_exactly_a_page_of_others_decides_its_keys(
     async with fake.client() as cb:
         report = await cb.bulk.reconcile(journal, settle_after=0, clock_skew=0)
     assert (report.not_taken, report.uncertain) == (1, 0)
+
+
+# -- rounds -----------------------------------------------------------------------------------
+
+
+async def test_rounds_look_again_when_a_lookup_failed(tmp_path: Path) -> None:
+    """The only uncertain key's lookup fails (a 500): nothing was found not taken, but the
+    next round asks again instead of stopping with the key uncertain."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    fake.fail_next("lost_after")
+    waits = []
+
+    def before_reconciling(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:
+            fake.fail_next("500")  # the first lookup
+
+    async with fake.client(max_retries=0) as cb:
+        rounds = await cb.bulk.send_reconciled(
+            lambda: messages(3), journal=journal, settle_after=0.05, on_wait=before_reconciling
+        )
+    assert [dict(r.still_uncertain) for r in rounds.reconciles[1:]] == [{"query_failed": 1}, {}]
+    assert rounds.final == {"sent": 3} and len(rounds.sends) == 1  # nothing sent twice
+    assert in_fake(fake) == {f"Hello k{i:05d}": 1 for i in range(3)}
+
+
+def _forget(fake: FakeCommBox, text: str) -> None:
+    """CommBox never took it after all (over a socket, a drop before processing and an
+    answer lost after it look the same)."""
+    for i, obj in list(fake.objects.items()):
+        if obj.record["message"] == text:
+            del fake.objects[i]
+            fake.streams[obj.stream].remove(i)
+
+
+async def test_rounds_say_what_each_pass_goes_through(tmp_path: Path) -> None:
+    """``on_pass`` hears of each pass before it starts (a progress bar per pass): the
+    reconciliation of what earlier runs left, a send, the reconciliation of its one uncertain
+    key, which CommBox never took, and the send of that key again."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    fake.fail_next("lost_after")
+    passes: list[tuple[str, int | None]] = []
+    async with fake.client(max_retries=0) as cb:
+        await cb.bulk.send_reconciled(
+            lambda: messages(3),
+            journal=journal,
+            settle_after=0.05,
+            concurrency=1,
+            on_wait=lambda _: _forget(fake, "Hello k00000"),
+            on_pass=lambda kind, keys: passes.append((kind, keys)),
+        )
+    assert passes == [("reconcile", 0), ("send", None), ("reconcile", 1), ("send", None)]
+    assert in_fake(fake) == {f"Hello k{i:05d}": 1 for i in range(3)}

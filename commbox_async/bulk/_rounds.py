@@ -1,10 +1,16 @@
-"""Send, settle what is uncertain by asking CommBox, send again what it never took: in rounds."""
+"""Send, settle what is uncertain by asking CommBox, send again what it never took: in rounds.
+
+A round sends (what was never sent, or never taken), waits ``settle_after`` for the newest
+uncertain attempt, and reconciles; the rounds stop once a reconciliation finds nothing never
+taken and no lookup failed. A round after one whose only news was failed lookups asks again
+without sending.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import attrs
@@ -16,7 +22,10 @@ if TYPE_CHECKING:
     from ._backend import JournalBackend
     from ._send import Bulk, Source
 
-__all__ = ["RoundsReport", "send_reconciled"]
+__all__ = ["PassKind", "RoundsReport", "send_reconciled"]
+
+#: What a pass of :func:`send_reconciled` does: send the input, or reconcile the uncertain keys.
+PassKind = Literal["send", "reconcile"]
 
 
 @attrs.define(kw_only=True)
@@ -50,11 +59,14 @@ async def send_reconciled(
     stop: anyio.Event | None,
     on_outcome: Callable[[Outcome], Awaitable[None] | None] | None,
     on_wait: Callable[[float], Any] | None,
+    on_pass: Callable[[PassKind, int | None], Any] | None,
     send_options: dict[str, Any],
 ) -> RoundsReport:
     report = RoundsReport()
 
     async def settle() -> ReconcileReport:
+        if on_pass is not None:
+            on_pass("reconcile", journal.counts().get("uncertain", 0))
         result = await bulk.reconcile(
             journal, settle_after=settle_after, clock_skew=clock_skew, on_outcome=on_outcome
         )
@@ -62,13 +74,17 @@ async def send_reconciled(
         return result
 
     await settle()  # what earlier runs left uncertain
+    resend = True
     for _ in range(max(1, rounds)):
-        sent = await bulk.send(
-            messages(), journal=journal, stop=stop, on_outcome=on_outcome, **send_options
-        )
-        report.sends.append(sent)
-        if sent.stopped_early:
-            break
+        if resend:
+            if on_pass is not None:
+                on_pass("send", None)
+            sent = await bulk.send(
+                messages(), journal=journal, stop=stop, on_outcome=on_outcome, **send_options
+            )
+            report.sends.append(sent)
+            if sent.stopped_early:
+                break
         left = journal.uncertain()
         if not left:
             break
@@ -81,7 +97,11 @@ async def send_reconciled(
                 await (stop.wait() if stop is not None else anyio.sleep(wait))
             if stop is not None and stop.is_set():
                 break
-        if (await settle()).not_taken == 0:
-            break  # nothing CommBox never took: no send would change anything
+        result = await settle()
+        if result.not_taken == 0 and not result.still_uncertain["query_failed"]:
+            break  # nothing CommBox never took, nothing left unasked: no pass would change it
+        # A round for what CommBox never took (sent again), or only to ask again what a
+        # failed lookup left undecided (nothing to send).
+        resend = result.not_taken > 0
     report.final = journal.counts()
     return report

@@ -30,7 +30,7 @@ from ._backend import JournalBackend, JournalEntry, Sending
 from ._commit import GroupCommit
 from ._lookup import lookup_for, stamped
 from ._reconcile import DEFAULT_CLOCK_SKEW, DEFAULT_SETTLE_AFTER, ReconcileReport, reconcile
-from ._rounds import RoundsReport, send_reconciled
+from ._rounds import PassKind, RoundsReport, send_reconciled
 from ._types import BulkMessage, BulkReport, FailureKind, Outcome, Rejected, SmsMessage
 from ._whatsapp import send_templates
 from .journal import Journal
@@ -139,6 +139,7 @@ class Bulk:
         stop: anyio.Event | None = None,
         on_outcome: OnOutcome | None = None,
         on_wait: Callable[[float], Any] | None = None,
+        on_pass: Callable[[PassKind, int | None], Any] | None = None,
         **send_options: Any,
     ) -> RoundsReport:
         """Send every message, settle what is left uncertain by asking CommBox
@@ -147,8 +148,10 @@ class Bulk:
 
         ``messages`` is called for each pass and returns the same messages (a pass skips what
         an earlier one settled). Before each reconciliation it waits until the newest uncertain
-        attempt is ``settle_after`` seconds old (``on_wait`` is told how long). Other keyword
-        arguments go to :meth:`send`. Messages sent with ``stamp=True`` are matched by key.
+        attempt is ``settle_after`` seconds old (``on_wait`` is told how long). ``on_pass`` is
+        told of each pass as it starts: ``("send", None)``, or ``("reconcile", n)`` with the
+        number of uncertain keys (for a progress bar per pass). Other keyword arguments go to
+        :meth:`send`. Messages sent with ``stamp=True`` are matched by key.
         """
         owns_journal = not isinstance(journal, JournalBackend)
         book: JournalBackend = journal if isinstance(journal, JournalBackend) else Journal(journal)
@@ -163,6 +166,7 @@ class Bulk:
                 stop=stop,
                 on_outcome=on_outcome,
                 on_wait=on_wait,
+                on_pass=on_pass,
                 send_options=send_options,
             )
         finally:
