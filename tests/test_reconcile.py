@@ -939,3 +939,88 @@ async def test_rounds_say_what_each_pass_goes_through(tmp_path: Path) -> None:
         )
     assert passes == [("reconcile", 0), ("send", None), ("reconcile", 1), ("send", None)]
     assert in_fake(fake) == {f"Hello k{i:05d}": 1 for i in range(3)}
+
+
+# -- createdTime's zone -----------------------------------------------------------------------
+
+
+def _naive(when: float) -> str:
+    """``when`` as CommBox's examples without a zone write it (read as UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when))
+
+
+@pytest.mark.parametrize("hours", [3, -5, 13.75])
+async def test_a_send_whose_time_reads_as_another_zone_is_never_not_taken(
+    tmp_path: Path, hours: float
+) -> None:
+    """CommBox took the send, but lists its createdTime without a zone in its own local time:
+    read as UTC (the docs say UTC) it is hours off the attempt. It could be the send: the
+    key stays uncertain, and is never sent again."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    fake.fail_next("lost_after")
+    async with fake.client(max_retries=0) as cb:
+        await cb.bulk.send([sms("a")], journal=journal)
+        (obj,) = fake.objects.values()
+        obj.record["createdTime"] = _naive(obj.created + hours * 3600)
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.still_uncertain == {"ambiguous": 1}
+
+
+async def test_a_childs_time_in_another_zone_is_never_not_taken(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    async with fake.client(max_retries=0) as cb:
+        oid = await cb.objects.create(
+            STREAM, NewObject.sms(user_stream_provider_id="972500000001", message="Hi")
+        )
+        fake.fail_next("lost_after")
+        batch = [BulkMessage(key="r", stream_id=STREAM, object_id=oid, payload=_agent("OK"))]
+        await cb.bulk.send(batch, journal=journal)
+        child = fake.objects[oid].children[-1]
+        child["createdTime"] = _naive(time.time() + 2 * 3600)
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.still_uncertain == {"ambiguous": 1}
+
+
+async def test_an_identical_message_beyond_any_zone_offset_is_not_the_send(
+    tmp_path: Path,
+) -> None:
+    """Fourteen hours is the widest offset from UTC: a conversation further off is not it."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    async with make_client(_lose, max_retries=0) as lossy:
+        await lossy.bulk.send([sms("a")], journal=journal)
+    oid = _created(fake, time.time())
+    fake.objects[oid].record["createdTime"] = _naive(time.time() - 15 * 3600)
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.not_taken == 1
+
+
+async def test_a_recipient_search_reads_back_as_far_as_a_zone_could_shift_the_send(
+    tmp_path: Path,
+) -> None:
+    """The identity search lists the recipient's conversations newest first: it reads on past
+    the window's start by MAX_ZONE_OFFSET, for a send whose time may be local."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    async with fake.client() as cb:  # 150 sends in the window: a search per recipient is cheaper
+        await cb.bulk.send(messages(150), journal=journal, concurrency=16)
+    async with make_client(_lose, max_retries=0) as lossy:
+        await lossy.bulk.send([sms("a", to="972599999999")], journal=journal)
+    now = time.time()
+    for i in range(100):  # the recipient's other conversations, before the window
+        oid = fake.add_conversation(
+            STREAM, message=f"other {i}", user_stream_provider_id="972599999999", created=now - 600
+        )
+    # and the send, shifted 3 hours back, on the search's second page
+    oid = fake.add_conversation(
+        STREAM, message="Hello a", user_stream_provider_id="972599999999", created=now - 3 * 3600
+    )
+    async with fake.client() as cb:
+        fake.requests.clear()
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert "identityStreamProviderId=972599999999" in fake.requests[0].query
+    assert report.still_uncertain == {"ambiguous": 1}
+    assert rows(journal)["a"]["candidates"] == [oid]

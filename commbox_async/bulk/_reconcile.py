@@ -69,6 +69,7 @@ __all__ = [
     "DEFAULT_CLOCK_SKEW",
     "DEFAULT_SETTLE_AFTER",
     "MAX_ATTEMPT_SECONDS",
+    "MAX_ZONE_OFFSET",
     "ReconcileReport",
     "reconcile",
 ]
@@ -78,6 +79,10 @@ __all__ = [
 DEFAULT_SETTLE_AFTER = 120.0
 #: Seconds the local clock may be off CommBox's (its ``createdTime``), both ways.
 DEFAULT_CLOCK_SKEW = 60.0
+#: The widest offset of a time zone from UTC (UTC+14:00). CommBox's docs say ``createdTime`` is
+#: UTC, and a time without a zone is read so; were it local time after all, a match would be
+#: off by up to this much: such a record keeps its key uncertain instead of excluding it.
+MAX_ZONE_OFFSET = 14 * 3600.0
 #: The longest an attempt is taken to have lasted when its end is not known (a process killed
 #: mid-request is recovered later; the client's default deadline): a conversation created
 #: later, but before the recovery, leaves the key uncertain.
@@ -293,7 +298,7 @@ def _object_query(
             async for page in search.pages():  # newest first: stop once past the window
                 found.extend(_object_found(obj) for obj in page)
                 oldest = _timestamp(page[-1].created_time)
-                if oldest is not None and oldest < lo:
+                if oldest is not None and oldest < lo - MAX_ZONE_OFFSET:
                     break
         return found, True
 
@@ -357,23 +362,28 @@ def _stamp_of(content: Any) -> tuple[str | None, str | None]:
 def _fit(key: _Key, record: _Record) -> _Fit:
     """How ``record`` compares with ``key``'s send."""
     lookup = key.lookup
-    if record.created is not None and not key.lo <= record.created <= key.outer:
-        return _Fit.NO
-    if record.stamp is not None and record.stamp != key.entry.key:
-        return _Fit.NO  # another key's stamped send
     if (
         record.id
         and lookup.send is not None
         and record.stamp == key.entry.key
         and record.send == lookup.send
     ):
-        return _Fit.EXACT
+        return _Fit.EXACT  # a random id: whenever CommBox says it was created
+    created = record.created
+    shifted = False
+    if created is not None and not key.lo <= created <= key.outer:
+        if not key.lo - MAX_ZONE_OFFSET <= created <= key.outer + MAX_ZONE_OFFSET:
+            return _Fit.NO
+        shifted = True  # off the window by what a zone could explain: its time may be local
+    if record.stamp is not None and record.stamp != key.entry.key:
+        return _Fit.NO  # another key's stamped send
     fields = _fields_fit(lookup, record)
     if fields is _Fit.NO:
         return _Fit.NO
     # A record missing what could exclude it (its id, its time) is never ignored, never the
-    # send; nor one after a recovered attempt's likely end, before its recovery.
-    if not record.id or record.created is None or record.created > key.hi:
+    # send; nor one after a recovered attempt's likely end, before its recovery, nor one whose
+    # time is off by what a zone could explain.
+    if not record.id or created is None or created > key.hi or shifted:
         fields = _Fit.POSSIBLE
     if lookup.stamp:
         # A stamped send is known by its send id. The same key without it is another
