@@ -1,23 +1,29 @@
 """``cb.bulk.reconcile``: settle ``uncertain`` sends by asking CommBox what it holds.
 
 CommBox has no idempotency keys, so a send whose answer was lost can only be settled by looking
-for what it would have created (see :mod:`._lookup`). For each uncertain key:
+for what it would have created (see :mod:`._lookup`). Each record listed is compared with each
+key's send (:class:`_Fit`): certainly not it, possibly it (it cannot be told apart: a field
+that could exclude it is missing, its text equals only once tags are dropped, its time is off
+by what a time zone could explain...), a match (everything compared agrees), or exactly it
+(stamped with this send's random id). For each uncertain key:
 
-- exactly one match, which no other key claims (nor is the recorded result of a ``sent``
-  key) → ``sent``, with the id found, marked ``reconciled``;
-- no match, once the attempt ended more than ``settle_after`` seconds ago (CommBox may list a
-  new conversation only after a delay) and CommBox never answered it 2xx → ``failed``
-  (``not_sent``, "not taken"), which the next send sends again;
-- several candidates → stays ``uncertain``, the candidates' ids recorded;
+- a record stamped with its send id, or exactly one match and nothing else that could be it,
+  which no other key could claim (nor is the recorded result of a ``sent`` key) → ``sent``,
+  with the id found, marked ``reconciled``;
+- nothing that could be it, once the attempt ended more than ``settle_after`` seconds ago
+  (CommBox may list a new conversation only after a delay), CommBox never answered it 2xx and
+  the search listed everything of its time → ``failed`` (``not_sent``, "not taken"), which
+  the next send sends again;
+- anything else that could be it → stays ``uncertain``, the candidates' ids recorded;
 - no way to look it up (``/sms/sendsms``, a template without ``object_data`` or without a
   stamp) → stays ``uncertain``, with the reason.
 
-A match is a conversation (or, for a message in a conversation, a child) of the same stream,
-created no earlier than the attempt's start minus ``clock_skew`` and no later than its end
-(when its outcome was recorded; for an attempt recovered after a crash, at most
-``MAX_ATTEMPT_SECONDS`` after its start) plus ``clock_skew``, for the same recipient, with the same
-text once both are normalized the way CommBox stores text; with a stamp, the key in its
-``Content`` instead. Keys are grouped so that one query settles many: the uncertain keys of a
+A match is a conversation (or, for a message in a conversation, a child of the same
+direction) of the same stream, created no earlier than the attempt's start minus
+``clock_skew`` and no later than its end (when its outcome was recorded; for an attempt
+recovered after a crash, at most ``MAX_ATTEMPT_SECONDS`` after its start) plus
+``clock_skew``, for the same recipient, with the same text once both are normalized the way
+CommBox stores text. Keys are grouped so that one query settles many: the uncertain keys of a
 stream whose windows overlap are settled together, by one time-range search or by one identity
 search per recipient, whichever the journal's own record of that window says is cheaper.
 """
@@ -116,8 +122,8 @@ class ReconcileReport:
 @attrs.frozen
 class _Key:
     """An uncertain key and when its send could have created something: between ``lo`` and
-    ``hi``; and, for an attempt whose end is not known, until ``outer`` (a record created
-    after ``hi`` but by then can only keep it uncertain)."""
+    ``hi``; for an attempt whose end is not known, up to ``outer`` too (a record created after
+    ``hi`` but by ``outer`` can only keep it uncertain)."""
 
     entry: UncertainEntry
     lookup: Lookup
