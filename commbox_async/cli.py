@@ -71,6 +71,9 @@ T = TypeVar("T")
 console = Console()
 err_console = Console(stderr=True)
 
+if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio installs there
+    from exceptiongroup import BaseExceptionGroup
+
 
 @click.group()
 @click.version_option(
@@ -95,8 +98,12 @@ def run(ctx: click.Context, fn: Callable[[], Awaitable[T]]) -> T:
     except CommBoxError as exc:
         if ctx.obj and ctx.obj.get("debug"):
             raise
-        err_console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+        _print_error(exc)
         raise SystemExit(1) from None
+
+
+def _print_error(exc: CommBoxError, *, label: str = "error") -> None:
+    err_console.print(f"[red]{label}:[/red] {type(exc).__name__}: {exc}", highlight=False)
 
 
 class RateLimitSetting:
@@ -305,6 +312,14 @@ _STOPPING = (
 )
 
 
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error inside the groups anyio wraps it in, one per task group it crossed."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
 def _run_interruptible(
     ctx: click.Context,
     work: Callable[[AsyncCommBox, anyio.Event], Awaitable[Any]],
@@ -320,11 +335,20 @@ def _run_interruptible(
         stop = anyio.Event()
         async with make_client() as cb, anyio.create_task_group() as tg:
             tg.start_soon(_until_interrupted, stop, tg.cancel_scope, what)
+            # Caught here, inside the task group, so that they reach the summary as themselves
+            # rather than wrapped in an ExceptionGroup (a traceback and exit 1).
             try:
-                state["result"] = await work(cb, stop)
+                try:
+                    state["result"] = await work(cb, stop)
+                except BaseExceptionGroup as group:
+                    raise _sole(group) from None
             except BulkStoppedError as exc:
                 state["stopped"] = exc
                 state["result"] = exc.report
+            except _STOPPING as exc:
+                state["stopped"] = exc
+            except CommBoxError as exc:
+                state["error"] = exc
             finally:
                 state["interrupted"] = stop.is_set()
             tg.cancel_scope.cancel()
@@ -339,6 +363,11 @@ def _run_interruptible(
     finally:
         # The work is over: another Ctrl-C now just ends the command, as interrupted.
         signal.signal(signal.SIGINT, _exit_interrupted)
+    if "error" in state:
+        if ctx.obj and ctx.obj.get("debug"):
+            raise state["error"]
+        _print_error(state["error"])
+        raise SystemExit(EXIT_FAILED)
     stopped = state.get("stopped", stopped)
     result = state.get("result")
     interrupted = state["interrupted"] or (result is None and stopped is None)
@@ -350,9 +379,7 @@ def _finish(
 ) -> None:
     console.print(table)
     if stopped is not None:
-        err_console.print(
-            f"[red]stopped:[/red] {type(stopped).__name__}: {stopped}", highlight=False
-        )
+        _print_error(stopped, label="stopped")
     code = send_bulk_exit_code(
         counts, changed=changed, interrupted=interrupted, stopped=stopped is not None
     )
@@ -557,8 +584,14 @@ def reconcile_cmd(
     """
     from .bulk import Journal
 
-    with Journal(journal) as book:
-        examined = len(book.uncertain())
+    try:
+        with Journal(journal) as book:
+            examined = len(book.uncertain())
+    except _STOPPING as exc:
+        if ctx.obj and ctx.obj.get("debug"):
+            raise
+        _print_error(exc, label="stopped")
+        raise SystemExit(EXIT_STOPPED) from None
     with (
         outcomes.open("w", encoding="utf-8") if outcomes else open(os.devnull, "w") as out,
         _progress(rate_limit) as progress,
