@@ -475,11 +475,11 @@ def test_cli_parse_webhook(tmp_path: Any) -> None:
 async def test_drops_on_a_real_server_send_no_response_at_all(transport: str) -> None:
     """Over a socket, drop_before and lost_after both end the connection with no response:
     the client cannot tell them apart (may have been processed); only the fake knows."""
+    import logging
+
     from commbox_async import APIConnectionError, Processed
 
     from .conftest import serve_in_thread, socket_client
-
-    import logging
 
     fake = FakeCommBox()
     with serve_in_thread(fake, log_level="warning") as url:

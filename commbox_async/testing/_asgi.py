@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 
 from ._handlers import Multipart
@@ -87,7 +88,7 @@ async def drop(send: Send, *, processed: bool) -> None:
         for _ in range(10):
             if getattr(cycle, "disconnected", True):
                 break
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         return
     raise ConnectionDropped(processed)
 
