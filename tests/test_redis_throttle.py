@@ -151,7 +151,7 @@ def test_four_processes_share_one_limit(redis_server: RedisServer, tmp_path: Pat
     # long-run rate comes to 100/s depends on the machine keeping up, so bench_throttle
     # measures that (0.2% off in its 4-process row), and the test only checks it is not above.
     assert max_in_window(stamps, 1.0) <= 110
-    assert 50 <= long_run <= 100 * 1.02, long_run
+    assert 20 <= long_run <= 100 * 1.02, long_run
     per_process = [len(json.loads((tmp_path / f"{i}.json").read_text())) for i in range(4)]
     assert min(per_process) > 100  # every worker got a share
 
