@@ -223,6 +223,19 @@ HOSTILE_WEBHOOKS: dict[str, tuple[bytes, str]] = {
         activity_body(CreateDate="9999-12-31T23:00:00-05:00"),
         "out of range",
     ),
+    # Encodings expat cannot read: before, LookupError, ValueError or UnicodeError, and 500.
+    **{
+        f"xml declaring {encoding}": (
+            b'<?xml version="1.0" encoding="%s"?>' % encoding.encode()
+            + b'<Event Subscription="Object" Name="OnNew"><Object><Id>1</Id></Object></Event>',
+            "declared encoding",
+        )
+        for encoding in ("x-unknown", "utf-32", "EBCDIC", "shift_jis", "rot13", "idna", "punycode")
+    },
+    "xml declaring an encoding 1,000 letters long": (
+        b'<?xml version="1.0" encoding="' + b"x" * 1000 + b'"?><Event/>',
+        "declared encoding",
+    ),
 }
 
 
@@ -234,6 +247,14 @@ def test_hostile_webhook_bodies_are_parse_errors(case: str) -> None:
     assert match in str(exc)
     assert len(str(exc)) < 500  # the message never echoes the whole hostile value
     assert elapsed < SAFETY
+
+
+@pytest.mark.parametrize("bom", ["utf-8-sig", "utf-16"])
+def test_an_xml_body_after_a_byte_order_mark_is_sniffed_as_xml(bom: str) -> None:
+    # Before: sniffed as JSON when no content type said XML ("malformed JSON webhook").
+    text = '<?xml version="1.0"?><Event Subscription="Object" Name="OnNew"><Object><Id>7</Id>'
+    event = parse_event((text + "</Object></Event>").encode(bom))
+    assert event.object.id == 7  # type: ignore[attr-defined]
 
 
 def test_a_str_body_with_a_lone_surrogate_is_a_parse_error() -> None:
