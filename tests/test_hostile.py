@@ -851,7 +851,7 @@ BAD_JOURNALS: dict[str, tuple[Any, str]] = {
     "a damaged page": (lambda p: (_journal_with_rows(p), _scribble(p)), "corrupt"),
     "a directory": (lambda p: p.mkdir(), "is a directory"),
     "in a missing folder": (lambda p: None, "does not exist"),
-    "another program's database": (_other_sqlite, "not a bulk journal"),
+    "another program's database": (_other_sqlite, "not a commbox journal"),
 }
 
 
