@@ -689,6 +689,109 @@ def test_the_query_secret_never_reaches_the_access_log(kind: str) -> None:
     assert "s3cret-B" in text
 
 
+@contextlib.contextmanager
+def rendered_log(*logger_names: str) -> Iterator[list[str]]:
+    """Every record the loggers emit, as a plain handler renders it: message and traceback."""
+    lines: list[str] = []
+
+    class Render(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Render()
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    loggers = [logging.getLogger(name) for name in logger_names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield lines
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+# Request lines and header lines aiohttp's parser refuses, and so echoes in the exception it
+# logs on aiohttp.server at ERROR.
+MALFORMED = [
+    b"GET /%s?x=1&%s HTTP/9.9\r\nHost: t\r\n\r\n",
+    b"GET /%s?%s\x00 HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET /%s?%s" + b"x" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+]
+
+
+def _send_raw(port: int, request: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port), 5) as sock:
+        sock.sendall(request)
+        sock.settimeout(5)
+        with contextlib.suppress(OSError):
+            sock.recv(500)
+
+
+def test_a_malformed_request_line_leaves_no_query_secret_in_the_server_error_log() -> None:
+    # Before: aiohttp.server logged "Error handling request" with the parser's exception,
+    # which quotes the request line: ?secret=s3cret-A in the error log (found by the outsider
+    # review). The control (?key=s3cret-B, a receiver that does not redact) shows the capture
+    # sees what the server writes.
+    from aiohttp import web
+
+    from commbox_async.webhooks.aiohttp import add_webhook_routes
+
+    router, _ = _receiver_router()
+    app = web.Application()
+    add_webhook_routes(app, router, prefix="/a", secret="s3cret-A")
+    add_webhook_routes(
+        app, router, prefix="/b", secret="s3cret-B", secret_param="key", redact_access_log=False
+    )
+    with aiohttp_server(app) as port, rendered_log("aiohttp.server", "aiohttp.access") as lines:
+        for shape in MALFORMED:
+            _send_raw(port, shape % (b"a", b"secret=s3cret-A"))
+            _send_raw(port, shape % (b"b", b"key=s3cret-B"))
+        _send_raw(port, b"GET /a HTTP/1.1\r\nHost: t\r\nX-CommBox-Secret: s3cret-A\x01\r\n\r\n")
+        time.sleep(0.2)  # the logs are written after the answer
+    text = "\n".join(lines)
+    assert "Error handling request" in text
+    assert text.count("s3cret-B") >= len(MALFORMED)
+    assert "secret=***" in text
+    assert "s3cret-A" not in text
+
+
+@pytest.mark.parametrize("kind", ["starlette", "aiohttp"])
+def test_the_server_error_logs_are_filtered_too(kind: str) -> None:
+    # uvicorn 0.54 logs no request line for a malformed request (h11 or httptools), but an
+    # error log is where a traceback quoting a URL lands: its error logger is filtered too.
+    names = (
+        ("uvicorn.access", "uvicorn.error")
+        if kind == "starlette"
+        else ("aiohttp.access", "aiohttp.server")
+    )
+    router, _ = _receiver_router()
+    if kind == "starlette":
+        from commbox_async.webhooks.starlette import webhook_app
+
+        webhook_app(router, secret="s")
+    else:
+        from aiohttp import web
+
+        from commbox_async.webhooks.aiohttp import add_webhook_routes
+
+        add_webhook_routes(web.Application(), router, secret="s")
+    for name in names:
+        logger = logging.getLogger(name)
+        try:
+            raise ValueError("bad request line b'POST /hooks?secret=s3cret-C HTTP/1.1'")
+        except ValueError:
+            with rendered_log(name) as lines:
+                logger.exception("Error handling request %s", "/hooks?a=1&secret=s3cret-C")
+                logger.warning(ValueError("/hooks?secret=s3cret-C"))
+                logger.warning("got %r", {"x-commbox-secret": "s3cret-C"})
+        text = "\n".join(lines)
+        assert "Traceback" in text and "secret=***" in text, text
+        assert "s3cret-C" not in text, (name, text)
+
+
 def test_the_redacting_filter_covers_message_args_and_extra_fields() -> None:
     from commbox_async.webhooks import SecretRedactingFilter
 

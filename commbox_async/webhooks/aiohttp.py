@@ -17,7 +17,7 @@ try:
 except ImportError as exc:
     raise missing_extra(exc, extra="aiohttp", what="commbox_async.webhooks.aiohttp") from None
 
-from ._receiver import ReceiverConfig, Verdict, check, read_body, redact_access_log, secret_ok
+from ._receiver import ReceiverConfig, Verdict, check, read_body, redact_server_logs, secret_ok
 from .router import WebhookRouter
 
 __all__ = ["add_webhook_routes", "webhook_handler"]
@@ -41,11 +41,12 @@ def webhook_handler(router: WebhookRouter, **options: Any) -> Any:
     Options are :class:`~commbox_async.webhooks.ReceiverConfig`'s: ``secret``,
     ``secret_param``, ``secret_header``, ``max_bytes``, ``body_timeout``, ``max_depth``,
     ``background``, ``redact_access_log`` (a filter on ``aiohttp.access``, the logger aiohttp's
-    runner writes its access log to unless given another, that hides the ``?secret=`` value;
-    the ``X-CommBox-Secret`` header is the recommended form).
+    runner writes its access log to unless given another, and on ``aiohttp.server``, whose
+    error log quotes the request line of a request it cannot parse, that hides the
+    ``?secret=`` value; the ``X-CommBox-Secret`` header is the recommended form).
     """
     config = ReceiverConfig(**options)
-    redact_access_log(config, "aiohttp.access")
+    redact_server_logs(config, "aiohttp.access", "aiohttp.server")
     background: set[asyncio.Task[int]] = set()
 
     async def handle(request: web.Request) -> web.Response:
