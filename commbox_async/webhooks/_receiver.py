@@ -88,12 +88,16 @@ class Verdict:
     status: int
     message: str
     event: Event | None = None
+    #: The body could not be read to its end (its framing or encoding is broken, or the
+    #: client hung up): what follows on the connection is not a request.
+    unreadable: bool = False
 
     @property
     def close(self) -> bool:
         """Whether the connection must be closed after the answer: the body was not read to
-        its end (too large, too slow), and reading on would serve the client that sent it."""
-        return self.status in (408, 413)
+        its end (too large, too slow, unreadable), and reading on would serve the client that
+        sent it."""
+        return self.status in (408, 413) or self.unreadable
 
 
 def secret_ok(config: ReceiverConfig, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
@@ -114,12 +118,18 @@ def _declares_more(declared: str, limit: int) -> bool:
 
 
 async def read_body(
-    chunks: AsyncIterator[bytes], config: ReceiverConfig, *, declared: str | None
+    chunks: AsyncIterator[bytes],
+    config: ReceiverConfig,
+    *,
+    declared: str | None,
+    unreadable: tuple[type[Exception], ...] = (),
 ) -> bytes | Verdict:
     """The body, read under ``max_bytes`` and ``body_timeout``, or the verdict to answer with.
 
     Reading stops at the first chunk past the limit (or at once, for a ``Content-Length``
-    over it), and the caller closes the connection after answering.
+    over it), and the caller closes the connection after answering. ``unreadable`` are the
+    server's errors for a body it cannot read (broken chunks or ``Content-Encoding``, a client
+    that hung up): a 400, not an error of the receiver.
     """
     if declared is not None and _declares_more(declared, config.max_bytes):
         return Verdict(413, f"payload too large (limit {config.max_bytes} bytes)")
@@ -132,6 +142,10 @@ async def read_body(
                     return Verdict(413, f"payload too large (limit {config.max_bytes} bytes)")
     except TimeoutError:
         return Verdict(408, f"body not received within {config.body_timeout:g}s")
+    except unreadable as exc:
+        return Verdict(
+            400, f"the request body could not be read ({type(exc).__name__})", unreadable=True
+        )
     return bytes(body)
 
 

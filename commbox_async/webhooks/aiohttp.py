@@ -8,12 +8,14 @@ Routes: ``POST {prefix}/{subscription}/{name}`` and ``POST {prefix}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from .._extras import missing_extra
 
 try:
     from aiohttp import web
+    from aiohttp.web_protocol import RequestPayloadError
 except ImportError as exc:
     raise missing_extra(exc, extra="aiohttp", what="commbox_async.webhooks.aiohttp") from None
 
@@ -27,10 +29,13 @@ async def _answer(request: web.Request, verdict: Verdict) -> web.Response:
     response = web.Response(status=verdict.status, text=verdict.message)
     if verdict.close:
         # aiohttp would otherwise keep reading (and discarding) the refused body for up to
-        # its lingering time, 10 s, to keep the connection: send the answer, then hang up.
+        # its lingering time, 10 s, to keep the connection (and, for a body it could not
+        # read, log the parser's error again): send the answer, then hang up. A client that
+        # hung up already gets nothing.
         response.force_close()
-        await response.prepare(request)
-        await response.write_eof()
+        with contextlib.suppress(ConnectionResetError):
+            await response.prepare(request)
+            await response.write_eof()
         request.protocol.force_close()
     return response
 
@@ -56,6 +61,8 @@ def webhook_handler(router: WebhookRouter, **options: Any) -> Any:
             request.content.iter_chunked(65536),
             config,
             declared=request.headers.get("content-length"),
+            # Broken chunks or Content-Encoding; the client gone mid-body.
+            unreadable=(RequestPayloadError, ConnectionResetError),
         )
         if isinstance(body, Verdict):
             return await _answer(request, body)

@@ -14,7 +14,7 @@ from .._extras import missing_extra
 
 try:
     from starlette.background import BackgroundTask
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route, Router
 except ImportError as exc:
@@ -49,7 +49,11 @@ def webhook_app(router: WebhookRouter, **options: Any) -> Router:
         if not secret_ok(config, request.query_params, request.headers):
             return PlainTextResponse("unauthorized", status_code=401)
         body = await read_body(
-            request.stream(), config, declared=request.headers.get("content-length")
+            request.stream(),
+            config,
+            declared=request.headers.get("content-length"),
+            # The client gone mid-body, or its chunks broken (uvicorn ends the request so).
+            unreadable=(ClientDisconnect,),
         )
         if isinstance(body, Verdict):
             return _answer(body)
