@@ -41,6 +41,7 @@ from ._exceptions import (
     ClientStateError,
     CommBoxError,
     ConfigurationError,
+    InputFileError,
     JournalError,
     PermissionDeniedError,
 )
@@ -236,7 +237,8 @@ Exit codes (the first that applies):
        journal is unusable; nothing more was sent, the rest is pending
   {EXIT_UNCERTAIN}    some messages are uncertain (CommBox may have taken them; see --outcomes)
   {EXIT_FAILED}    some messages failed, or changed since an earlier run sent them
-  {EXIT_USAGE}    usage error, or duplicate keys in the input (nothing sent)
+  {EXIT_USAGE}    usage error, duplicate keys, or an input file that cannot be read as
+       records: not UTF-8, an unclosed quote, a duplicate column... (nothing sent)
   {EXIT_OK}    every message is sent (now, or by an earlier run)
 """
 
@@ -457,8 +459,10 @@ def send_bulk(
 
     Each record needs a unique key and a channel (sms, sms_many, email, whatsapp_template,
     chat); the other fields are that NewObject constructor's arguments (CSV: one column each,
-    lists separated by ';'). A duplicate key stops the run before anything is sent; a
-    malformed record is reported with its line number and recorded as failed. Keys settled
+    lists separated by ';'). The file is read whole first: a duplicate key, or a file that
+    cannot be read as records (not UTF-8, a quote never closed, a column named twice, a
+    record over 1 MiB...), stops the run before anything is sent; a malformed record is
+    reported with its line number and recorded as failed. Keys settled
     by an earlier run with the same journal are listed with "earlier": true and not sent
     again (failures of the run itself, such as a refused connection, are).
 
@@ -468,7 +472,13 @@ def send_bulk(
     """
     from .bulk import read_messages, scan_keys
 
-    total, duplicates = scan_keys(input_path)
+    # The whole file is read first: one that cannot be read as records (not UTF-8, a quote
+    # never closed, a duplicate column...) is refused before anything is sent.
+    try:
+        total, duplicates = scan_keys(input_path)
+    except InputFileError as exc:
+        err_console.print(f"[red]error:[/red] {exc}; nothing sent", highlight=False)
+        raise SystemExit(EXIT_USAGE) from None
     if duplicates:
         for key, lines in list(duplicates.items())[:20]:
             err_console.print(
