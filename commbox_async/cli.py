@@ -65,6 +65,7 @@ from .bulk import (
     Outcome,
     RoundsReport,
 )
+from .bulk.files import read_lines
 from .models import NewObject, ObjectStatusType, unstructure
 from .models._enums import OpenIntEnum
 
@@ -645,6 +646,33 @@ def reconcile_cmd(
     _finish(table, counts, changed=0, stopped=stopped, interrupted=interrupted)
 
 
+def _export_ref(text: str, where: str) -> tuple[int | str, int | str]:
+    """A line of ``export --input``: ``stream_id,object_id`` or a JSON object with both."""
+    if text.startswith("{"):
+        try:
+            item = _json.loads(text)
+            return _export_id(item["stream_id"], where), _export_id(item["object_id"], where)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise click.UsageError(
+                f"{where}: expected a JSON object with stream_id and object_id "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise click.UsageError(f"{where}: expected stream_id,object_id")
+    return _export_id(parts[0], where), _export_id(parts[1], where)
+
+
+def _export_id(value: Any, where: str) -> int | str:
+    """An id as given: a number (an int64) or a stream's text id."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()):
+        return text
+    if len(text) > 19 or int(text) >= 2**63:
+        raise click.UsageError(f"{where}: {text[:30]}... is not an id (more than 64 bits)")
+    return int(text)
+
+
 @cli.command("export")
 @click.option(
     "--input",
@@ -678,38 +706,22 @@ def export_cmd(
         raise click.UsageError("give --input, or --stream with --start and --end")
     if stream_id is not None and (start is None or end is None):
         raise click.UsageError("--stream needs --start and --end")
-    total = None
-    if input_path is not None:
-        with input_path.open(encoding="utf-8") as fh:
-            total = sum(1 for line in fh if line.strip())
     counts: Counter[str] = Counter()
     summary: dict[str, Any] = {}
 
-    def ident(value: Any) -> int | str:
-        text = str(value).strip()
-        return int(text) if text.isdecimal() else text
-
     def refs() -> Iterator[tuple[int | str, int | str]]:
         assert input_path is not None
-        with input_path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
+        try:
+            for number, line in read_lines(input_path):
                 text = line.strip()
-                if not text:
-                    continue
-                if text.startswith("{"):
-                    try:
-                        item = _json.loads(text)
-                        yield ident(item["stream_id"]), ident(item["object_id"])
-                    except (ValueError, KeyError, TypeError) as exc:
-                        raise click.UsageError(
-                            f"{input_path}:{number}: expected a JSON object with stream_id and "
-                            f"object_id ({type(exc).__name__}: {exc})"
-                        ) from None
-                    continue
-                parts = [p.strip() for p in text.split(",")]
-                if len(parts) != 2 or not all(parts):
-                    raise click.UsageError(f"{input_path}:{number}: expected stream_id,object_id")
-                yield ident(parts[0]), ident(parts[1])
+                if text:
+                    yield _export_ref(text, f"{input_path}:{number}")
+        except InputFileError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    # The whole file is read once first: a line that is not a reference stops the command
+    # before anything is exported, and the progress bar knows the total.
+    total = sum(1 for _ in refs()) if input_path is not None else None
 
     async def main() -> None:
         stop = anyio.Event()

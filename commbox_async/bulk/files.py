@@ -28,7 +28,14 @@ from .._json import DEFAULT_MAX_DEPTH, nesting_depth
 from ..models import NewObject, NewUser
 from ._types import BulkMessage, Rejected
 
-__all__ = ["CHANNELS", "MAX_RECORD_BYTES", "InputRecord", "read_messages", "scan_keys"]
+__all__ = [
+    "CHANNELS",
+    "MAX_RECORD_BYTES",
+    "InputRecord",
+    "read_lines",
+    "read_messages",
+    "scan_keys",
+]
 
 #: ``channel`` values of an input record, each the :class:`NewObject` constructor it calls.
 CHANNELS = ("sms", "sms_many", "email", "whatsapp_template", "chat")
@@ -114,11 +121,9 @@ class _Lines:
         return text
 
 
-def _records(path: Path) -> Iterator[tuple[int, InputRecord | str]]:
-    """(line number, record or the reason it is malformed), one at a time; raises
-    :class:`InputFileError` where the file stops being readable."""
+def _open(path: Path) -> IO[bytes]:
     try:
-        fh = path.open("rb")
+        return path.open("rb")
     except OSError as exc:
         raise InputFileError(
             f"{path}: cannot be read: {exc.strerror or exc}",
@@ -126,12 +131,29 @@ def _records(path: Path) -> Iterator[tuple[int, InputRecord | str]]:
             line=0,
             problem=f"cannot be read: {exc.strerror or exc}",
         ) from None
-    with fh:
+
+
+def _records(path: Path) -> Iterator[tuple[int, InputRecord | str]]:
+    """(line number, record or the reason it is malformed), one at a time; raises
+    :class:`InputFileError` where the file stops being readable."""
+    with _open(path) as fh:
         lines = _Lines(path, fh)
         if path.suffix.lower() == ".csv":
             yield from _csv_records(lines)
         else:
             yield from _jsonl_records(lines)
+
+
+def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 text input file (``commbox export --input``), checked
+    as :func:`read_messages` checks its lines: :class:`~commbox_async.InputFileError` for a
+    file that is not UTF-8, holds a NUL, or a line over :data:`MAX_RECORD_BYTES`."""
+    path = Path(path)
+    with _open(path) as fh:
+        lines = _Lines(path, fh)
+        for text in lines:
+            lines.start_record()
+            yield lines.line, text
 
 
 def _csv_problem(exc: csv.Error) -> str:
