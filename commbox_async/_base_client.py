@@ -29,6 +29,7 @@ from ._exceptions import (
     CommBoxError,
     ConfigurationError,
     DeadlineExceededError,
+    InvalidArgumentError,
     InvalidResponseError,
     RateLimitError,
     ResponseTooLargeError,
@@ -151,12 +152,16 @@ class ClientOptions:
     longest_timeout: float = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries}")
-        if self.deadline is not None and self.deadline <= 0:
-            raise ConfigurationError(f"deadline must be positive seconds, got {self.deadline}")
-        if self.max_retry_after < 0:
-            raise ConfigurationError(f"max_retry_after must be >= 0, got {self.max_retry_after}")
+        check_count("max_retries", self.max_retries)
+        if self.deadline is not None:
+            check_seconds("deadline", self.deadline, positive=True, infinite=False)
+        check_seconds("max_retry_after", self.max_retry_after)
+        check_seconds("initial_backoff", self.initial_backoff)
+        check_seconds("max_backoff", self.max_backoff)
+        for part in ("connect", "read", "write", "pool"):
+            value = getattr(self.timeout, part)
+            if value is not None:
+                check_seconds(f"timeout ({part})", value, infinite=False)
         if self.max_response_bytes is not None and self.max_response_bytes < 1:
             raise ConfigurationError(
                 f"max_response_bytes must be a positive number of bytes (or None for no "
@@ -184,6 +189,37 @@ class ClientOptions:
         parts = (self.timeout.connect, self.timeout.read, self.timeout.write, self.timeout.pool)
         longest = math.inf if None in parts else max(p for p in parts if p is not None)
         object.__setattr__(self, "longest_timeout", longest)
+
+
+def check_count(name: str, value: object) -> None:
+    if type(value) is not int:
+        raise InvalidArgumentError(
+            f"{name} must be an int, got {type(value).__name__}",
+            param=name,
+            expected="int",
+            got=type(value).__name__,
+        )
+    if value < 0:
+        raise ConfigurationError(f"{name} must be >= 0, got {value}")
+
+
+def check_seconds(
+    name: str, value: object, *, positive: bool = False, infinite: bool = True
+) -> None:
+    # NaN compares false with everything, so a NaN limit silently turns every check against it
+    # off (a Retry-After of 3,000 years waited out); refused here with the other bad numbers.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgumentError(
+            f"{name} must be a number of seconds, got {type(value).__name__}",
+            param=name,
+            expected="float",
+            got=type(value).__name__,
+        )
+    if math.isnan(value) or value < 0 or (positive and value == 0):
+        which = "positive" if positive else ">= 0"
+        raise ConfigurationError(f"{name} must be {which} seconds, got {value}")
+    if not infinite and math.isinf(value):
+        raise ConfigurationError(f"{name} must be finite seconds (None for no limit), got {value}")
 
 
 class _Core:

@@ -18,6 +18,7 @@ from ._base_client import (
     TokenProvider,
     TokenSource,
     _Core,
+    check_seconds,
 )
 from ._exceptions import ConfigurationError
 from ._files import AttachmentInput
@@ -106,8 +107,7 @@ def _timeout(value: float | httpx.Timeout | None) -> httpx.Timeout:
         return value
     if value is None:
         return httpx.Timeout(None)
-    if value <= 0:
-        raise ConfigurationError(f"timeout must be positive seconds, got {value}")
+    check_seconds("timeout", value, positive=True, infinite=False)
     return httpx.Timeout(value, connect=min(value, DEFAULT_TIMEOUT.connect or value))
 
 

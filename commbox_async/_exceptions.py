@@ -18,6 +18,7 @@ __all__ = [
     "ConfigurationError",
     "ClientStateError",
     "JournalError",
+    "InputFileError",
     "TokenError",
     "InvalidArgumentError",
     "MissingExtraError",
@@ -126,6 +127,20 @@ class JournalError(CommBoxError, OSError):
 
     #: The journal's file, when the error is about opening one.
     path: str | None = None
+
+
+class InputFileError(ConfigurationError):
+    """A bulk send's input file (``commbox send-bulk --input``) cannot be read as records: it
+    is not UTF-8 (UTF-16, binary), a line or a CSV cell is too long, a quote is never closed,
+    a column is named twice, or a JSON line nests too deep. ``path`` and ``line`` (where the
+    record starts; 0 for the file as a whole) say where, ``problem`` what; the message is
+    ``path:line: problem``. One bad record is not this error: it is that record's rejection."""
+
+    def __init__(self, message: str, *, path: str, line: int, problem: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.problem = problem
 
 
 class BulkStoppedError(CommBoxError):

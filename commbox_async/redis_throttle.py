@@ -9,6 +9,11 @@ overshoot; the key expires when idle. A caller that must wait is told how long a
 locally. A 429 seen by any worker pauses all of them (the pause is a key too). A cancelled
 caller never keeps a slot it did not use: a slot granted to a caller that was cancelled while
 the reply was on its way is given back.
+
+Redis's answers are checked, not trusted: a wait must be a whole number of microseconds between
+0 and the throttle's ``max_wait``, so a key someone else wrote (``inf``, ``1e300``, a time a
+year ahead) or a clock that went back is a :class:`ThrottleUnavailableError` (or the fallback),
+never a ``ValueError`` from the sleep nor a silent sleep of hours.
 """
 
 from __future__ import annotations
@@ -75,9 +80,15 @@ return 0
 """
 
 
+#: The longest a shared throttle believes it must wait, by default (seconds): five times the
+#: client's default ``max_retry_after``, so no pause the client records is cut short.
+DEFAULT_MAX_WAIT = 300.0
+
+
 class ThrottleUnavailableError(CommBoxError):
-    """The shared throttle's Redis could not be reached, or answered with an error (a key of
-    the limit holding another kind of value: WRONGTYPE), and no fallback was enabled."""
+    """The shared throttle's Redis could not be reached, answered with an error (a key of the
+    limit holding another kind of value: WRONGTYPE) or with something the script never returns
+    (not an integer; a wait below 0 or beyond ``max_wait``), and no fallback was enabled."""
 
 
 class RedisThrottle:
@@ -90,6 +101,12 @@ class RedisThrottle:
     - ``fallback_workers``: opt in to a local bucket at ``rate / fallback_workers`` while Redis is
       unreachable or answers with an error (with a logged warning); without it,
       :class:`ThrottleUnavailableError`.
+    - ``max_wait``: the longest wait (seconds, default 300) believed from Redis, and the longest
+      pause :meth:`pause` records (a longer one is cut to it: set it at least as high as the
+      client's ``max_retry_after``). A wait Redis answers beyond ``max_wait`` (or beyond the
+      whole burst, ``burst / rate``, when that is longer), below 0 or not an integer means a
+      key of the limit holds a time no worker wrote, or Redis's clock went back: it is treated
+      as Redis being unavailable (the fallback, or :class:`ThrottleUnavailableError`).
     """
 
     def __init__(
@@ -102,6 +119,7 @@ class RedisThrottle:
         timeout: float = 1.0,
         fallback_workers: int | None = None,
         retry_redis_after: float = 5.0,
+        max_wait: float = DEFAULT_MAX_WAIT,
     ) -> None:
         try:
             import redis.asyncio as redis_asyncio
@@ -115,6 +133,10 @@ class RedisThrottle:
             raise ConfigurationError(f"burst must be at least 1, got {burst!r}")
         if fallback_workers is not None and fallback_workers < 1:
             raise ConfigurationError("fallback_workers must be at least 1")
+        if not (max_wait > 0 and math.isfinite(max_wait)):
+            raise ConfigurationError(
+                f"max_wait must be a positive number of seconds, got {max_wait!r}"
+            )
         if isinstance(redis, str):
             redis = redis_asyncio.Redis.from_url(
                 redis, socket_timeout=timeout, socket_connect_timeout=timeout
@@ -128,8 +150,12 @@ class RedisThrottle:
         self.rate = float(rate)
         self.burst = int(burst)
         self.timeout = timeout
+        self.max_wait = float(max_wait)
         self._interval_us = 1_000_000.0 / self.rate
         self._tolerance_us = (self.burst - 1) * self._interval_us
+        # A worker of this limit asks for at most max_wait (a pause) or one interval (a slot;
+        # a whole burst covers workers briefly configured with another rate); 1 ms for rounding.
+        self._max_wait_us = max(self.max_wait * 1_000_000, self.burst * self._interval_us) + 1000
         self._keys = (f"{key}:tat", f"{key}:pause")
         self._acquire = redis.register_script(_ACQUIRE)
         self._refund = redis.register_script(_REFUND)
@@ -151,7 +177,7 @@ class RedisThrottle:
     async def _call(self, script: Any, keys: Any, args: Any) -> int:
         try:
             with anyio.fail_after(self.timeout):
-                return int(await script(keys=keys, args=args))
+                reply = await script(keys=keys, args=args)
         except TimeoutError:
             raise ThrottleUnavailableError(
                 f"Redis did not answer within {self.timeout:g}s (throttle {self.key!r})"
@@ -166,6 +192,24 @@ class RedisThrottle:
                 f"{exc}); if a key of the limit ({', '.join(keys)}) holds another kind of "
                 "value, delete it or choose another key"
             ) from None
+        if type(reply) is not int:  # the scripts return integers; bool, float, bytes are not
+            raise ThrottleUnavailableError(
+                f"Redis answered {_short(reply)} to the script of throttle {self.key!r}, "
+                "which returns an integer"
+            )
+        return reply
+
+    def _checked_wait(self, wait_us: int) -> int:
+        """The microseconds Redis says to wait, if a worker of this limit can have asked for
+        them."""
+        if 0 <= wait_us <= self._max_wait_us:
+            return wait_us
+        raise ThrottleUnavailableError(
+            f"Redis told throttle {self.key!r} to wait {_short(wait_us)} µs, outside "
+            f"0 to {self._max_wait_us / 1_000_000:g} s (max_wait): a key of the limit "
+            f"({', '.join(self._keys)}) holds a time no worker of it wrote, or Redis's clock went "
+            "back; delete the keys"
+        )
 
     async def _unavailable(self, exc: ThrottleUnavailableError) -> float:
         if self._fallback is None:
@@ -193,8 +237,10 @@ class RedisThrottle:
                 # Shielded: once the script is sent, its answer is read, so a granted slot is
                 # known and can be given back if this caller was cancelled meanwhile.
                 with anyio.CancelScope(shield=True):
-                    wait_us = await self._call(
-                        self._acquire, self._keys, (self._interval_us, self._tolerance_us)
+                    wait_us = self._checked_wait(
+                        await self._call(
+                            self._acquire, self._keys, (self._interval_us, self._tolerance_us)
+                        )
                     )
             except ThrottleUnavailableError as exc:
                 return await self._unavailable(exc) + (anyio.current_time() - start)
@@ -213,8 +259,9 @@ class RedisThrottle:
             await anyio.sleep(wait_us / 1_000_000)
 
     async def pause(self, seconds: float) -> None:
-        if seconds <= 0:
+        if not seconds > 0:  # NaN too
             return
+        seconds = min(seconds, self.max_wait)
         try:
             await self._call(self._pause, self._keys[1:], (seconds * 1_000_000,))
         except ThrottleUnavailableError as exc:
@@ -222,3 +269,11 @@ class RedisThrottle:
                 raise
             logger.warning("%s; pausing the local fallback only", exc)
             await self._fallback.pause(seconds)
+
+
+def _short(value: Any) -> str:
+    """A value for a message: its repr, cut to 60 characters."""
+    if isinstance(value, int) and value.bit_length() > 200:
+        return f"an integer of {value.bit_length()} bits"  # repr fails past 4,300 digits
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -372,6 +372,57 @@ def test_a_double_ctrl_c_leaves_what_waits_in_the_throttle_pending(tmp_path: Pat
     assert sum(taken_first.values()) < n
 
 
+@pytest.mark.parametrize("command", ["send-bulk", "reconcile"])
+def test_an_unusable_journal_is_one_line_and_exit_4(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a SQLite file: 'stopped: JournalError: ...' on one line, exit 4, nothing sent; not
+    an ExceptionGroup traceback and exit 1."""
+    fake = FakeCommBox()
+    use_fake(monkeypatch, fake)
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, [sms("a", 1)])
+    journal = tmp_path / "notes.txt"
+    journal.write_text("hello\n" * 100)
+    args = (
+        send_bulk_args(src, journal, tmp_path / "o.jsonl")
+        if command == "send-bulk"
+        else ["reconcile", "--journal", str(journal)]
+    )
+    result = CliRunner().invoke(cli_module.cli, args)
+    assert result.exit_code == cli_module.EXIT_STOPPED, result.output
+    assert "stopped: JournalError:" in result.output
+    assert "Traceback" not in result.output and "ExceptionGroup" not in result.output
+    assert fake.all_objects() == []
+
+
+def test_a_library_error_inside_the_work_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error the run cannot turn into an outcome (here: reconcile's lookups refused by the
+    server as a bad request) is one line, exit 1, not an ExceptionGroup traceback."""
+    from commbox_async import BadRequestError
+    from commbox_async.bulk import Bulk
+
+    async def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise BadRequestError(
+            "refused",
+            http_status=400,
+            envelope_status=None,
+            description=None,
+            method="GET",
+            path="/streams/532/objects",
+        )
+
+    monkeypatch.setattr(Bulk, "reconcile", refuse)
+    use_fake(monkeypatch, FakeCommBox())
+    Journal(tmp_path / "j").close()
+    result = CliRunner().invoke(cli_module.cli, ["reconcile", "--journal", str(tmp_path / "j")])
+    assert result.exit_code == cli_module.EXIT_FAILED, result.output
+    assert "error: BadRequestError: refused" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_send_bulk_reconcile_counts_each_pass_against_what_it_goes_through(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

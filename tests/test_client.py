@@ -23,6 +23,7 @@ from commbox_async import (
     CommBoxError,
     ConfigurationError,
     Hooks,
+    InvalidArgumentError,
     InvalidResponseError,
     NotFoundError,
     NotImplementedAPIError,
@@ -563,7 +564,9 @@ async def test_hooks_and_counters() -> None:
     responses = iter(
         [httpx.Response(429, json=envelope(status=429), headers={"Retry-After": "0"}), ok(), ok()]
     )
-    async with make_client(lambda r: next(responses), hooks=hooks, rate_limit=1000, burst=1) as cb:
+    # 20/s, burst 1: the second request waits unless the first took 50 ms (1000/s waited only
+    # when calls were faster than 1 ms, which a loaded machine or mutmut's tracing is not).
+    async with make_client(lambda r: next(responses), hooks=hooks, rate_limit=20, burst=1) as cb:
         await cb.request("GET", "/x")
         await cb.request("GET", "/x")
         snap = cb.metrics.snapshot()
@@ -576,3 +579,41 @@ async def test_hooks_and_counters() -> None:
     assert snap["rate_limited"] == 1
     assert snap["throttle_waits"] >= 1
     assert snap["throttle_wait_seconds"] > 0
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error", "says"),
+    [
+        ("max_retries", "x", InvalidArgumentError, "max_retries must be an int, got str"),
+        ("max_retries", 2.5, InvalidArgumentError, "max_retries must be an int, got float"),
+        ("max_retries", True, InvalidArgumentError, "max_retries must be an int, got bool"),
+        ("max_retries", -1, ConfigurationError, "max_retries must be >= 0"),
+        ("initial_backoff", -1, ConfigurationError, "initial_backoff must be >= 0 seconds"),
+        ("initial_backoff", "1", InvalidArgumentError, "initial_backoff must be a number"),
+        ("max_backoff", NAN, ConfigurationError, "max_backoff must be >= 0 seconds, got nan"),
+        ("max_retry_after", NAN, ConfigurationError, "max_retry_after must be >= 0 seconds"),
+        ("max_retry_after", -5, ConfigurationError, "max_retry_after must be >= 0 seconds"),
+        ("deadline", NAN, ConfigurationError, "deadline must be positive seconds, got nan"),
+        ("deadline", 0, ConfigurationError, "deadline must be positive seconds"),
+        ("deadline", float("inf"), ConfigurationError, "None for no limit"),
+        ("timeout", NAN, ConfigurationError, "timeout must be positive seconds, got nan"),
+        ("timeout", -1.0, ConfigurationError, "timeout must be positive seconds"),
+        ("timeout", "5", InvalidArgumentError, "timeout must be a number of seconds, got str"),
+        ("timeout", httpx.Timeout(5, read=NAN), ConfigurationError, r"timeout \(read\)"),
+    ],
+)
+async def test_a_bad_option_is_refused_where_it_is_given(
+    option: str, value: Any, error: type[Exception], says: str
+) -> None:
+    """NaN compares false with everything: accepted, it would turn a limit off (a Retry-After
+    of years waited out); a str or a float count would fail later, untyped."""
+    with pytest.raises(error, match=says):
+        AsyncCommBox(token=TOKEN, **{option: value})
+    if option in ("initial_backoff", "max_backoff"):
+        return  # client-wide: with_options does not take them
+    async with AsyncCommBox(token=TOKEN) as cb:
+        with pytest.raises(error, match=says):
+            cb.with_options(**{option: value})

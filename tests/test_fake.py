@@ -475,12 +475,18 @@ def test_cli_parse_webhook(tmp_path: Any) -> None:
 async def test_drops_on_a_real_server_send_no_response_at_all(transport: str) -> None:
     """Over a socket, drop_before and lost_after both end the connection with no response:
     the client cannot tell them apart (may have been processed); only the fake knows."""
+    import logging
+
     from commbox_async import APIConnectionError, Processed
 
     from .conftest import serve_in_thread, socket_client
 
     fake = FakeCommBox()
-    with serve_in_thread(fake) as url:
+    with serve_in_thread(fake, log_level="warning") as url:
+        errors: list[logging.LogRecord] = []
+        handler = logging.Handler(logging.ERROR)
+        handler.emit = errors.append  # type: ignore[method-assign]
+        logging.getLogger("uvicorn.error").addHandler(handler)
         async with socket_client(url, transport, max_retries=0) as cb:
             for kind, taken in (("drop_before", 0), ("lost_after", 1)):
                 fake.fail_next(kind)
@@ -490,6 +496,10 @@ async def test_drops_on_a_real_server_send_no_response_at_all(transport: str) ->
                     )
                 assert info.value.processed is Processed.MAYBE
                 assert sum(o["message"] == kind for o in fake.all_objects()) == taken
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    # A drop is the fault asked for, not an error of the server's ("ASGI callable returned
+    # without starting response" for each one, before).
+    assert [r.getMessage() for r in errors] == []
 
 
 async def test_a_new_conversation_shows_in_search_only_after_the_index_delay() -> None:

@@ -223,6 +223,19 @@ HOSTILE_WEBHOOKS: dict[str, tuple[bytes, str]] = {
         activity_body(CreateDate="9999-12-31T23:00:00-05:00"),
         "out of range",
     ),
+    # Encodings expat cannot read: before, LookupError, ValueError or UnicodeError, and 500.
+    **{
+        f"xml declaring {encoding}": (
+            b'<?xml version="1.0" encoding="%s"?>' % encoding.encode()
+            + b'<Event Subscription="Object" Name="OnNew"><Object><Id>1</Id></Object></Event>',
+            "declared encoding",
+        )
+        for encoding in ("x-unknown", "utf-32", "EBCDIC", "shift_jis", "rot13", "idna", "punycode")
+    },
+    "xml declaring an encoding 1,000 letters long": (
+        b'<?xml version="1.0" encoding="' + b"x" * 1000 + b'"?><Event/>',
+        "declared encoding",
+    ),
 }
 
 
@@ -234,6 +247,14 @@ def test_hostile_webhook_bodies_are_parse_errors(case: str) -> None:
     assert match in str(exc)
     assert len(str(exc)) < 500  # the message never echoes the whole hostile value
     assert elapsed < SAFETY
+
+
+@pytest.mark.parametrize("bom", ["utf-8-sig", "utf-16"])
+def test_an_xml_body_after_a_byte_order_mark_is_sniffed_as_xml(bom: str) -> None:
+    # Before: sniffed as JSON when no content type said XML ("malformed JSON webhook").
+    text = '<?xml version="1.0"?><Event Subscription="Object" Name="OnNew"><Object><Id>7</Id>'
+    event = parse_event((text + "</Object></Event>").encode(bom))
+    assert event.object.id == 7  # type: ignore[attr-defined]
 
 
 def test_a_str_body_with_a_lone_surrogate_is_a_parse_error() -> None:
@@ -599,6 +620,52 @@ def test_a_receiver_cuts_off_a_client_dripping_its_body(kind: str) -> None:
     assert 0.4 < elapsed < 5
 
 
+BROKEN_BODIES: dict[str, tuple[bytes, bool]] = {
+    # (the request, whether the client hangs up after sending it)
+    "a body cut short": (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n<Event", True),
+    "a broken chunk": (
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        False,
+    ),
+    "gzip that is not": (
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n\r\n"
+        b"notgzip!!!",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_BODIES)
+@pytest.mark.parametrize("kind", ["starlette", "aiohttp"])
+def test_a_body_the_server_cannot_read_is_no_error_of_the_receiver(kind: str, case: str) -> None:
+    # Before: the receiver let the server's exception out: aiohttp answered 500 to gzip that
+    # is not gzip (RequestPayloadError), and both logged a traceback at ERROR for a client that
+    # hung up mid-body (ClientDisconnect, ConnectionResetError) or broke its chunks.
+    request, hang_up = BROKEN_BODIES[case]
+    names = ("uvicorn.error",) if kind == "starlette" else ("aiohttp.server", "aiohttp.web")
+    with serve(kind) as port, rendered_log(*names) as lines:
+        with socket.create_connection(("127.0.0.1", port), 5) as sock:
+            sock.sendall(request)
+            if hang_up:
+                sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(5)
+            try:
+                answer = sock.recv(200)
+            except OSError:
+                answer = b""
+        time.sleep(0.3)  # what the server logs, it logs after the connection ends
+    assert _status(answer) in (400, 0), answer  # 0: hung up before an answer
+    # aiohttp's parser logs what it refuses itself (at ERROR, with its exception: see the
+    # redaction test above); nothing may come through the receiver, nor be "Unhandled".
+    errors = [
+        line
+        for line in lines
+        if " ERROR " in line.split("\n", 1)[0]
+        and ("commbox_async" in line or "Unhandled" in line or "ASGI" in line)
+    ]
+    assert errors == [], errors[0] if errors else None
+
+
 @contextlib.contextmanager
 def access_records(logger_name: str) -> Iterator[list[logging.LogRecord]]:
     """What a logger emits, as a handler added to it sees it (after its filters)."""
@@ -666,6 +733,109 @@ def test_the_query_secret_never_reaches_the_access_log(kind: str) -> None:
     assert "s3cret-A" not in text
     # The control proves the capture sees what the server logs: an unfiltered parameter shows.
     assert "s3cret-B" in text
+
+
+@contextlib.contextmanager
+def rendered_log(*logger_names: str) -> Iterator[list[str]]:
+    """Every record the loggers emit, as a plain handler renders it: message and traceback."""
+    lines: list[str] = []
+
+    class Render(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Render()
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    loggers = [logging.getLogger(name) for name in logger_names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield lines
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+# Request lines and header lines aiohttp's parser refuses, and so echoes in the exception it
+# logs on aiohttp.server at ERROR.
+MALFORMED = [
+    b"GET /%s?x=1&%s HTTP/9.9\r\nHost: t\r\n\r\n",
+    b"GET /%s?%s\x00 HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET /%s?%s" + b"x" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+]
+
+
+def _send_raw(port: int, request: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port), 5) as sock:
+        sock.sendall(request)
+        sock.settimeout(5)
+        with contextlib.suppress(OSError):
+            sock.recv(500)
+
+
+def test_a_malformed_request_line_leaves_no_query_secret_in_the_server_error_log() -> None:
+    # Before: aiohttp.server logged "Error handling request" with the parser's exception,
+    # which quotes the request line: ?secret=s3cret-A in the error log (found by the outsider
+    # review). The control (?key=s3cret-B, a receiver that does not redact) shows the capture
+    # sees what the server writes.
+    from aiohttp import web
+
+    from commbox_async.webhooks.aiohttp import add_webhook_routes
+
+    router, _ = _receiver_router()
+    app = web.Application()
+    add_webhook_routes(app, router, prefix="/a", secret="s3cret-A")
+    add_webhook_routes(
+        app, router, prefix="/b", secret="s3cret-B", secret_param="key", redact_access_log=False
+    )
+    with aiohttp_server(app) as port, rendered_log("aiohttp.server", "aiohttp.access") as lines:
+        for shape in MALFORMED:
+            _send_raw(port, shape % (b"a", b"secret=s3cret-A"))
+            _send_raw(port, shape % (b"b", b"key=s3cret-B"))
+        _send_raw(port, b"GET /a HTTP/1.1\r\nHost: t\r\nX-CommBox-Secret: s3cret-A\x01\r\n\r\n")
+        time.sleep(0.2)  # the logs are written after the answer
+    text = "\n".join(lines)
+    assert "Error handling request" in text
+    assert text.count("s3cret-B") >= len(MALFORMED)
+    assert "secret=***" in text
+    assert "s3cret-A" not in text
+
+
+@pytest.mark.parametrize("kind", ["starlette", "aiohttp"])
+def test_the_server_error_logs_are_filtered_too(kind: str) -> None:
+    # uvicorn 0.54 logs no request line for a malformed request (h11 or httptools), but an
+    # error log is where a traceback quoting a URL lands: its error logger is filtered too.
+    names = (
+        ("uvicorn.access", "uvicorn.error")
+        if kind == "starlette"
+        else ("aiohttp.access", "aiohttp.server")
+    )
+    router, _ = _receiver_router()
+    if kind == "starlette":
+        from commbox_async.webhooks.starlette import webhook_app
+
+        webhook_app(router, secret="s")
+    else:
+        from aiohttp import web
+
+        from commbox_async.webhooks.aiohttp import add_webhook_routes
+
+        add_webhook_routes(web.Application(), router, secret="s")
+    for name in names:
+        logger = logging.getLogger(name)
+        try:
+            raise ValueError("bad request line b'POST /hooks?secret=s3cret-C HTTP/1.1'")
+        except ValueError:
+            with rendered_log(name) as lines:
+                logger.exception("Error handling request %s", "/hooks?a=1&secret=s3cret-C")
+                logger.warning(ValueError("/hooks?secret=s3cret-C"))
+                logger.warning("got %r", {"x-commbox-secret": "s3cret-C"})
+        text = "\n".join(lines)
+        assert "Traceback" in text and "secret=***" in text, text
+        assert "s3cret-C" not in text, (name, text)
 
 
 def test_the_redacting_filter_covers_message_args_and_extra_fields() -> None:
@@ -830,7 +1000,7 @@ BAD_JOURNALS: dict[str, tuple[Any, str]] = {
     "a damaged page": (lambda p: (_journal_with_rows(p), _scribble(p)), "corrupt"),
     "a directory": (lambda p: p.mkdir(), "is a directory"),
     "in a missing folder": (lambda p: None, "does not exist"),
-    "another program's database": (_other_sqlite, "not a bulk journal"),
+    "another program's database": (_other_sqlite, "not a commbox journal"),
 }
 
 

@@ -498,6 +498,11 @@ async def test_starlette_receiver() -> None:
             "/commbox/?secret=s3cret", content=b"x" * 5000, headers={"content-length": b"\xb2"}
         )
         assert r.status_code == 413
+        # 5,000 digits: more than int() reads (a ValueError and a 500, before); 413 at once.
+        r = await http.post(
+            "/commbox/?secret=s3cret", content=b"x", headers={"content-length": "9" * 5000}
+        )
+        assert r.status_code == 413
         assert (await http.post("/commbox/?secret=s3cret", content=b"<nope")).status_code == 400
         assert (
             await http.post("/commbox/nope/nothing?secret=s3cret", content=on_new)

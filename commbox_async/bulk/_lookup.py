@@ -107,7 +107,7 @@ class Lookup:
         try:
             fields: dict[str, Any] = json.loads(text)
             return cls(**fields)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # not what a bulk send wrote
             return None
 
 

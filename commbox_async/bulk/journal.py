@@ -19,14 +19,15 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+import typing
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._exceptions import ConfigurationError, JournalError
 from .._verdict import Processed
 from ._backend import JournalBackend, JournalEntry, Sending, UncertainEntry
-from ._types import Outcome
+from ._types import FailureKind, Outcome, OutcomeKind
 
 __all__ = ["Journal", "JournalBackend", "JournalEntry", "Sending", "UncertainEntry"]
 
@@ -64,6 +65,38 @@ _COLUMNS = {
 }
 
 
+#: What a journal file holds besides SQLite's own objects; anything else is another program's.
+_OURS = frozenset({("table", "messages"), ("table", "runs"), ("index", "messages_by_id")})
+
+_STATES = frozenset(("sending", *typing.get_args(OutcomeKind)))
+_FAILURES = frozenset((None, *typing.get_args(FailureKind)))
+_PROCESSED = {int(p): p for p in Processed}
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+# What every row a bulk send writes holds, column by column. A row read that breaks one was
+# written by something else (the file is locked while a journal has it open), and nothing it
+# says can be trusted: it is a JournalError naming the key, never a ValueError mid-send.
+_VALID: dict[str, Callable[[Any], bool]] = {
+    "state": _STATES.__contains__,
+    "processed": lambda v: type(v) is int and v in _PROCESSED,
+    "failure": _FAILURES.__contains__,
+    "id": lambda v: v is None or type(v) is int,
+    "run": lambda v: type(v) is int,
+    "started": lambda v: v is None or _number(v),
+    "updated": _number,
+    "reconciled": lambda v: v in (0, 1),
+    **{c: (lambda v: v is None or type(v) is str) for c in ("error", "digest", "lookup")},
+}
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class Journal:
     """The SQLite journal of a bulk send: one row per key with its state, id and error.
 
@@ -78,7 +111,11 @@ class Journal:
     :class:`~commbox_async.JournalError` naming the file and what is wrong: not a SQLite file,
     corrupt or truncated (``PRAGMA quick_check``, about 4 ms per MB), read-only (the file or
     its folder: SQLite writes a ``-wal`` file beside it), a directory, a folder that does not
-    exist, or a SQLite file that is not a journal.
+    exist, or a SQLite file that is not a journal (another program's: any table but the
+    journal's own). A row no bulk send writes (an unknown state, a ``processed`` of 99:
+    changed by something else while no journal had the file open) is a ``JournalError``
+    naming its key when it is read (the send reads each key's row before sending it), and so
+    is any later SQLite failure, saying what could not be done and why.
     """
 
     #: The columns every journal has had; a ``messages`` table without them is not a journal.
@@ -126,6 +163,20 @@ class Journal:
         problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
         if problems != ["ok"]:
             raise self._error(f"is corrupt or truncated: {'; '.join(problems)}")
+        # Never adopt another program's database (and add tables to it).
+        foreign = [
+            f"{kind} {name!r}"
+            for kind, name in db.execute(
+                "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^'"
+            )
+            if (kind, name) not in _OURS
+        ]
+        if foreign:
+            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            raise self._error(
+                f"is a SQLite file but not a commbox journal: it holds {foreign[0]}{more}, and a "
+                "journal holds only its own messages and runs tables; give the bulk send a new file"
+            )
         db.execute(
             "CREATE TABLE IF NOT EXISTS messages ("
             " key TEXT PRIMARY KEY, state TEXT NOT NULL, id INTEGER, error TEXT,"
@@ -142,7 +193,7 @@ class Journal:
         missing = self._REQUIRED - columns
         if missing:
             raise self._error(
-                "is a SQLite file but not a bulk journal: its messages table has no "
+                "is a SQLite file but not a commbox journal: its messages table has no "
                 f"{', '.join(sorted(missing))} column"
             )
         for name, declaration in _COLUMNS.items():
@@ -156,8 +207,31 @@ class Journal:
         # Reconciliation asks which conversation ids are already some key's result.
         db.execute("CREATE INDEX IF NOT EXISTS messages_by_id ON messages(id)")
 
+    def _bad_row(self, key: str, column: str, value: str, why: str = "") -> JournalError:
+        return self._error(
+            f"holds a row no bulk send writes (key {_cut(key)}: {column} = {_cut(value)}{why}): "
+            "it was changed by something else. Restore the file, or start a new journal "
+            "(which sends every key again)"
+        )
+
+    def _checked(self, key: str, **columns: Any) -> None:
+        """Raise the JournalError for the first of ``columns`` (of ``key``'s row) that holds
+        what no bulk send writes."""
+        for column, value in columns.items():
+            if not _VALID[column](value):
+                raise self._bad_row(repr(key), column, repr(value))
+
     def _error(self, what: str) -> JournalError:
         error = JournalError(f"journal {self.path} {what}")
+        error.path = str(self.path) if self.path else None
+        return error
+
+    def _failed(self, doing: str, exc: sqlite3.Error) -> JournalError:
+        """The error for a SQLite failure after the journal was opened."""
+        error = JournalError(
+            f"the bulk journal {self.path or '(temporary)'} could not be {doing}: "
+            f"{_sqlite_error_name(exc)}: {exc}"
+        )
         error.path = str(self.path) if self.path else None
         return error
 
@@ -187,31 +261,55 @@ class Journal:
         return self._error(f"{what} ({exc})")
 
     def begin_run(self) -> int:
-        cur = self._db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
+        try:
+            cur = self._db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
+        except sqlite3.Error as exc:
+            raise self._failed("written", exc) from exc
         assert cur.lastrowid is not None
         return cur.lastrowid
 
     def recover(self) -> int:
-        cur = self._db.execute(
-            "UPDATE messages SET state='uncertain', processed=?,"
-            " error='the sending process stopped mid-request', updated=? WHERE state='sending'",
-            (int(Processed.MAYBE), time.time()),
-        )
+        try:
+            cur = self._db.execute(
+                "UPDATE messages SET state='uncertain', processed=?,"
+                " error='the sending process stopped mid-request', updated=?"
+                " WHERE state='sending'",
+                (int(Processed.MAYBE), time.time()),
+            )
+        except sqlite3.Error as exc:
+            raise self._failed("written", exc) from exc
         return cur.rowcount
 
     def get(self, key: str) -> JournalEntry | None:
-        row = self._db.execute(
-            "SELECT state, id, error, failure, run, digest, processed, started"
-            " FROM messages WHERE key=?",
-            (key,),
-        ).fetchone()
+        try:
+            row = self._db.execute(
+                "SELECT state, id, error, failure, run, digest, processed, started"
+                " FROM messages WHERE key=?",
+                (key,),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed("read", exc) from exc
         if row is None:
             return None
         state, id_, error, failure, run, digest, processed, started = row
-        return JournalEntry(state, id_, error, failure, run, digest, Processed(processed), started)
+        self._checked(
+            key,
+            state=state,
+            processed=processed,
+            failure=failure,
+            id=id_,
+            run=run,
+            started=started,
+            digest=digest,
+            error=error,
+        )
+        return JournalEntry(state, id_, error, failure, run, digest, _PROCESSED[processed], started)
 
     def claim(self, key: str, run: int) -> None:
-        self._db.execute("UPDATE messages SET run=? WHERE key=?", (run, key))
+        try:
+            self._db.execute("UPDATE messages SET run=? WHERE key=?", (run, key))
+        except sqlite3.Error as exc:
+            raise self._failed("written", exc) from exc
 
     def write(
         self, *, sending: Sequence[Sending] = (), settled: Sequence[Outcome] = (), run: int = 0
@@ -263,9 +361,7 @@ class Journal:
                 raise
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise JournalError(
-                f"the bulk journal {self.path or '(temporary)'} could not be written: {exc}"
-            ) from exc
+            raise self._failed("written", exc) from exc
 
     def sending(self, *keys: str, run: int = 0) -> None:
         """Mark keys as about to be sent, in one transaction (a WhatsApp batch is one request)."""
@@ -275,19 +371,41 @@ class Journal:
         self.write(settled=outcomes, run=run)
 
     def counts(self) -> dict[str, int]:
-        return dict(
-            self._db.execute("SELECT state, COUNT(*) FROM messages GROUP BY state").fetchall()
-        )
+        try:
+            counts = dict(
+                self._db.execute("SELECT state, COUNT(*) FROM messages GROUP BY state").fetchall()
+            )
+            for state in counts.keys() - _STATES:
+                (key,) = self._db.execute(
+                    "SELECT key FROM messages WHERE state IS ? LIMIT 1", (state,)
+                ).fetchone()
+                raise self._bad_row(repr(key), "state", repr(state))
+        except sqlite3.Error as exc:
+            raise self._failed("read", exc) from exc
+        return counts
 
     def uncertain(self) -> list[UncertainEntry]:
-        cur = self._db.execute(
-            "SELECT key, lookup, started, updated, processed, error FROM messages"
-            " WHERE state='uncertain' ORDER BY started"
-        )
-        return [
-            UncertainEntry(key, lookup, started, updated, Processed(processed), error)
-            for key, lookup, started, updated, processed, error in cur
-        ]
+        try:
+            rows = self._db.execute(
+                "SELECT key, lookup, started, updated, processed, error FROM messages"
+                " WHERE state='uncertain' ORDER BY started"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failed("read", exc) from exc
+        entries = []
+        for key, lookup, started, updated, processed, error in rows:
+            self._checked(
+                key,
+                processed=processed,
+                started=started,
+                updated=updated,
+                lookup=lookup,
+                error=error,
+            )
+            entries.append(
+                UncertainEntry(key, lookup, started, updated, _PROCESSED[processed], error)
+            )
+        return entries
 
     def annotate(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
@@ -302,27 +420,31 @@ class Journal:
                     ],
                 )
         except sqlite3.Error as exc:
-            raise JournalError(
-                f"the bulk journal {self.path or '(temporary)'} could not be written: {exc}"
-            ) from exc
+            raise self._failed("written", exc) from exc
 
     def taken_ids(self, ids: Iterable[int]) -> dict[int, str]:
         found: dict[int, str] = {}
         batch = list(ids)
-        for i in range(0, len(batch), 500):  # SQLite's limit on bound parameters
-            chunk = batch[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            cur = self._db.execute(
-                f"SELECT id, key FROM messages WHERE state='sent' AND id IN ({marks})",  # noqa: S608 - only ? marks
-                chunk,
-            )
-            found.update(dict(cur.fetchall()))
+        try:
+            for i in range(0, len(batch), 500):  # SQLite's limit on bound parameters
+                chunk = batch[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                cur = self._db.execute(
+                    f"SELECT id, key FROM messages WHERE state='sent' AND id IN ({marks})",  # noqa: S608 - only ? marks
+                    chunk,
+                )
+                found.update(dict(cur.fetchall()))
+        except sqlite3.Error as exc:
+            raise self._failed("read", exc) from exc
         return found
 
     def sends_between(self, start: float, end: float) -> int:
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM messages WHERE started BETWEEN ? AND ?", (start, end)
-        ).fetchone()
+        try:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM messages WHERE started BETWEEN ? AND ?", (start, end)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed("read", exc) from exc
         return int(row[0])
 
     def rows(self) -> list[dict[str, Any]]:
@@ -331,11 +453,26 @@ class Journal:
 
     def iter_rows(self) -> Iterator[dict[str, Any]]:
         """Every key's row, in key order, one at a time."""
+        try:
+            yield from self._iter_rows()
+        except sqlite3.Error as exc:
+            raise self._failed("read", exc) from exc
+
+    def _iter_rows(self) -> Iterator[dict[str, Any]]:
         cur = self._db.execute(
             "SELECT key, state, id, error, failure, processed, data, candidates, reconciled"
             " FROM messages ORDER BY key"
         )
         for key, state, id_, error, failure, processed, data, candidates, reconciled in cur:
+            self._checked(
+                key,
+                state=state,
+                processed=processed,
+                failure=failure,
+                id=id_,
+                error=error,
+                reconciled=reconciled,
+            )
             yield {
                 "key": key,
                 "outcome": state,
@@ -343,15 +480,31 @@ class Journal:
                 "error": error,
                 "failure": failure,
                 "retryable": state == "failed" and failure == "not_sent",
-                "processed": Processed(processed).name.lower(),
-                "data": None if data is None else json.loads(data),
-                "candidates": [] if candidates is None else json.loads(candidates),
+                "processed": _PROCESSED[processed].name.lower(),
+                "data": self._json(key, "data", data, None),
+                "candidates": self._json(key, "candidates", candidates, []),
                 "reconciled": bool(reconciled),
             }
 
+    def _json(self, key: str, column: str, text: str | None, default: Any) -> Any:
+        """A column holding JSON, decoded (only something other than a bulk send writes one
+        that does not)."""
+        if text is None:
+            return default
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            raise self._bad_row(repr(key), column, repr(text), ", not JSON") from None
+        if column == "candidates" and not isinstance(value, list):
+            raise self._bad_row(repr(key), column, repr(text), ", not a JSON list")
+        return value
+
     def close(self) -> None:
         """Close the file and release its lock (a ``with`` block does this too)."""
-        self._db.close()
+        try:
+            self._db.close()
+        except sqlite3.Error as exc:
+            raise self._failed("closed", exc) from exc
 
     def __enter__(self) -> Journal:
         return self

@@ -7,6 +7,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import httpx
 
 from ._handlers import Multipart
@@ -77,9 +79,16 @@ async def drop(send: Send, *, processed: bool) -> None:
     connection's request cycle, which holds the socket's transport: aborting it is what a
     server dying mid-request does (the client cannot tell whether the request was acted on).
     In-process, the transport below turns the exception into the error a socket would give."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
     if transport is not None and callable(getattr(transport, "abort", None)):
         transport.abort()
+        # The server learns of the abort on the loop's next turns; returning before then has
+        # uvicorn log "ASGI callable returned without starting response" for every drop.
+        for _ in range(10):
+            if getattr(cycle, "disconnected", True):
+                break
+            await anyio.lowlevel.checkpoint()
         return
     raise ConnectionDropped(processed)
 

@@ -124,7 +124,7 @@ def parse_event(
     elif "json" in kind:
         is_xml = False
     else:
-        is_xml = data.lstrip()[:1] == b"<"
+        is_xml = _looks_like_xml(data)
     with MaxDepth(max_depth):
         if is_xml:
             return _parse_xml(data, subscription=subscription, name=name, max_depth=max_depth)
@@ -132,6 +132,16 @@ def parse_event(
 
 
 # -- XML -------------------------------------------------------------------------------------
+
+# Byte-order marks an XML writer may put first (.NET's does): the document starts after them.
+_UTF16_XML_STARTS = (b"\xff\xfe<\x00", b"\xfe\xff\x00<")
+
+
+def _looks_like_xml(data: bytes) -> bool:
+    if data.startswith(_UTF16_XML_STARTS):
+        return True
+    return data.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"<"
+
 
 # Damage the documentation tool did to the published examples, repaired only when the body
 # does not parse as it is: "</User />" closing tags, and a start tag missing its ">".
@@ -181,9 +191,11 @@ def _fromstring(data: bytes, max_depth: int) -> Element:
     return parser.close()  # type: ignore[no-any-return]
 
 
-def _parse_xml(data: bytes, *, subscription: str | None, name: str | None, max_depth: int) -> Event:
+def _parse_once(data: bytes, max_depth: int) -> Element:
+    """``data`` as an element tree, or the typed refusal; a syntax error is let through for
+    the caller to try the repairs."""
     try:
-        root = _fromstring(data, max_depth)
+        return _fromstring(data, max_depth)
     except _TooDeep:
         raise WebhookParseError(
             f"refused XML webhook: elements nested deeper than the limit of {max_depth}"
@@ -192,18 +204,27 @@ def _parse_xml(data: bytes, *, subscription: str | None, name: str | None, max_d
         raise WebhookParseError(
             f"refused XML webhook: {type(exc).__name__} (DTDs and entities are not allowed)"
         ) from None
+    except (LookupError, ValueError) as exc:
+        # The declaration names an encoding expat cannot read: one Python does not know
+        # ("x-unknown", "EBCDIC"; LookupError), a multi-byte one ("utf-32", "shift_jis";
+        # ValueError) or a codec that fails on the bytes ("idna", "punycode"; UnicodeError).
+        reason = str(exc)
+        if len(reason) > 120:
+            reason = reason[:120] + "..."
+        raise WebhookParseError(
+            f"refused XML webhook: its declared encoding cannot be read ({reason})"
+        ) from None
+
+
+def _parse_xml(data: bytes, *, subscription: str | None, name: str | None, max_depth: int) -> Event:
+    try:
+        root = _parse_once(data, max_depth)
     except SafeET.ParseError as first:
         repaired = data
         for pattern, replacement in _REPAIRS:
             repaired = pattern.sub(replacement, repaired)
         try:
-            root = _fromstring(repaired, max_depth)
-        except _TooDeep:
-            raise WebhookParseError(
-                f"refused XML webhook: elements nested deeper than the limit of {max_depth}"
-            ) from None
-        except DefusedXmlException as exc:
-            raise WebhookParseError(f"refused XML webhook: {type(exc).__name__}") from None
+            root = _parse_once(repaired, max_depth)
         except SafeET.ParseError:
             raise WebhookParseError(f"malformed XML webhook: {first}") from None
     if _local(root.tag) != "Event":

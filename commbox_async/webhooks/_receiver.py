@@ -26,6 +26,7 @@ __all__ = [
     "Verdict",
     "check",
     "read_body",
+    "redact_server_logs",
 ]
 
 #: Seconds a receiver waits for a whole body (after the headers) before answering 408.
@@ -59,8 +60,9 @@ class ReceiverConfig:
     - ``max_depth``: XML/JSON nesting limit (256; 400 above it).
     - ``background``: answer 200 first and run the handlers afterwards (otherwise 200 only
       after they succeed, 500 if one fails, so CommBox re-delivers).
-    - ``redact_access_log``: add a :class:`SecretRedactingFilter` for ``secret_param`` to
-      the server's access logger (``aiohttp.access`` or ``uvicorn.access``), once.
+    - ``redact_access_log``: add a :class:`SecretRedactingFilter` for ``secret_param`` and
+      ``secret_header`` to the server's access and error loggers (``aiohttp.access`` and
+      ``aiohttp.server``, or ``uvicorn.access`` and ``uvicorn.error``), once.
     """
 
     secret: str | None = attrs.field(default=None, repr=False)
@@ -86,12 +88,16 @@ class Verdict:
     status: int
     message: str
     event: Event | None = None
+    #: The body could not be read to its end (its framing or encoding is broken, or the
+    #: client hung up): what follows on the connection is not a request.
+    unreadable: bool = False
 
     @property
     def close(self) -> bool:
         """Whether the connection must be closed after the answer: the body was not read to
-        its end (too large, too slow), and reading on would serve the client that sent it."""
-        return self.status in (408, 413)
+        its end (too large, too slow, unreadable), and reading on would serve the client that
+        sent it."""
+        return self.status in (408, 413) or self.unreadable
 
 
 def secret_ok(config: ReceiverConfig, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
@@ -101,15 +107,31 @@ def secret_ok(config: ReceiverConfig, query: Mapping[str, str], headers: Mapping
     return hmac.compare_digest(given.encode(), config.secret.encode())
 
 
+def _declares_more(declared: str, limit: int) -> bool:
+    """Whether a ``Content-Length`` says more than ``limit``; compared by length first, since
+    ``int()`` refuses more than 4,300 digits (a ValueError, and a 500, for a crafted header)."""
+    digits = declared.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        return False  # not a length: the server in front refuses it, or the read is capped
+    digits = digits.lstrip("0") or "0"
+    return len(digits) > len(str(limit)) or int(digits) > limit
+
+
 async def read_body(
-    chunks: AsyncIterator[bytes], config: ReceiverConfig, *, declared: str | None
+    chunks: AsyncIterator[bytes],
+    config: ReceiverConfig,
+    *,
+    declared: str | None,
+    unreadable: tuple[type[Exception], ...] = (),
 ) -> bytes | Verdict:
     """The body, read under ``max_bytes`` and ``body_timeout``, or the verdict to answer with.
 
     Reading stops at the first chunk past the limit (or at once, for a ``Content-Length``
-    over it), and the caller closes the connection after answering.
+    over it), and the caller closes the connection after answering. ``unreadable`` are the
+    server's errors for a body it cannot read (broken chunks or ``Content-Encoding``, a client
+    that hung up): a 400, not an error of the receiver.
     """
-    if declared and declared.isdecimal() and int(declared) > config.max_bytes:
+    if declared is not None and _declares_more(declared, config.max_bytes):
         return Verdict(413, f"payload too large (limit {config.max_bytes} bytes)")
     body = bytearray()
     try:
@@ -120,6 +142,10 @@ async def read_body(
                     return Verdict(413, f"payload too large (limit {config.max_bytes} bytes)")
     except TimeoutError:
         return Verdict(408, f"body not received within {config.body_timeout:g}s")
+    except unreadable as exc:
+        return Verdict(
+            400, f"the request body could not be read ({type(exc).__name__})", unreadable=True
+        )
     return bytes(body)
 
 
@@ -154,49 +180,77 @@ def check(
 
 
 class SecretRedactingFilter(logging.Filter):
-    """A logging filter that replaces the value of the ``param`` query parameter
-    (``?secret=...``) with ``***`` in every record it sees: the message, its arguments and
-    any text in the record's extra fields (aiohttp's access log puts the request line there).
+    """A logging filter that hides the webhook secret in every record it sees: the value of
+    the ``param`` query parameter (``?secret=...`` becomes ``?secret=***``) and of the
+    ``header`` header (``X-CommBox-Secret: ***``), wherever they appear in the record: the
+    message, its arguments (as text, whatever their type), the text of its exception and
+    stack, and any text in its extra fields (aiohttp's access log puts the request line
+    there). An exception whose text held the secret is replaced by its redacted text.
 
-    The receivers add one to their server's access logger (``redact_access_log=True``). Add it
-    yourself to any other logger that writes request URLs::
+    The receivers add one to their server's access and error loggers (``aiohttp.access`` and
+    ``aiohttp.server``, ``uvicorn.access`` and ``uvicorn.error``; ``redact_access_log=True``):
+    aiohttp's error log quotes the request line of a request it cannot parse. Add it yourself
+    to any other logger that writes request URLs::
 
         logging.getLogger("my.access.log").addFilter(SecretRedactingFilter())
 
-    Better still, configure CommBox to send the secret in the ``X-CommBox-Secret`` header,
-    which access logs do not show.
+    A filter acts on records logged on its own logger, not on those of its children. Better
+    still, configure CommBox to send the secret in the ``X-CommBox-Secret`` header, which
+    access logs do not show.
     """
 
-    def __init__(self, param: str = "secret") -> None:
+    def __init__(self, param: str = "secret", header: str = "X-CommBox-Secret") -> None:
         super().__init__()
         self.param = param
-        names = {param, quote(param, safe="")}
-        alternatives = "|".join(re.escape(n) for n in sorted(names))
-        self._pattern = re.compile(rf"([?&;](?:{alternatives})=)[^&;#\s\"'<>]*", re.IGNORECASE)
+        self.header = header
+        names = "|".join(re.escape(n) for n in sorted({param, quote(param, safe="")}))
+        # ?secret=VALUE in a URL; "X-CommBox-Secret: VALUE" in a header line, and the header
+        # in a mapping's or a pair's repr ({'x-commbox-secret': 'VALUE'}, (b'...', b'VALUE')).
+        self._pattern = re.compile(
+            rf"([?&;](?:{names})=)[^&;#\s\"'<>]*"
+            rf"|({re.escape(header)}['\"]?\s*[:=,]\s*b?['\"]?)[^\s'\"]*",
+            re.IGNORECASE,
+        )
 
     def __repr__(self) -> str:
-        return f"SecretRedactingFilter(param={self.param!r})"
+        return f"SecretRedactingFilter(param={self.param!r}, header={self.header!r})"
+
+    def _names_secret(self, key: object) -> bool:
+        if isinstance(key, bytes):
+            key = key.decode("latin-1")
+        return isinstance(key, str) and key.lower() in (self.param.lower(), self.header.lower())
 
     def redact(self, text: str) -> str:
-        if "=" not in text:
+        if "=" not in text and ":" not in text and "," not in text:
             return text
-        return self._pattern.sub(r"\1***", text)
+        return self._pattern.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.redact(value)
-        if isinstance(value, dict):
-            return {k: self._value(v) for k, v in value.items()}
+        if isinstance(value, dict):  # headers or query parameters, say: the secret's by name
+            return {k: "***" if self._names_secret(k) else self._value(v) for k, v in value.items()}
+        if isinstance(value, (int, float)) or value is None:
+            return value
+        # Anything else is logged as its text (%s, %r): the text, if that hides something.
+        for text in (str(value), repr(value)):
+            if self.redact(text) != text:
+                return self.redact(text)
         return value
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
-            if isinstance(record.msg, str):
-                record.msg = self.redact(record.msg)
+            record.msg = self._value(record.msg)
             if isinstance(record.args, tuple):
                 record.args = tuple(self._value(a) for a in record.args)
             elif isinstance(record.args, dict):
                 record.args = self._value(record.args)
+            if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+                text = logging.Formatter().formatException(record.exc_info)
+                redacted = self.redact(text)
+                if redacted != text:
+                    # The exception object says it too: the handlers get its redacted text.
+                    record.exc_text, record.exc_info = redacted, None
             for key, value in list(vars(record).items()):
                 if key not in ("msg", "args") and isinstance(value, (str, dict)):
                     redacted = self._value(value)
@@ -207,12 +261,16 @@ class SecretRedactingFilter(logging.Filter):
         return True
 
 
-def redact_access_log(config: ReceiverConfig, logger_name: str) -> None:
-    """Add a :class:`SecretRedactingFilter` for the config's parameter to a logger, once."""
+def redact_server_logs(config: ReceiverConfig, *logger_names: str) -> None:
+    """Add a :class:`SecretRedactingFilter` for the config's parameter and header to each
+    logger, once."""
     if not config.redact_access_log:
         return
-    logger = logging.getLogger(logger_name)
-    for existing in logger.filters:
-        if isinstance(existing, SecretRedactingFilter) and existing.param == config.secret_param:
-            return
-    logger.addFilter(SecretRedactingFilter(config.secret_param))
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if not any(
+            isinstance(f, SecretRedactingFilter)
+            and (f.param, f.header) == (config.secret_param, config.secret_header)
+            for f in logger.filters
+        ):
+            logger.addFilter(SecretRedactingFilter(config.secret_param, config.secret_header))

@@ -8,16 +8,18 @@ Routes: ``POST {prefix}/{subscription}/{name}`` and ``POST {prefix}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from .._extras import missing_extra
 
 try:
     from aiohttp import web
+    from aiohttp.web_protocol import RequestPayloadError
 except ImportError as exc:
     raise missing_extra(exc, extra="aiohttp", what="commbox_async.webhooks.aiohttp") from None
 
-from ._receiver import ReceiverConfig, Verdict, check, read_body, redact_access_log, secret_ok
+from ._receiver import ReceiverConfig, Verdict, check, read_body, redact_server_logs, secret_ok
 from .router import WebhookRouter
 
 __all__ = ["add_webhook_routes", "webhook_handler"]
@@ -27,10 +29,13 @@ async def _answer(request: web.Request, verdict: Verdict) -> web.Response:
     response = web.Response(status=verdict.status, text=verdict.message)
     if verdict.close:
         # aiohttp would otherwise keep reading (and discarding) the refused body for up to
-        # its lingering time, 10 s, to keep the connection: send the answer, then hang up.
+        # its lingering time, 10 s, to keep the connection (and, for a body it could not
+        # read, log the parser's error again): send the answer, then hang up. A client that
+        # hung up already gets nothing.
         response.force_close()
-        await response.prepare(request)
-        await response.write_eof()
+        with contextlib.suppress(ConnectionResetError):
+            await response.prepare(request)
+            await response.write_eof()
         request.protocol.force_close()
     return response
 
@@ -41,11 +46,12 @@ def webhook_handler(router: WebhookRouter, **options: Any) -> Any:
     Options are :class:`~commbox_async.webhooks.ReceiverConfig`'s: ``secret``,
     ``secret_param``, ``secret_header``, ``max_bytes``, ``body_timeout``, ``max_depth``,
     ``background``, ``redact_access_log`` (a filter on ``aiohttp.access``, the logger aiohttp's
-    runner writes its access log to unless given another, that hides the ``?secret=`` value;
-    the ``X-CommBox-Secret`` header is the recommended form).
+    runner writes its access log to unless given another, and on ``aiohttp.server``, whose
+    error log quotes the request line of a request it cannot parse, that hides the
+    ``?secret=`` value; the ``X-CommBox-Secret`` header is the recommended form).
     """
     config = ReceiverConfig(**options)
-    redact_access_log(config, "aiohttp.access")
+    redact_server_logs(config, "aiohttp.access", "aiohttp.server")
     background: set[asyncio.Task[int]] = set()
 
     async def handle(request: web.Request) -> web.Response:
@@ -55,6 +61,8 @@ def webhook_handler(router: WebhookRouter, **options: Any) -> Any:
             request.content.iter_chunked(65536),
             config,
             declared=request.headers.get("content-length"),
+            # Broken chunks or Content-Encoding; the client gone mid-body.
+            unreadable=(RequestPayloadError, ConnectionResetError),
         )
         if isinstance(body, Verdict):
             return await _answer(request, body)

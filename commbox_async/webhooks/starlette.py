@@ -14,13 +14,13 @@ from .._extras import missing_extra
 
 try:
     from starlette.background import BackgroundTask
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route, Router
 except ImportError as exc:
     raise missing_extra(exc, extra="webhooks", what="commbox_async.webhooks.starlette") from None
 
-from ._receiver import ReceiverConfig, Verdict, check, read_body, redact_access_log, secret_ok
+from ._receiver import ReceiverConfig, Verdict, check, read_body, redact_server_logs, secret_ok
 from .router import WebhookRouter
 
 __all__ = ["webhook_app"]
@@ -38,17 +38,22 @@ def webhook_app(router: WebhookRouter, **options: Any) -> Router:
 
     Options are :class:`~commbox_async.webhooks.ReceiverConfig`'s: ``secret``,
     ``secret_param``, ``secret_header``, ``max_bytes``, ``body_timeout``, ``max_depth``,
-    ``background``, ``redact_access_log`` (a filter on ``uvicorn.access`` that hides the
-    ``?secret=`` value; the ``X-CommBox-Secret`` header is the recommended form).
+    ``background``, ``redact_access_log`` (a filter on ``uvicorn.access`` and
+    ``uvicorn.error`` that hides the ``?secret=`` value; the ``X-CommBox-Secret`` header is
+    the recommended form).
     """
     config = ReceiverConfig(**options)
-    redact_access_log(config, "uvicorn.access")
+    redact_server_logs(config, "uvicorn.access", "uvicorn.error")
 
     async def receive(request: Request) -> PlainTextResponse:
         if not secret_ok(config, request.query_params, request.headers):
             return PlainTextResponse("unauthorized", status_code=401)
         body = await read_body(
-            request.stream(), config, declared=request.headers.get("content-length")
+            request.stream(),
+            config,
+            declared=request.headers.get("content-length"),
+            # The client gone mid-body, or its chunks broken (uvicorn ends the request so).
+            unreadable=(ClientDisconnect,),
         )
         if isinstance(body, Verdict):
             return _answer(body)

@@ -1,0 +1,258 @@
+"""A journal holds only what a bulk send wrote, or it is refused with a JournalError.
+
+Before (found by the outsider review): a SQLite file of another program was adopted (the
+journal's tables added to it, its own left alone); a row changed by something else
+(``processed=99``, an unknown state) raised ``ValueError`` in the middle of a send, or was
+reported as an outcome no send has (``{"bogus": 1}``); and every method but ``write`` and
+``annotate`` let ``sqlite3`` errors out as they were.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from commbox_async import JournalError, NewObject
+from commbox_async.bulk import BulkMessage, Journal, Outcome
+from commbox_async.testing import FakeCommBox
+
+
+def messages(n: int) -> list[BulkMessage]:
+    return [
+        BulkMessage(
+            key=f"k{i}",
+            stream_id=532,
+            payload=NewObject.sms(user_stream_provider_id=f"97250{i:07d}", message=f"m{i}"),
+        )
+        for i in range(n)
+    ]
+
+
+def send(path: Path, n: int, fake: FakeCommBox | None = None) -> Any:
+    fake = fake or FakeCommBox()
+
+    async def main() -> Any:
+        async with fake.client() as cb:
+            return await cb.bulk.send(messages(n), journal=path, concurrency=1)
+
+    return anyio.run(main)
+
+
+def sql(path: Path, *statements: str) -> None:
+    db = sqlite3.connect(path)
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        ["CREATE TABLE users (id INTEGER, name TEXT)", "INSERT INTO users VALUES (1, 'x')"],
+        ["CREATE VIEW v AS SELECT 1"],
+        # a journal's tables, and one more of another program's
+        [
+            "CREATE TABLE messages (key TEXT PRIMARY KEY, state TEXT NOT NULL, id INTEGER,"
+            " error TEXT, retryable INTEGER NOT NULL DEFAULT 0,"
+            " attempts INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)",
+            "CREATE TABLE orders (n INTEGER)",
+        ],
+    ],
+    ids=["a table", "a view", "a journal's table and another"],
+)
+def test_another_programs_database_is_refused_and_left_as_it_was(
+    schema: list[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "app.sqlite"
+    sql(path, *schema)
+    db = sqlite3.connect(path)
+    before = db.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall()
+    db.close()
+    with pytest.raises(JournalError, match="not a commbox journal") as info:
+        Journal(path)
+    assert str(path) in str(info.value) and info.value.path == str(path)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall() == before
+    db.close()
+
+
+def test_a_journal_of_this_and_earlier_versions_still_opens(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    # The first version's table, with one row in each state it wrote.
+    sql(
+        path,
+        "CREATE TABLE messages (key TEXT PRIMARY KEY, state TEXT NOT NULL, id INTEGER,"
+        " error TEXT, retryable INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+        " updated REAL NOT NULL)",
+        "INSERT INTO messages (key, state, id, updated) VALUES ('k0', 'sent', 7, 1.5)",
+        "INSERT INTO messages (key, state, retryable, updated) VALUES ('k1', 'failed', 1, 2)",
+        "INSERT INTO messages (key, state, updated) VALUES ('k2', 'uncertain', 3)",
+    )
+    send(path, 4)  # k1 failed "not sent" is sent again, k2 stays uncertain, k3 is new
+    with Journal(path) as book:
+        assert book.counts() == {"sent": 3, "uncertain": 1}
+        assert [r["failure"] for r in book.rows()] == [None] * 4
+
+
+# (the change, the column the error names)
+TAMPERED: dict[str, tuple[str, str]] = {
+    "processed=99": ("processed = 99", "processed = 99"),
+    "processed='maybe'": ("processed = 'maybe'", "processed = 'maybe'"),
+    "state='bogus'": ("state = 'bogus'", "state = 'bogus'"),
+    "failure='bogus'": ("state = 'failed', failure = 'bogus'", "failure = 'bogus'"),
+    "id='abc'": ("id = 'abc'", "id = 'abc'"),
+    "run='x'": ("run = 'x'", "run = 'x'"),
+    "started='yesterday'": ("started = 'yesterday'", "started = 'yesterday'"),
+    "digest=blob": ("digest = x'00ff'", "digest = b'"),
+}
+
+
+def _tampered(tmp_path: Path, change: str, state: str = "sent") -> Path:
+    path = tmp_path / "send.sqlite"
+    send(path, 5)
+    sql(path, f"UPDATE messages SET state = '{state}' WHERE key = 'k3'")
+    sql(path, f"UPDATE messages SET {change} WHERE key = 'k3'")
+    return path
+
+
+@pytest.mark.parametrize("case", TAMPERED)
+def test_a_tampered_row_stops_the_send_at_its_key_typed(case: str, tmp_path: Path) -> None:
+    change, shown = TAMPERED[case]
+    path = _tampered(tmp_path, change)
+    fake = FakeCommBox()
+    with pytest.raises(JournalError, match="holds a row no bulk send writes") as info:
+        send(path, 8, fake)  # k0..k4 settled earlier, k3 tampered with, k5..k7 new
+    message = str(info.value)
+    assert str(path) in message and "key 'k3'" in message and shown in message
+    assert fake.all_objects() == []  # k0-k2 were settled earlier; nothing after k3 started
+
+
+# What each reader reads, beyond get() (which reads every column a send decides by): which
+# of the changes it must refuse, and for a row in which state (None: any).
+REFUSED_BY: dict[str, tuple[str | None, set[str]]] = {
+    "rows": (None, {"processed=99", "processed='maybe'", "state='bogus'", "failure='bogus'",
+                    "id='abc'"}),
+    "uncertain": ("uncertain", {"processed=99", "processed='maybe'", "started='yesterday'"}),
+    "counts": (None, {"state='bogus'"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", TAMPERED)
+@pytest.mark.parametrize("state", ["sent", "uncertain"])
+def test_a_tampered_row_is_a_journal_error_from_every_reader(
+    case: str, state: str, tmp_path: Path
+) -> None:
+    change, shown = TAMPERED[case]
+    path = _tampered(tmp_path, change, state)
+    with Journal(path) as book:
+        with pytest.raises(JournalError) as info:
+            book.get("k3")
+        assert "key 'k3'" in str(info.value) and shown in str(info.value)
+        for name, (in_state, refused) in REFUSED_BY.items():
+            read = getattr(book, name)
+            if in_state in (None, state) and case in refused:
+                with pytest.raises(JournalError, match=f"key 'k3': {shown}"):
+                    read()
+            else:
+                read()  # what it does not read does not concern it
+
+
+@pytest.mark.parametrize(
+    ("column", "text"),
+    [("data", "{not json"), ("candidates", "["), ("candidates", '{"a": 1}'), ("data", "[" * 5000)],
+)
+def test_json_columns_that_do_not_hold_json_are_journal_errors(
+    column: str, text: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "send.sqlite"
+    send(path, 2)
+    db = sqlite3.connect(path)
+    db.execute(f"UPDATE messages SET {column} = ? WHERE key = 'k1'", (text,))
+    db.commit()
+    db.close()
+    with Journal(path) as book, pytest.raises(JournalError, match=f"key 'k1': {column} = "):
+        book.rows()
+
+
+JOURNAL_CALLS: dict[str, Callable[[Journal], Any]] = {
+    "begin_run": lambda b: b.begin_run(),
+    "recover": lambda b: b.recover(),
+    "get": lambda b: b.get("k"),
+    "claim": lambda b: b.claim("k", 1),
+    "write": lambda b: b.write(settled=[Outcome(key="k", outcome="sent", id=1)]),
+    "sending": lambda b: b.sending("k"),
+    "settle": lambda b: b.settle(Outcome(key="k", outcome="sent", id=1)),
+    "counts": lambda b: b.counts(),
+    "uncertain": lambda b: b.uncertain(),
+    "annotate": lambda b: b.annotate([Outcome(key="k", outcome="uncertain")]),
+    "taken_ids": lambda b: b.taken_ids([1, 2]),
+    "sends_between": lambda b: b.sends_between(0, 1),
+    "rows": lambda b: b.rows(),
+    "iter_rows": lambda b: next(b.iter_rows(), None),
+}
+
+
+@pytest.mark.parametrize("call", JOURNAL_CALLS)
+def test_every_sqlite_failure_of_a_journal_is_a_journal_error(call: str, tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    book = Journal(path)
+    book.close()  # every statement now fails in SQLite (ProgrammingError)
+    with pytest.raises(JournalError, match=r"could not be (read|written)") as info:
+        JOURNAL_CALLS[call](book)
+    assert str(path) in str(info.value) and "closed database" in str(info.value)
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+@pytest.mark.parametrize("call", JOURNAL_CALLS)
+def test_a_disk_failure_mid_run_is_a_journal_error(call: str, tmp_path: Path) -> None:
+    class FailingConnection:
+        """A connection whose every statement fails as a dying disk's would."""
+
+        def execute(self, *args: Any) -> Any:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        executemany = execute
+
+        def __enter__(self) -> FailingConnection:
+            return self
+
+        def __exit__(self, *exc_info: object) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    book = Journal(tmp_path / "j.sqlite")
+    real = book._db
+    book._db = FailingConnection()  # type: ignore[assignment]
+    try:
+        with pytest.raises(JournalError, match="disk I/O error"):
+            JOURNAL_CALLS[call](book)
+    finally:
+        real.close()
+
+
+def test_reconciling_a_key_whose_lookup_is_not_what_a_send_wrote(tmp_path: Path) -> None:
+    # Before: RecursionError from json.loads (a lookup nested 100,000 deep).
+    path = tmp_path / "send.sqlite"
+    send(path, 3)
+    sql(path, "UPDATE messages SET state = 'uncertain', lookup = '" + "[" * 100_000 + "'")
+    fake = FakeCommBox()
+
+    async def main() -> Any:
+        async with fake.client() as cb:
+            return await cb.bulk.reconcile(path, settle_after=0)
+
+    report = anyio.run(main)
+    assert report.examined == 3
+    with Journal(path) as book:
+        assert book.counts() == {"uncertain": 3}
+        assert {e.error for e in book.uncertain()} == {
+            "the journal holds no record of what was sent (an earlier version wrote it)"
+        }
