@@ -197,6 +197,76 @@ async def test_rejected_and_not_sent_failures_are_resent_for_their_own_reasons(
         assert (fixed["bad"].outcome, fixed["bad"].earlier) == ("sent", False)
 
 
+def _lost_once(received: list[str], then: str) -> Any:
+    """A handler that loses the answer to key "k"'s first request (it may have been taken),
+    then answers it with ``then``; every other message is taken."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["data"]["Message"]
+        received.append(text)
+        if text == "k" and received.count("k") == 1:
+            raise httpx.ReadError("the answer was lost", request=request)
+        if text == "k" and then == "connect_error":
+            raise httpx.ConnectError("refused", request=request)
+        if text == "k" and then != "ok":
+            return httpx.Response(int(then), json=envelope(status=int(then)))
+        return httpx.Response(200, json=envelope({"objectId": len(received)}))
+
+    return handler
+
+
+@pytest.mark.parametrize("then", ["400", "503", "connect_error"])
+async def test_an_uncertain_message_sent_again_that_fails_certainly_stays_uncertain(
+    then: str, tmp_path: Path
+) -> None:
+    """``resend_uncertain=True`` sends an uncertain message again; if that attempt certainly
+    failed (a 400, a 503, a refused connection), CommBox may still have taken the first one:
+    the key stays uncertain. It was recorded failed, and a later run sent it a third time
+    (found by the model-based fault test)."""
+    journal = tmp_path / "j.sqlite"
+    received: list[str] = []
+    async with make_client(_lost_once(received, then), max_retries=0) as cb:
+        first = await cb.bulk.send([sms("k")], journal=journal)
+        again = await cb.bulk.send([sms("k")], journal=journal, resend_uncertain=True)
+        later = await cb.bulk.send([sms("k")], journal=journal, retry_failed=True)
+    assert first.outcomes[0].outcome == "uncertain"
+    outcome = again.outcomes[0]
+    assert (outcome.outcome, outcome.earlier) == ("uncertain", False)
+    assert outcome.processed is Processed.MAYBE  # what the first attempt left it at
+    assert "sent again" in (outcome.error or "")
+    assert (later.outcomes[0].outcome, later.outcomes[0].earlier) == ("uncertain", True)
+    assert received.count("k") == 2
+
+
+async def test_an_uncertain_message_sent_again_that_never_left_stays_uncertain(
+    tmp_path: Path,
+) -> None:
+    """Cancelled while the resend waits in the throttle: it never left the machine, but the
+    first attempt may have been taken, so the key stays uncertain (it was recorded pending,
+    which the next run sends by itself)."""
+    journal = tmp_path / "j.sqlite"
+    received: list[str] = []
+    handler = _lost_once(received, "ok")
+    async with make_client(handler, max_retries=0) as cb:
+        await cb.bulk.send([sms("k")], journal=journal)
+    seen: list[Outcome] = []
+    async with make_client(handler, rate_limit=1, burst=1) as cb:
+        with anyio.move_on_after(0.3):
+            await cb.bulk.send(
+                [sms("first"), sms("k")],
+                journal=journal,
+                resend_uncertain=True,
+                concurrency=2,
+                on_outcome=seen.append,
+            )
+    assert by_key(seen)["k"].outcome == "uncertain"
+    assert by_key(seen)["first"].outcome == "sent"
+    async with make_client(handler) as cb:
+        later = await cb.bulk.send([sms("k")], journal=journal)
+    assert (later.outcomes[0].outcome, later.outcomes[0].earlier) == ("uncertain", True)
+    assert received.count("k") == 1
+
+
 async def test_retry_failed_sends_rejected_messages_again(tmp_path: Path) -> None:
     journal = tmp_path / "j.sqlite"
     status = 400

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._aio import aiterate, call, put, take
@@ -237,6 +238,9 @@ class _Run:
         # Duplicates are found through the journal, which marks every key taken with the
         # run's number.
         self.unsettled: dict[str, Sending] = {}
+        # Uncertain keys this run sends again (resend_uncertain), with the verdict their
+        # earlier attempt left: whatever this attempt does, that one may have been taken.
+        self.resending: dict[str, Processed] = {}
         # Each request under way, with what it has put on the wire so far.
         self.inflight: dict[anyio.CancelScope, Exposure] = {}
         self.stopping = False
@@ -351,6 +355,8 @@ class _Run:
                 why = "the message differs from the one sent then; not sent again"
                 await self._report(_earlier(key, previous, changed=changed, why=why))
                 return None
+            if state == "uncertain":
+                self.resending[key] = previous.processed
         self.unsettled[key] = Sending(key, digest, lookup)
         return todo
 
@@ -408,10 +414,30 @@ class _Run:
         never half-recorded because its worker was cancelled."""
         if not outcomes:
             return
+        if self.resending:
+            outcomes = [self._still_uncertain(o) for o in outcomes]
         with anyio.CancelScope(shield=True):
             await self.commits.write(sending=sending, settled=outcomes)
             for outcome in outcomes:
                 await self._report(outcome)
+
+    def _still_uncertain(self, outcome: Outcome) -> Outcome:
+        """An uncertain key sent again stays uncertain unless CommBox took it this time: its
+        earlier attempt may have been taken, so failing now (or never leaving the machine)
+        must not make it a key the next run sends by itself."""
+        earlier = self.resending.pop(outcome.key, None)
+        if earlier is None or outcome.outcome == "sent":
+            return outcome
+        processed = max(earlier, outcome.processed, Processed.MAYBE)
+        if outcome.outcome == "uncertain":
+            return attrs.evolve(outcome, processed=processed)
+        return Outcome(
+            key=outcome.key,
+            outcome="uncertain",
+            processed=processed,
+            error=f"sent again while uncertain, and {outcome.outcome} this time "
+            f"({outcome.error}); the earlier attempt may have been taken",
+        )
 
     async def _report(self, outcome: Outcome) -> None:
         self.unsettled.pop(outcome.key, None)
