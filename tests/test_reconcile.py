@@ -274,6 +274,36 @@ async def test_a_lookup_that_fails_decides_nothing(tmp_path: Path) -> None:
     assert rows(journal)["a"]["outcome"] == "uncertain"
 
 
+@pytest.mark.parametrize("bad_id", [str(2**64), "-7", "0", "null", '"abc"'])
+async def test_a_listed_conversation_without_a_readable_id_decides_nothing(
+    bad_id: str, tmp_path: Path
+) -> None:
+    """The send's conversation is listed, but with an id no conversation can have: the key
+    cannot be settled by it, and it is not "not taken" either (a 2**64 reached the journal's
+    query and escaped as OverflowError; a null was skipped, and the key called not taken
+    and sent again)."""
+    journal = tmp_path / "j.sqlite"
+
+    def lose(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("lost", request=request)
+
+    async with make_client(lose, max_retries=0) as lossy:
+        await lossy.bulk.send([sms("a")], journal=journal)
+    created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    record = (
+        '{"objectId": %s, "userStreamProviderId": "972500000001", "message": "Hello a",'
+        ' "createdTime": "%s"}' % (bad_id, created)
+    )
+
+    def listed(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b'{"status": "200", "data": [%s]}' % record.encode())
+
+    async with make_client(listed, max_retries=0) as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.still_uncertain == {"query_failed": 1}
+    assert rows(journal)["a"]["outcome"] == "uncertain"
+
+
 async def test_a_search_commbox_may_have_cut_short_decides_nothing(tmp_path: Path) -> None:
     """A full page and then nothing new: CommBox may be withholding conversations of that
     second, so a key whose send is not among those listed is not called "not taken"."""

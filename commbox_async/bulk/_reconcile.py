@@ -39,12 +39,14 @@ from .._aio import call
 from .._exceptions import (
     AuthenticationError,
     CommBoxError,
+    DecodeError,
     JournalError,
     PermissionDeniedError,
     TokenError,
 )
 from .._verdict import Processed
 from ..models import ObjectChild, ObjectDetails
+from ..resources._resource import is_id
 from ..resources.streams import TIME_RANGE_CAP
 from ._lookup import STAMP_FIELD, Lookup, normalize_text, normalize_who
 from ._types import Outcome
@@ -265,9 +267,19 @@ def _child_query(client: AsyncCommBox, stream: str, object_id: str) -> Callable[
     return query
 
 
+def _readable_id(value: int | None, model: str, field: str) -> int:
+    """A listed record's id; one no CommBox object can have (none, past int64, negative)
+    makes the whole lookup unreadable: skipping the record could call its send not taken."""
+    if not is_id(value):
+        raise DecodeError(
+            "a record CommBox listed has no readable id", model=model, path=field, value=value
+        )
+    return value
+
+
 def _object_found(obj: ObjectDetails) -> _Found:
     return (
-        obj.object_id or 0,
+        _readable_id(obj.object_id, "ObjectDetails", "objectId"),
         normalize_who(obj.user_stream_provider_id),
         normalize_text(obj.message),
         _timestamp(obj.created_time),
@@ -277,7 +289,7 @@ def _object_found(obj: ObjectDetails) -> _Found:
 
 def _child_found(child: ObjectChild) -> _Found:
     return (
-        child.id or 0,
+        _readable_id(child.id, "ObjectChild", "id"),
         None,
         normalize_text(child.message),
         _timestamp(child.created_time),
