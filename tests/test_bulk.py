@@ -405,6 +405,40 @@ async def test_journal_writes_of_concurrent_workers_share_commits() -> None:
     book.close()
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_deadline_that_runs_out_mid_commit_loses_no_row_and_strands_no_writer() -> None:
+    """asyncio's own cancellation (``asyncio.timeout``, which a call's deadline is on asyncio)
+    passes anyio's shields. Once it struck the first writer of a commit as it yielded for the
+    others, the commit never happened and every later writer waited for it for ever: a bulk
+    run with a short deadline and a throttle hung (found by the model-based fault test)."""
+    import asyncio
+
+    from commbox_async.bulk._commit import GroupCommit
+    from commbox_async.bulk.journal import Sending
+
+    book = Journal()
+    commits = GroupCommit(book, book.begin_run())
+
+    async def cut_short() -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0):  # runs out at the commit's yield
+                await commits.write(sending=[Sending("first")])
+
+    tasks = [
+        asyncio.create_task(cut_short()),
+        asyncio.create_task(commits.write(sending=[Sending("second")])),
+    ]
+    done, stuck = await asyncio.wait(tasks, timeout=5)
+    for task in stuck:
+        task.cancel()
+    assert not stuck, "a writer waits for a commit that never comes"
+    for task in done:
+        task.result()
+    await commits.write(sending=[Sending("third")])  # and the next turn commits as ever
+    assert book.counts() == {"sending": 3}
+    book.close()
+
+
 async def test_a_failing_journal_write_stops_the_send_and_is_not_swallowed() -> None:
     class FullDisk(Journal):
         writes = 0
