@@ -29,6 +29,12 @@ pytestmark = pytest.mark.anyio
 STREAM = 532
 
 
+def sms(i: int) -> BulkMessage:
+    key = f"key-{i:06d}"
+    payload = NewObject.sms(user_stream_provider_id="972500000000", message=key)
+    return BulkMessage(key=key, stream_id=STREAM, payload=payload)
+
+
 def messages(n: int, prefix: str = "key") -> Iterator[BulkMessage]:
     for i in range(n):
         key = f"{prefix}-{i:06d}"
@@ -149,6 +155,46 @@ async def test_duplicates_found_through_the_journal_across_queue_and_resume(
         assert outcomes[(f"key-{i:06d}", "sent")] == 1
         assert outcomes[(f"key-{i:06d}", "failed")] == 1
     assert len(fake.objects) == 5
+
+
+async def test_a_repeated_key_leaves_the_first_occurrence_as_it_was(tmp_path: Path) -> None:
+    """The repeat, reported as a duplicate, once dropped what the run knew of the first
+    occurrence still queued: the journal recorded its send without its fingerprint or its
+    lookup, so a later change of that message went unreported and reconciliation could not
+    look for it; cancelled, it went unreported (found by the model-based fault test)."""
+    journal = tmp_path / "journal.sqlite"
+    fake = FakeCommBox()
+    fake.fail_next("lost_after")  # the first occurrence is taken; its answer is lost
+    first = sms(0)
+    async with fake.client(max_retries=0) as cb:
+        report = await cb.bulk.send([first, first, sms(1)], journal=journal, concurrency=1)
+        outcomes = Counter((o.key, o.outcome) for o in report.outcomes)
+        assert outcomes == {
+            ("key-000000", "uncertain"): 1,
+            ("key-000000", "failed"): 1,  # the repeat, never sent
+            ("key-000001", "sent"): 1,
+        }
+        settled = await cb.bulk.reconcile(journal, settle_after=0)
+        assert settled.found == 1  # it knew where to look
+        changed = BulkMessage(
+            key=first.key,
+            stream_id=STREAM,
+            payload=NewObject.sms(user_stream_provider_id="972500000000", message="edited"),
+        )
+        again = await cb.bulk.send([changed], journal=journal)
+    assert (again.outcomes[0].outcome, again.outcomes[0].changed) == ("sent", True)
+    assert len(fake.objects) == 2
+    seen: list[Any] = []
+    async with fake.client(rate_limit=1, burst=1) as cb:
+        with anyio.move_on_after(0.3):
+            await cb.bulk.send(
+                [sms(5), sms(6), sms(6)], journal=journal, concurrency=1, on_outcome=seen.append
+            )
+    assert Counter((o.key, o.outcome) for o in seen) == {
+        ("key-000005", "sent"): 1,
+        ("key-000006", "failed"): 1,  # the repeat
+        ("key-000006", "pending"): 1,  # the first occurrence, never sent
+    }
 
 
 def test_a_journal_from_an_earlier_version_gains_the_new_columns(tmp_path: Path) -> None:

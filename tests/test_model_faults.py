@@ -45,8 +45,10 @@ import json
 import random
 import shutil
 import tempfile
+import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,7 +63,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
 from commbox_async import AsyncCommBox, BulkStoppedError, Hooks, NewChild, NewObject, Processed
-from commbox_async.bulk import BulkMessage, Journal, Outcome, Rejected, SmsMessage
+from commbox_async.bulk import BulkMessage, Journal, Outcome, Rejected, RoundsReport, SmsMessage
 from commbox_async.models import TemplateComponent, TemplateMessage, TemplateObjectData
 from commbox_async.testing import FakeCommBox
 from commbox_async.testing._asgi import InProcessTransport, drop, send_reply
@@ -74,6 +76,7 @@ CHILD_STREAM = 533  # the conversation messages go into
 ENC = "hNyRN_fLUy7rrOrN9jLpipA=="  # /sms/sendsms and WhatsApp
 TOKEN = "model-token"
 MAX_BYTES = 64 * 1024  # the clients' max_response_bytes: the "huge" fault is past it
+STEP_LIMIT = 60.0  # seconds: a step that takes longer has hung
 
 # -- the hostile server --------------------------------------------------------------------
 
@@ -450,6 +453,10 @@ INTERRUPTS: st.SearchStrategy[Interrupt] = st.one_of(
     ),
 )
 RATES = st.sampled_from((0.0, 0.25, 0.5, 0.9))
+#: The client's pace: no throttle; a throttle; a throttle and deadlines so tight that they
+#: run out anywhere (in the throttle, the journal's commit, on the wire).
+PACES = st.sampled_from(("free", "free", "throttled", "tight"))
+DUPLICATE = "duplicate key in the input"
 SEEDS = st.integers(0, 2**32 - 1)
 
 
@@ -516,6 +523,8 @@ class Program(RuleBasedStateMachine):
         "options": SEND_OPTIONS,
         "interrupt": INTERRUPTS,
         "where": st.integers(0, 7),
+        "pace": PACES,
+        "repeat": st.one_of(st.none(), st.none(), st.integers(0, 13)),
     }
 
     @rule(**SEND)
@@ -537,15 +546,20 @@ class Program(RuleBasedStateMachine):
         options: dict[str, Any],
         interrupt: Interrupt,
         where: int,
+        pace: str,
+        repeat: int | None,
     ) -> None:
         specs = [self.specs[i % len(self.specs)] for i in picks]
         specs = list({s.key: s for s in specs}.values())
+        if repeat is not None:  # a key given twice, the second time right after the first
+            at = repeat % len(specs)
+            specs.insert(at + 1, specs[at])
         bad = {self.specs[i % len(self.specs)].key for i in malformed}
         self.hostile.configure(seed=seed, rate=rate, allow_401=True)
         before = self._rows()
         transport, backend = self._where(where)
-        result = self._run(backend, self._send(transport, specs, bad, options, interrupt))
-        self._check_run(specs, bad, options, interrupt, before, result)
+        result = self._run(backend, self._send(transport, pace, specs, bad, options, interrupt))
+        self._check_run(specs, bad, options, before, result)
 
     @rule(i=st.integers(0, 13))
     @step
@@ -571,12 +585,16 @@ class Program(RuleBasedStateMachine):
         self.hostile.configure(seed=seed, rate=rate)
         before = self._rows()
         transport, backend = self._where(where)
-        resend = options["resend_uncertain"]
-        self._run(backend, self._rounds(transport, options))
-        if resend:
-            for key, row in before.items():
-                if row["outcome"] == "uncertain":
-                    self.resent[key] += 3  # every round may send it again
+        result = self._run(backend, self._rounds(transport, options))
+        if options["resend_uncertain"]:
+            # A key may be sent again in each round after the one that left it uncertain.
+            sends = result.sends if isinstance(result, RoundsReport) else [result.report]
+            sent = Counter(o.key for r in sends for o in r.outcomes if not o.earlier)
+            for key, n in sent.items():
+                was_uncertain = before.get(key, {}).get("outcome") == "uncertain"
+                self.resent[key] += n - 1 + was_uncertain
+                if not isinstance(result, RoundsReport):  # stopped: the earlier rounds too
+                    self.resent[key] += 3
         # Reconciliation may find a key not taken and a later round fail it for good: the
         # transitions are checked step by step in send and reconcile.
         self._check_journal({})
@@ -599,8 +617,27 @@ class Program(RuleBasedStateMachine):
         async def main() -> Any:
             return await coro
 
+        outcome: dict[str, Any] = {}
+
+        def thread() -> None:
+            try:
+                outcome["value"] = anyio.run(lambda: main(), backend=backend)
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        # In a thread of its own, so that a run that hangs (in a shielded wait no timeout
+        # can end) fails the test instead of holding it for ever.
+        runner = threading.Thread(target=thread, daemon=True)
+        runner.start()
+        runner.join(STEP_LIMIT)
         try:
-            return anyio.run(lambda: main(), backend=backend)
+            if runner.is_alive():
+                frames = sys._current_frames().get(runner.ident or 0)
+                where = "".join(traceback.format_stack(frames)) if frames else "?"
+                raise AssertionError(f"the run hung for {STEP_LIMIT}s, in:\n{where}")
+            if "error" in outcome:
+                raise outcome["error"]
+            return outcome["value"]
         finally:
             self._quiesce()
             for _, _, _, kind in self.hostile.log[start:]:
@@ -614,11 +651,14 @@ class Program(RuleBasedStateMachine):
             time.sleep(0.01)
         assert self.hostile.inflight == 0, "the server never finished a request"
 
-    def _client(self, transport: str, hooks: Hooks | None = None) -> AsyncCommBox:
+    def _client(
+        self, transport: str, hooks: Hooks | None = None, *, pace: str = "free"
+    ) -> AsyncCommBox:
         options: dict[str, Any] = {
             "token": TOKEN,
-            "rate_limit": None,
-            "deadline": self.timing.deadline,
+            "rate_limit": {"free": None, "throttled": 200, "tight": 100}[pace],
+            "burst": 1,
+            "deadline": 0.012 if pace == "tight" else self.timing.deadline,
             "max_retries": 2,
             "initial_backoff": 0.001,
             "max_backoff": 0.002,
@@ -648,6 +688,7 @@ class Program(RuleBasedStateMachine):
     async def _send(
         self,
         transport: str,
+        pace: str,
         specs: list[Spec],
         bad: set[str],
         options: dict[str, Any],
@@ -679,7 +720,7 @@ class Program(RuleBasedStateMachine):
             ):
                 strike("outcome")
 
-        async with self._client(transport, Hooks(on_request=on_request)) as cb:
+        async with self._client(transport, Hooks(on_request=on_request), pace=pace) as cb:
             with scope:
                 try:
                     result.report = await cb.bulk.send(
@@ -774,24 +815,28 @@ class Program(RuleBasedStateMachine):
         specs: list[Spec],
         bad: set[str],
         options: dict[str, Any],
-        interrupt: Interrupt,
         before: dict[str, dict[str, Any]],
         result: RunResult,
     ) -> None:
         self.totals.runs += 1
-        reported = Counter(o.key for o in result.reported)
-        by_key = {o.key: o for o in result.reported}
         for o in result.reported:
             self.totals.outcomes[o.outcome] += 1
         keys = [s.key for s in specs]
-        # 3. exactly one outcome per key taken, each reported once
+        given = Counter(keys)
+        duplicates = [o for o in result.reported if o.error == DUPLICATE]
+        reported = Counter(o.key for o in result.reported if o.error != DUPLICATE)
+        by_key = {o.key: o for o in result.reported if o.error != DUPLICATE}
+        # 3. exactly one outcome per key taken, each reported once (a repeated key's second
+        # occurrence is reported as a duplicate, and never sent)
         assert all(n == 1 for n in reported.values()), f"reported twice: {reported}"
         assert set(reported) <= set(keys), f"reported keys not in the input: {reported}"
-        finished = result.interrupted is None and result.stopped is None
-        if finished:
+        assert all(given[o.key] > 1 and o.outcome == "failed" for o in duplicates), duplicates
+        if result.interrupted is None and result.stopped is None:
             # 5. one bad answer never stops a run: every key has its outcome
             assert result.report is not None
-            assert set(reported) == set(keys), f"keys without an outcome: {set(keys) - set(reported)}"
+            missing = set(keys) - set(reported)
+            assert not missing, f"keys without an outcome: {missing}"
+            assert len(duplicates) == sum(n - 1 for n in given.values())
             assert not result.report.stopped_early
             assert sum(result.report.counts.values()) == len(keys)
         if result.stopped is not None:
@@ -802,13 +847,15 @@ class Program(RuleBasedStateMachine):
             cut = [o for o in result.reported if o.error == "interrupted mid-request"]
             assert not cut, f"a graceful stop interrupted requests mid-way: {cut}"
         if options["resend_uncertain"]:
-            for key in keys:
-                o = by_key.get(key)
+            for key, o in by_key.items():
                 previous = before.get(key)
-                if o is not None and not o.earlier and previous and previous["outcome"] == "uncertain":
+                if not o.earlier and previous and previous["outcome"] == "uncertain":
                     self.resent[key] += 1
         rows = self._rows()
-        for key in keys:
+        with Journal(self.journal) as journal:
+            entries = {key: journal.get(key) for key in given}
+        for spec in {s.key: s for s in specs}.values():
+            key = spec.key
             o = by_key.get(key)
             row = rows.get(key)
             if o is None:
@@ -822,8 +869,15 @@ class Program(RuleBasedStateMachine):
             assert row["outcome"] == o.outcome, f"{key}: reported {o}, journal {row}"
             if not o.earlier:
                 assert row["id"] == o.id, f"{key}: reported {o}, journal {row}"
-            if key in bad and o.outcome == "failed":
-                assert o.failure == "rejected"
+                entry = entries[key]
+                assert entry is not None
+                if key in bad:
+                    assert o.failure == "rejected" and entry.digest == "", (o, entry)
+                else:
+                    # The journal knows what was sent: the next run can tell a changed message,
+                    # reconciliation where to look.
+                    digest = spec.message(self.child_of).digest()
+                    assert entry.digest == digest, f"{key}: {o}, journal digest {entry.digest}"
         self._check_journal(before)
 
     def _check_reconcile(self, outcomes: list[Outcome]) -> None:

@@ -315,15 +315,12 @@ class _Run:
         key = message.key
         previous = self.journal.get(key)
         if key in self.unsettled or (previous is not None and previous.run == self.run):
-            # Reported, never written: the journal row is the first occurrence's.
-            await self._report(
-                Outcome(
-                    key=key,
-                    outcome="failed",
-                    failure="rejected",
-                    error="duplicate key in the input",
-                )
+            # Reported, never written: the journal row, and what the run knows of the key
+            # while it is queued or in flight, are the first occurrence's.
+            duplicate = Outcome(
+                key=key, outcome="failed", failure="rejected", error="duplicate key in the input"
             )
+            await self._report(duplicate, settles=False)
             return None
         if isinstance(message, Rejected):
             if previous is not None and previous.state in ("sent", "uncertain"):
@@ -439,8 +436,9 @@ class _Run:
             f"({outcome.error}); the earlier attempt may have been taken",
         )
 
-    async def _report(self, outcome: Outcome) -> None:
-        self.unsettled.pop(outcome.key, None)
+    async def _report(self, outcome: Outcome, *, settles: bool = True) -> None:
+        if settles:
+            self.unsettled.pop(outcome.key, None)
         report = self.report
         report.counts[outcome.outcome] += 1
         report.earlier += outcome.earlier
