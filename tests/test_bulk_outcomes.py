@@ -345,6 +345,23 @@ async def test_an_uncertain_message_sent_again_that_never_left_stays_uncertain(
     assert received.count("k") == 1
 
 
+async def test_a_message_refused_before_its_request_is_sent_once_it_is_fixed(
+    tmp_path: Path,
+) -> None:
+    """Refused by a check before any request (no text), the key was journalled without the
+    message's fingerprint, so the fixed message looked unchanged and was skipped with its
+    stale error (found by the model-based fault test)."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    broken = BulkMessage(key="k", stream_id=STREAM, payload=NewObject(message=" "))
+    async with fake.client() as cb:
+        first = await cb.bulk.send([broken], journal=journal)
+        fixed = await cb.bulk.send([sms("k", "now with a text")], journal=journal)
+    assert (first.outcomes[0].outcome, first.outcomes[0].failure) == ("failed", "rejected")
+    assert (fixed.outcomes[0].outcome, fixed.outcomes[0].earlier) == ("sent", False)
+    assert len(fake.objects) == 1
+
+
 async def test_retry_failed_sends_rejected_messages_again(tmp_path: Path) -> None:
     journal = tmp_path / "j.sqlite"
     status = 400

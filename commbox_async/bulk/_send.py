@@ -384,7 +384,11 @@ class _Run:
                 raise
             finally:
                 del self.inflight[scope]
-            await self._settle(outcomes)
+            # Settled before its "sending" mark (refused by a check before the request, or its
+            # deadline ran out in the throttle): the row still gets the message's fingerprint,
+            # so that a fixed message is told from the one that failed.
+            announced = exposure.before_send is None
+            await self._settle(outcomes, sending=() if announced else sending)
 
     async def _attempt(self, batch: list[BulkMessage], exposure: Exposure) -> list[Outcome]:
         """One request's outcomes; every error of this request becomes its outcome, except
