@@ -240,6 +240,37 @@ async def test_paths_with_no_lookup_stay_uncertain_and_say_why(tmp_path: Path) -
     assert "stamp" in settled["wa-object"]["error"]
 
 
+async def test_a_stamped_template_whose_answer_was_lost_is_found_by_its_key(
+    tmp_path: Path,
+) -> None:
+    """A template with object_data opens a conversation carrying its Content: with a stamp,
+    reconciliation finds the lost send by its key (the fake once dropped the Content, so
+    the key stayed ambiguous)."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    fake.fail_next("lost_after")
+
+    def template(key: str, to: str) -> BulkMessage:
+        payload = TemplateMessage.create(
+            to=to,
+            name="t",
+            language="en",
+            object_data=TemplateObjectData(create_child_object=True),
+        )
+        return BulkMessage(key=key, stream_id=ENC, payload=payload)
+
+    batch = [template("wa-a", "972500000001"), template("wa-b", "972500000002")]
+    async with fake.client(max_retries=0) as cb:
+        first = await cb.bulk.send(batch, journal=journal, stamp=True)
+        assert first.counts == {"uncertain": 2}
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.found == 2
+    settled = rows(journal)
+    created = {w["to"]: w["object_id"] for w in fake.whatsapp_sent}
+    assert settled["wa-a"]["id"] == created["972500000001"]
+    assert settled["wa-b"]["id"] == created["972500000002"]
+
+
 async def test_a_2xx_with_nothing_found_is_never_called_not_taken(tmp_path: Path) -> None:
     journal = tmp_path / "j.sqlite"
 
