@@ -491,6 +491,31 @@ async def test_cancelling_the_send_marks_only_what_may_have_been_sent_uncertain(
     assert "sending" not in journal_counts
 
 
+async def test_stop_reports_every_message_taken_from_the_input() -> None:
+    """The sender took one more message from the input after the stop, then dropped it
+    unreported (a generator marking what it hands out saw a key no outcome accounts for)."""
+    taken: list[str] = []
+
+    def source() -> Iterator[BulkMessage]:
+        for message in messages(50):
+            taken.append(message.key)
+            yield message
+
+    stop = anyio.Event()
+    seen: list[Outcome] = []
+
+    def on_outcome(outcome: Outcome) -> None:
+        seen.append(outcome)
+        if len(seen) == 5:
+            stop.set()
+
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        await cb.bulk.send(source(), concurrency=1, stop=stop, on_outcome=on_outcome)
+    assert len(taken) < 50  # it stopped taking
+    assert sorted(o.key for o in seen) == sorted(taken)
+
+
 async def test_stop_lets_the_requests_on_the_wire_finish(transport: str) -> None:
     slow = ("late", 0.4, respond(200, {"objectId": 1}))
     stop = anyio.Event()

@@ -294,18 +294,18 @@ class _Run:
         batches: dict[str, list[BulkMessage]] = {}
         async with out:
             async for message in aiterate(messages):
-                if self.stopping:
-                    break
                 todo = await self._admit(message)
-                if todo is None:
-                    continue
-                if isinstance(todo.payload, TemplateMessage):
+                if todo is not None and isinstance(todo.payload, TemplateMessage):
                     batch = batches.setdefault(str(todo.stream_id), [])
                     batch.append(todo)
                     if len(batch) == MAX_TEMPLATE_RECIPIENTS:
                         await put(out, batches.pop(str(todo.stream_id)))
-                else:
+                elif todo is not None:
                     await put(out, [todo])
+                # Checked before the next message is taken, not after: every message taken
+                # from the input is reported (one taken once the run stopped ends pending).
+                if self.stopping:
+                    break
             for stream_id in list(batches):
                 await put(out, batches.pop(stream_id))
 
