@@ -346,7 +346,7 @@ def _exposing_connector() -> type[Any]:
     import aiohttp
 
     class ExposingConnector(aiohttp.TCPConnector):
-        async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
+        async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109 - aiohttp's own signature
             connection = await super().connect(req, traces, timeout)
             exposure = _connecting.get()
             if exposure is not None:

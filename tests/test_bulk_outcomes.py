@@ -172,7 +172,9 @@ async def test_an_id_that_is_no_int64_is_an_unreadable_answer_and_the_run_goes_o
     def handler(request: httpx.Request) -> httpx.Response:
         text = json.loads(request.content)["data"]["Message"]
         if text == "key-0001":
-            return httpx.Response(200, content=b'{"status":"200","data":{"objectId":%s}}' % bad_id.encode())
+            return httpx.Response(
+                200, content=b'{"status":"200","data":{"objectId":%s}}' % bad_id.encode()
+            )
         return httpx.Response(200, json=envelope({"objectId": int(text[-4:]) + 1}))
 
     async with make_client(handler) as cb:

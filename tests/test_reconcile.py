@@ -322,12 +322,12 @@ async def test_a_listed_conversation_without_a_readable_id_decides_nothing(
         await lossy.bulk.send([sms("a")], journal=journal)
     created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     record = (
-        '{"objectId": %s, "userStreamProviderId": "972500000001", "message": "Hello a",'
-        ' "createdTime": "%s"}' % (bad_id, created)
+        f'{{"objectId": {bad_id}, "userStreamProviderId": "972500000001", "message": "Hello a",'
+        f' "createdTime": "{created}"}}'
     )
 
     def listed(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b'{"status": "200", "data": [%s]}' % record.encode())
+        return httpx.Response(200, content=f'{{"status": "200", "data": [{record}]}}'.encode())
 
     async with make_client(listed, max_retries=0) as cb:
         report = await cb.bulk.reconcile(journal, settle_after=0)
