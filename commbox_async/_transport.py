@@ -16,6 +16,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol
 
+import anyio.lowlevel
 import httpx
 
 from ._exceptions import (
@@ -202,6 +203,16 @@ def scrub(exc: BaseException) -> None:
         todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
+async def _not_cancelled() -> None:
+    """Raise the cancellation of a call whose scope was cancelled before it reached its sender
+    (``cb.bulk``'s stop cancels the requests that have not started), before a byte may leave.
+
+    A cancellation lands only where the task next waits, and the call may not wait before its
+    request is written: aiohttp writes at once on a pooled connection, and an untraced httpx
+    transport counts as sending from the moment it is called. Free when not cancelled."""
+    await anyio.lowlevel.checkpoint_if_cancelled()
+
+
 class Sender(Protocol):
     """Sends one request and reads the whole response (at most ``out.max_bytes`` of body),
     recording its progress in ``out.exposure``. Transport failures are raised as
@@ -272,6 +283,7 @@ class HttpxSender:
         return self.client.is_closed
 
     async def send(self, out: Outgoing) -> ResponseLike:
+        await _not_cancelled()
         exposure = out.exposure
         request = self.client.build_request(
             out.method,
@@ -334,7 +346,7 @@ def _exposing_connector() -> type[Any]:
     import aiohttp
 
     class ExposingConnector(aiohttp.TCPConnector):
-        async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
+        async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109 - aiohttp's own signature
             connection = await super().connect(req, traces, timeout)
             exposure = _connecting.get()
             if exposure is not None:
@@ -433,6 +445,7 @@ class AiohttpSender:
     async def send(self, out: Outgoing) -> ResponseLike:
         if self._closed:
             raise RuntimeError("the aiohttp session is closed")
+        await _not_cancelled()
         session = self._session or self._open()
         exposure = out.exposure
         limit = out.max_bytes

@@ -29,6 +29,12 @@ pytestmark = pytest.mark.anyio
 STREAM = 532
 
 
+def sms(i: int) -> BulkMessage:
+    key = f"key-{i:06d}"
+    payload = NewObject.sms(user_stream_provider_id="972500000000", message=key)
+    return BulkMessage(key=key, stream_id=STREAM, payload=payload)
+
+
 def messages(n: int, prefix: str = "key") -> Iterator[BulkMessage]:
     for i in range(n):
         key = f"{prefix}-{i:06d}"
@@ -149,6 +155,46 @@ async def test_duplicates_found_through_the_journal_across_queue_and_resume(
         assert outcomes[(f"key-{i:06d}", "sent")] == 1
         assert outcomes[(f"key-{i:06d}", "failed")] == 1
     assert len(fake.objects) == 5
+
+
+async def test_a_repeated_key_leaves_the_first_occurrence_as_it_was(tmp_path: Path) -> None:
+    """The repeat, reported as a duplicate, once dropped what the run knew of the first
+    occurrence still queued: the journal recorded its send without its fingerprint or its
+    lookup, so a later change of that message went unreported and reconciliation could not
+    look for it; cancelled, it went unreported (found by the model-based fault test)."""
+    journal = tmp_path / "journal.sqlite"
+    fake = FakeCommBox()
+    fake.fail_next("lost_after")  # the first occurrence is taken; its answer is lost
+    first = sms(0)
+    async with fake.client(max_retries=0) as cb:
+        report = await cb.bulk.send([first, first, sms(1)], journal=journal, concurrency=1)
+        outcomes = Counter((o.key, o.outcome) for o in report.outcomes)
+        assert outcomes == {
+            ("key-000000", "uncertain"): 1,
+            ("key-000000", "failed"): 1,  # the repeat, never sent
+            ("key-000001", "sent"): 1,
+        }
+        settled = await cb.bulk.reconcile(journal, settle_after=0)
+        assert settled.found == 1  # it knew where to look
+        changed = BulkMessage(
+            key=first.key,
+            stream_id=STREAM,
+            payload=NewObject.sms(user_stream_provider_id="972500000000", message="edited"),
+        )
+        again = await cb.bulk.send([changed], journal=journal)
+    assert (again.outcomes[0].outcome, again.outcomes[0].changed) == ("sent", True)
+    assert len(fake.objects) == 2
+    seen: list[Any] = []
+    async with fake.client(rate_limit=1, burst=1) as cb:
+        with anyio.move_on_after(0.3):
+            await cb.bulk.send(
+                [sms(5), sms(6), sms(6)], journal=journal, concurrency=1, on_outcome=seen.append
+            )
+    assert Counter((o.key, o.outcome) for o in seen) == {
+        ("key-000005", "sent"): 1,
+        ("key-000006", "failed"): 1,  # the repeat
+        ("key-000006", "pending"): 1,  # the first occurrence, never sent
+    }
 
 
 def test_a_journal_from_an_earlier_version_gains_the_new_columns(tmp_path: Path) -> None:
@@ -406,6 +452,40 @@ async def test_journal_writes_of_concurrent_workers_share_commits() -> None:
     assert sum(o for _, o in book.commits) == 400  # and settled once
     assert len(book.commits) < 400  # far fewer commits than the 800 writes
     assert book.counts() == {"sent": 400}
+    book.close()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_deadline_that_runs_out_mid_commit_loses_no_row_and_strands_no_writer() -> None:
+    """asyncio's own cancellation (``asyncio.timeout``, which a call's deadline is on asyncio)
+    passes anyio's shields. Once it struck the first writer of a commit as it yielded for the
+    others, the commit never happened and every later writer waited for it for ever: a bulk
+    run with a short deadline and a throttle hung (found by the model-based fault test)."""
+    import asyncio
+
+    from commbox_async.bulk._commit import GroupCommit
+    from commbox_async.bulk.journal import Sending
+
+    book = Journal()
+    commits = GroupCommit(book, book.begin_run())
+
+    async def cut_short() -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0):  # runs out at the commit's yield
+                await commits.write(sending=[Sending("first")])
+
+    tasks = [
+        asyncio.create_task(cut_short()),
+        asyncio.create_task(commits.write(sending=[Sending("second")])),
+    ]
+    done, stuck = await asyncio.wait(tasks, timeout=5)
+    for task in stuck:
+        task.cancel()
+    assert not stuck, "a writer waits for a commit that never comes"
+    for task in done:
+        task.result()
+    await commits.write(sending=[Sending("third")])  # and the next turn commits as ever
+    assert book.counts() == {"sending": 3}
     book.close()
 
 

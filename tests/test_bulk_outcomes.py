@@ -13,7 +13,7 @@ import anyio
 import httpx
 import pytest
 
-from commbox_async import BulkStoppedError, NewObject, Processed
+from commbox_async import BulkStoppedError, InvalidResponseError, NewObject, Processed
 from commbox_async.bulk import BulkMessage, Journal, Outcome, Rejected
 from commbox_async.models import TemplateComponent, TemplateMessage
 from commbox_async.testing import FakeCommBox
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.anyio
 
 STREAM = 532
 ENC = "hNyRN_fLUy7rrOrN9jLpipA=="
+YES = Processed.YES
 
 
 def sms(key: str, text: str | None = None) -> BulkMessage:
@@ -146,6 +147,85 @@ async def test_one_bad_response_is_that_messages_outcome_and_the_run_goes_on() -
     assert sum(o.outcome == "sent" for o in outcomes.values()) == 7
 
 
+#: Ids in a 2xx answer that no CommBox object has (its ids are positive int64s).
+NOT_IDS = [
+    "9" * 4000,  # parses (under the int-digits limit), fits no column
+    str(2**63),  # one past int64
+    str(2**64),
+    "-7",
+    "0",
+    '"18446744073709551616"',  # a string of digits past int64
+    '"' + "9" * 5000 + '"',  # a string int() refuses to read
+]
+
+
+@pytest.mark.parametrize("bad_id", NOT_IDS, ids=lambda v: v[:12])
+async def test_an_id_that_is_no_int64_is_an_unreadable_answer_and_the_run_goes_on(
+    bad_id: str, tmp_path: Path
+) -> None:
+    """CommBox answered 2xx, so it took the message; an id no object can have is an answer
+    that cannot be read: the message is uncertain (processed), never sent with that id. A
+    2**64 reached the journal and stopped the whole run with JournalError (SQLite has no
+    column for it); -7 and 0 were recorded as ids (found by the model-based fault test)."""
+    journal = tmp_path / "j.sqlite"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["data"]["Message"]
+        if text == "key-0001":
+            return httpx.Response(
+                200, content=b'{"status":"200","data":{"objectId":%s}}' % bad_id.encode()
+            )
+        return httpx.Response(200, json=envelope({"objectId": int(text[-4:]) + 1}))
+
+    async with make_client(handler) as cb:
+        report = await cb.bulk.send(messages(4), journal=journal, concurrency=2)
+        with pytest.raises(InvalidResponseError, match="not a CommBox id") as info:
+            await cb.objects.create(STREAM, sms("key-0001").payload)  # type: ignore[arg-type]
+    assert info.value.processed is Processed.YES
+    outcomes = by_key(report.outcomes)
+    assert outcomes["key-0001"].outcome == "uncertain"
+    assert (outcomes["key-0001"].processed, outcomes["key-0001"].id) == (Processed.YES, None)
+    assert report.counts == {"sent": 3, "uncertain": 1}
+    with Journal(journal) as book:
+        assert book.counts() == {"sent": 3, "uncertain": 1}
+
+
+@pytest.mark.parametrize("bad_id", NOT_IDS, ids=lambda v: v[:12])
+async def test_a_whatsapp_result_whose_object_id_is_no_int64_is_sent_without_it(
+    bad_id: str, tmp_path: Path
+) -> None:
+    """A recipient's result says 200 (sent) but carries an object_id no conversation can
+    have: the template was sent, its conversation's id is unknown."""
+    body = (
+        b'{"status":"200","data":[{"recipient":"972500000000","status":200,"id":"wamid.1",'
+        b'"object_id":%s},{"recipient":"972500000001","status":200,"object_id":78}]}'
+        % bad_id.encode()
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body)
+
+    batch = [
+        BulkMessage(
+            key=f"wa-{i}",
+            stream_id=ENC,
+            payload=TemplateMessage.create(to=f"97250000000{i}", name="t", language="en"),
+        )
+        for i in range(2)
+    ]
+    journal = tmp_path / "wa.sqlite"
+    async with make_client(handler) as cb:
+        report = await cb.bulk.send(batch, journal=journal)
+    outcomes = by_key(report.outcomes)
+    if len(bad_id) > 4300:  # the model's converter cannot read it: the result is unreadable
+        assert (outcomes["wa-0"].outcome, outcomes["wa-0"].processed) == ("uncertain", YES)
+    else:
+        assert (outcomes["wa-0"].outcome, outcomes["wa-0"].id) == ("sent", None)
+    assert (outcomes["wa-1"].outcome, outcomes["wa-1"].id) == ("sent", 78)
+    with Journal(journal) as book:
+        assert sum(book.counts().values()) == 2
+
+
 async def test_a_library_bug_on_one_message_does_not_sink_the_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -195,6 +275,93 @@ async def test_rejected_and_not_sent_failures_are_resent_for_their_own_reasons(
         # The record fixed (its message changed): sent again.
         fixed = by_key((await cb.bulk.send([sms("bad", "bad, fixed")], journal=journal)).outcomes)
         assert (fixed["bad"].outcome, fixed["bad"].earlier) == ("sent", False)
+
+
+def _lost_once(received: list[str], then: str) -> Any:
+    """A handler that loses the answer to key "k"'s first request (it may have been taken),
+    then answers it with ``then``; every other message is taken."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["data"]["Message"]
+        received.append(text)
+        if text == "k" and received.count("k") == 1:
+            raise httpx.ReadError("the answer was lost", request=request)
+        if text == "k" and then == "connect_error":
+            raise httpx.ConnectError("refused", request=request)
+        if text == "k" and then != "ok":
+            return httpx.Response(int(then), json=envelope(status=int(then)))
+        return httpx.Response(200, json=envelope({"objectId": len(received)}))
+
+    return handler
+
+
+@pytest.mark.parametrize("then", ["400", "503", "connect_error"])
+async def test_an_uncertain_message_sent_again_that_fails_certainly_stays_uncertain(
+    then: str, tmp_path: Path
+) -> None:
+    """``resend_uncertain=True`` sends an uncertain message again; if that attempt certainly
+    failed (a 400, a 503, a refused connection), CommBox may still have taken the first one:
+    the key stays uncertain. It was recorded failed, and a later run sent it a third time
+    (found by the model-based fault test)."""
+    journal = tmp_path / "j.sqlite"
+    received: list[str] = []
+    async with make_client(_lost_once(received, then), max_retries=0) as cb:
+        first = await cb.bulk.send([sms("k")], journal=journal)
+        again = await cb.bulk.send([sms("k")], journal=journal, resend_uncertain=True)
+        later = await cb.bulk.send([sms("k")], journal=journal, retry_failed=True)
+    assert first.outcomes[0].outcome == "uncertain"
+    outcome = again.outcomes[0]
+    assert (outcome.outcome, outcome.earlier) == ("uncertain", False)
+    assert outcome.processed is Processed.MAYBE  # what the first attempt left it at
+    assert "sent again" in (outcome.error or "")
+    assert (later.outcomes[0].outcome, later.outcomes[0].earlier) == ("uncertain", True)
+    assert received.count("k") == 2
+
+
+async def test_an_uncertain_message_sent_again_that_never_left_stays_uncertain(
+    tmp_path: Path,
+) -> None:
+    """Cancelled while the resend waits in the throttle: it never left the machine, but the
+    first attempt may have been taken, so the key stays uncertain (it was recorded pending,
+    which the next run sends by itself)."""
+    journal = tmp_path / "j.sqlite"
+    received: list[str] = []
+    handler = _lost_once(received, "ok")
+    async with make_client(handler, max_retries=0) as cb:
+        await cb.bulk.send([sms("k")], journal=journal)
+    seen: list[Outcome] = []
+    async with make_client(handler, rate_limit=1, burst=1) as cb:
+        with anyio.move_on_after(0.3):
+            await cb.bulk.send(
+                [sms("first"), sms("k")],
+                journal=journal,
+                resend_uncertain=True,
+                concurrency=2,
+                on_outcome=seen.append,
+            )
+    assert by_key(seen)["k"].outcome == "uncertain"
+    assert by_key(seen)["first"].outcome == "sent"
+    async with make_client(handler) as cb:
+        later = await cb.bulk.send([sms("k")], journal=journal)
+    assert (later.outcomes[0].outcome, later.outcomes[0].earlier) == ("uncertain", True)
+    assert received.count("k") == 1
+
+
+async def test_a_message_refused_before_its_request_is_sent_once_it_is_fixed(
+    tmp_path: Path,
+) -> None:
+    """Refused by a check before any request (no text), the key was journalled without the
+    message's fingerprint, so the fixed message looked unchanged and was skipped with its
+    stale error (found by the model-based fault test)."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    broken = BulkMessage(key="k", stream_id=STREAM, payload=NewObject(message=" "))
+    async with fake.client() as cb:
+        first = await cb.bulk.send([broken], journal=journal)
+        fixed = await cb.bulk.send([sms("k", "now with a text")], journal=journal)
+    assert (first.outcomes[0].outcome, first.outcomes[0].failure) == ("failed", "rejected")
+    assert (fixed.outcomes[0].outcome, fixed.outcomes[0].earlier) == ("sent", False)
+    assert len(fake.objects) == 1
 
 
 async def test_retry_failed_sends_rejected_messages_again(tmp_path: Path) -> None:
@@ -324,6 +491,31 @@ async def test_cancelling_the_send_marks_only_what_may_have_been_sent_uncertain(
         journal_counts = book.counts()
     assert journal_counts.get("uncertain") == on_the_wire
     assert "sending" not in journal_counts
+
+
+async def test_stop_reports_every_message_taken_from_the_input() -> None:
+    """The sender took one more message from the input after the stop, then dropped it
+    unreported (a generator marking what it hands out saw a key no outcome accounts for)."""
+    taken: list[str] = []
+
+    def source() -> Iterator[BulkMessage]:
+        for message in messages(50):
+            taken.append(message.key)
+            yield message
+
+    stop = anyio.Event()
+    seen: list[Outcome] = []
+
+    def on_outcome(outcome: Outcome) -> None:
+        seen.append(outcome)
+        if len(seen) == 5:
+            stop.set()
+
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        await cb.bulk.send(source(), concurrency=1, stop=stop, on_outcome=on_outcome)
+    assert len(taken) < 50  # it stopped taking
+    assert sorted(o.key for o in seen) == sorted(taken)
 
 
 async def test_stop_lets_the_requests_on_the_wire_finish(transport: str) -> None:

@@ -245,6 +245,37 @@ async def test_paths_with_no_lookup_stay_uncertain_and_say_why(tmp_path: Path) -
     assert "stamp" in settled["wa-object"]["error"]
 
 
+async def test_a_stamped_template_whose_answer_was_lost_is_found_by_its_key(
+    tmp_path: Path,
+) -> None:
+    """A template with object_data opens a conversation carrying its Content: with a stamp,
+    reconciliation finds the lost send by its key (the fake once dropped the Content, so
+    the key stayed ambiguous)."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    fake.fail_next("lost_after")
+
+    def template(key: str, to: str) -> BulkMessage:
+        payload = TemplateMessage.create(
+            to=to,
+            name="t",
+            language="en",
+            object_data=TemplateObjectData(create_child_object=True),
+        )
+        return BulkMessage(key=key, stream_id=ENC, payload=payload)
+
+    batch = [template("wa-a", "972500000001"), template("wa-b", "972500000002")]
+    async with fake.client(max_retries=0) as cb:
+        first = await cb.bulk.send(batch, journal=journal, stamp=True)
+        assert first.counts == {"uncertain": 2}
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.found == 2
+    settled = rows(journal)
+    created = {w["to"]: w["object_id"] for w in fake.whatsapp_sent}
+    assert settled["wa-a"]["id"] == created["972500000001"]
+    assert settled["wa-b"]["id"] == created["972500000002"]
+
+
 async def test_a_2xx_with_nothing_found_is_never_called_not_taken(tmp_path: Path) -> None:
     journal = tmp_path / "j.sqlite"
 
@@ -276,6 +307,39 @@ async def test_a_lookup_that_fails_decides_nothing(tmp_path: Path) -> None:
     async with make_client(broken, max_retries=1) as cb:
         report = await cb.bulk.reconcile(journal, settle_after=0)
     assert report.still_uncertain == {"query_failed": 1}
+    assert rows(journal)["a"]["outcome"] == "uncertain"
+
+
+@pytest.mark.parametrize("bad_id", [str(2**64), "-7", "0", "null", '"abc"'])
+async def test_a_listed_conversation_without_a_readable_id_decides_nothing(
+    bad_id: str, tmp_path: Path
+) -> None:
+    """The send's conversation is listed, but with an id no conversation can have: the key
+    cannot be settled by it, and it is not "not taken" either (a 2**64 reached the journal's
+    query and escaped as OverflowError; a null was skipped, and the key called not taken
+    and sent again)."""
+    journal = tmp_path / "j.sqlite"
+
+    def lose(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("lost", request=request)
+
+    async with make_client(lose, max_retries=0) as lossy:
+        await lossy.bulk.send([sms("a")], journal=journal)
+    created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    record = (
+        f'{{"objectId": {bad_id}, "userStreamProviderId": "972500000001", "message": "Hello a",'
+        f' "createdTime": "{created}"}}'
+    )
+
+    def listed(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=f'{{"status": "200", "data": [{record}]}}'.encode())
+
+    async with make_client(listed, max_retries=0) as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    # No id at all is a possible match no key can claim (ambiguous); an id no object can have
+    # makes the listing unreadable. Either way the key stays uncertain.
+    expected = {"ambiguous": 1} if bad_id == "null" else {"query_failed": 1}
+    assert report.still_uncertain == expected
     assert rows(journal)["a"]["outcome"] == "uncertain"
 
 

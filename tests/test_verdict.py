@@ -127,6 +127,46 @@ async def test_cancelled_while_waiting_for_a_pooled_connection_was_not_sent(
     assert exposure.verdict() is NO
 
 
+async def test_a_call_already_cancelled_sends_nothing_over_a_warm_connection(
+    transport: str,
+) -> None:
+    """A call whose cancel scope was cancelled before it reached the sender (``cb.bulk``'s
+    stop does this to a request waiting for its journal write) stops before its first byte:
+    aiohttp, given a pooled connection, once wrote the whole request before the cancellation
+    could land, so a message the run meant to leave pending was taken by CommBox."""
+    async with raw_server(lambda m, p, b: respond(200, {"objectId": 1})) as server:
+        async with socket_client(server.url, transport) as cb:
+            await cb.request("POST", "/warm", json={})  # a connection now waits in the pool
+            exposure = Exposure()
+            with anyio.CancelScope() as scope, tracking(exposure):
+                scope.cancel()
+                await cb.request("POST", "/x", json={})
+            await anyio.sleep(0.1)  # time for a request that did leave to arrive
+    assert scope.cancelled_caught
+    assert exposure.verdict() is NO
+    assert [p for _, p, _ in server.received] == ["/warm"]
+
+
+async def test_a_call_already_cancelled_sends_nothing_in_process() -> None:
+    """An untraced transport (a mock, ASGI, the fake in-process) is taken as sending from the
+    moment it is called: an already cancelled call must not be handed to it at all."""
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return ok({"objectId": 1})
+
+    async with make_client(handler) as cb:
+        exposure = Exposure()
+        with anyio.CancelScope() as scope, tracking(exposure):
+            scope.cancel()
+            await cb.request("POST", "/x", json={})
+            await anyio.sleep(0)  # where it would have landed otherwise
+    assert scope.cancelled_caught
+    assert (calls, exposure.verdict()) == (0, NO)
+
+
 async def test_cancelled_after_the_request_was_written_may_have_been_processed(
     transport: str,
 ) -> None:

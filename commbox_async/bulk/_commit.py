@@ -48,21 +48,29 @@ class GroupCommit:
                 await turn.done.wait()
         else:
             self._turn = turn = _Turn()
-            await anyio.lowlevel.cancel_shielded_checkpoint()
-            self._turn = None
-            rows, self._sending = self._sending, []
-            outcomes, self._settled = self._settled, []
             try:
-                self._journal.write(sending=rows, settled=outcomes, run=self._run)
-            except CommBoxError as exc:
-                turn.error = exc
-            except Exception as exc:  # a backend that did not type its failure
-                turn.error = JournalError(f"the bulk journal could not be written: {exc}")
-                turn.error.__cause__ = exc
-            except BaseException:  # interrupted mid-write: no one's rows are known to be on disk
-                turn.error = JournalError("the bulk journal write was interrupted")
-                raise
+                await anyio.lowlevel.cancel_shielded_checkpoint()
             finally:
-                turn.done.set()
+                # asyncio's own cancellation (asyncio.timeout: a call's deadline) passes the
+                # shield and may strike here; the rows handed over are committed all the same,
+                # and the writers waiting for them released, before it goes on up.
+                self._commit(turn)
         if turn.error is not None:
             raise turn.error
+
+    def _commit(self, turn: _Turn) -> None:
+        self._turn = None
+        rows, self._sending = self._sending, []
+        outcomes, self._settled = self._settled, []
+        try:
+            self._journal.write(sending=rows, settled=outcomes, run=self._run)
+        except CommBoxError as exc:
+            turn.error = exc
+        except Exception as exc:  # a backend that did not type its failure
+            turn.error = JournalError(f"the bulk journal could not be written: {exc}")
+            turn.error.__cause__ = exc
+        except BaseException:  # interrupted mid-write: no one's rows are known to be on disk
+            turn.error = JournalError("the bulk journal write was interrupted")
+            raise
+        finally:
+            turn.done.set()

@@ -47,12 +47,14 @@ from .._aio import call
 from .._exceptions import (
     AuthenticationError,
     CommBoxError,
+    DecodeError,
     JournalError,
     PermissionDeniedError,
     TokenError,
 )
 from .._verdict import Processed
 from ..models import ObjectChild, ObjectDetails
+from ..resources._resource import is_id
 from ..resources.streams import TIME_RANGE_CAP
 from ._backend import RECOVERED, JournalBackend, UncertainEntry
 from ._lookup import (
@@ -321,9 +323,22 @@ def _child_query(client: AsyncCommBox, stream: str, object_id: str) -> Callable[
     return query
 
 
+def _readable_id(value: int | None, model: str, field: str) -> int:
+    """A listed record's id, 0 when it has none (a possible match no key can claim). One no
+    CommBox object can have (past int64, negative) makes the whole lookup unreadable:
+    skipping the record could call its send not taken."""
+    if value is None:
+        return 0
+    if not is_id(value):
+        raise DecodeError(
+            "a record CommBox listed has no readable id", model=model, path=field, value=value
+        )
+    return value
+
+
 def _object_found(obj: ObjectDetails) -> _Record:
     return _Record(
-        obj.object_id or 0,
+        _readable_id(obj.object_id, "ObjectDetails", "objectId"),
         normalize_who(obj.user_stream_provider_id),
         normalize_text(obj.message),
         _timestamp(obj.created_time),
@@ -337,7 +352,7 @@ def _child_found(child: ObjectChild) -> _Record:
     said = {v for v in (child.is_manager, user and user.is_manager) if isinstance(v, bool)}
     authors = {child.manager_id} | ({user.id, user.manager_id} if user else set())
     return _Record(
-        child.id or 0,
+        _readable_id(child.id, "ObjectChild", "id"),
         None,
         normalize_text(child.message),
         _timestamp(child.created_time),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._aio import aiterate, call, put, take
@@ -243,6 +244,9 @@ class _Run:
         # Duplicates are found through the journal, which marks every key taken with the
         # run's number.
         self.unsettled: dict[str, Sending] = {}
+        # Uncertain keys this run sends again (resend_uncertain), with the verdict their
+        # earlier attempt left: whatever this attempt does, that one may have been taken.
+        self.resending: dict[str, Processed] = {}
         # Each request under way, with what it has put on the wire so far.
         self.inflight: dict[anyio.CancelScope, Exposure] = {}
         self.stopping = False
@@ -296,18 +300,18 @@ class _Run:
         batches: dict[str, list[BulkMessage]] = {}
         async with out:
             async for message in aiterate(messages):
-                if self.stopping:
-                    break
                 todo = await self._admit(message)
-                if todo is None:
-                    continue
-                if isinstance(todo.payload, TemplateMessage):
+                if todo is not None and isinstance(todo.payload, TemplateMessage):
                     batch = batches.setdefault(str(todo.stream_id), [])
                     batch.append(todo)
                     if len(batch) == MAX_TEMPLATE_RECIPIENTS:
                         await put(out, batches.pop(str(todo.stream_id)))
-                else:
+                elif todo is not None:
                     await put(out, [todo])
+                # Checked before the next message is taken, not after: every message taken
+                # from the input is reported (one taken once the run stopped ends pending).
+                if self.stopping:
+                    break
             for stream_id in list(batches):
                 await put(out, batches.pop(stream_id))
 
@@ -317,15 +321,12 @@ class _Run:
         key = message.key
         previous = self.journal.get(key)
         if key in self.unsettled or (previous is not None and previous.run == self.run):
-            # Reported, never written: the journal row is the first occurrence's.
-            await self._report(
-                Outcome(
-                    key=key,
-                    outcome="failed",
-                    failure="rejected",
-                    error="duplicate key in the input",
-                )
+            # Reported, never written: the journal row, and what the run knows of the key
+            # while it is queued or in flight, are the first occurrence's.
+            duplicate = Outcome(
+                key=key, outcome="failed", failure="rejected", error="duplicate key in the input"
             )
+            await self._report(duplicate, settles=False)
             return None
         if isinstance(message, Rejected):
             if previous is not None and previous.state in ("sent", "uncertain"):
@@ -358,6 +359,8 @@ class _Run:
                 why = "the message differs from the one sent then; not sent again"
                 await self._report(_earlier(key, previous, changed=changed, why=why))
                 return None
+            if state == "uncertain":
+                self.resending[key] = previous.processed
         self.unsettled[key] = Sending(key, digest, lookup)
         return todo
 
@@ -388,7 +391,11 @@ class _Run:
                 raise
             finally:
                 del self.inflight[scope]
-            await self._settle(outcomes)
+            # Settled before its "sending" mark (refused by a check before the request, or its
+            # deadline ran out in the throttle): the row still gets the message's fingerprint,
+            # so that a fixed message is told from the one that failed.
+            announced = exposure.before_send is None
+            await self._settle(outcomes, sending=() if announced else sending)
 
     async def _attempt(self, batch: list[BulkMessage], exposure: Exposure) -> list[Outcome]:
         """One request's outcomes; every error of this request becomes its outcome, except
@@ -415,13 +422,34 @@ class _Run:
         never half-recorded because its worker was cancelled."""
         if not outcomes:
             return
+        if self.resending:
+            outcomes = [self._still_uncertain(o) for o in outcomes]
         with anyio.CancelScope(shield=True):
             await self.commits.write(sending=sending, settled=outcomes)
             for outcome in outcomes:
                 await self._report(outcome)
 
-    async def _report(self, outcome: Outcome) -> None:
-        self.unsettled.pop(outcome.key, None)
+    def _still_uncertain(self, outcome: Outcome) -> Outcome:
+        """An uncertain key sent again stays uncertain unless CommBox took it this time: its
+        earlier attempt may have been taken, so failing now (or never leaving the machine)
+        must not make it a key the next run sends by itself."""
+        earlier = self.resending.pop(outcome.key, None)
+        if earlier is None or outcome.outcome == "sent":
+            return outcome
+        processed = max(earlier, outcome.processed, Processed.MAYBE)
+        if outcome.outcome == "uncertain":
+            return attrs.evolve(outcome, processed=processed)
+        return Outcome(
+            key=outcome.key,
+            outcome="uncertain",
+            processed=processed,
+            error=f"sent again while uncertain, and {outcome.outcome} this time "
+            f"({outcome.error}); the earlier attempt may have been taken",
+        )
+
+    async def _report(self, outcome: Outcome, *, settles: bool = True) -> None:
+        if settles:
+            self.unsettled.pop(outcome.key, None)
         report = self.report
         report.counts[outcome.outcome] += 1
         report.earlier += outcome.earlier

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .._exceptions import DecodeError
 from .._verdict import Processed
 from ..models import RecipientResult, TemplateMessage
-from ..resources._resource import decode
+from ..resources._resource import decode, is_id
 from ..resources.messaging import template_request
 from ._types import BulkMessage, FailureKind, Outcome
 
@@ -90,10 +90,12 @@ def _outcome(message: BulkMessage, result: RecipientResult | None) -> Outcome:
             data=data,
         )
     if result.ok:
+        # The recipient's status says sent; an object_id no conversation can have (past int64,
+        # negative) is an unreadable part of the answer: the send stands, its id is unknown.
         return Outcome(
             key=message.key,
             outcome="sent",
-            id=result.object_id,
+            id=result.object_id if is_id(result.object_id) else None,
             processed=Processed.YES,
             data=data,
         )

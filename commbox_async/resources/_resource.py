@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 
 from .._exceptions import (
     CommBoxError,
@@ -13,6 +13,7 @@ from .._exceptions import (
     InvalidArgumentError,
     InvalidResponseError,
     NotFoundError,
+    brief,
 )
 from .._response import Envelope
 from .._verdict import Processed
@@ -27,6 +28,15 @@ T = TypeVar("T")
 Id = int | str
 
 _ID_KEYS = ("objectId", "objectid", "ObjectId", "Id", "id", "childId", "ChildId")
+
+#: The largest id CommBox gives: its ids are positive 64-bit integers.
+MAX_ID = 2**63 - 1
+
+
+def is_id(value: object) -> TypeGuard[int]:
+    """Whether ``value`` can be an id CommBox gave (a positive int64; not a bool). Anything
+    else in an answer is unreadable: no object has it, and no journal column holds it."""
+    return type(value) is int and 0 < value <= MAX_ID
 
 
 def decode(data: Any, cls: Any, *, max_depth: int | None = None) -> Any:
@@ -124,15 +134,23 @@ class APIResource:
         candidate: Any = data
         if isinstance(data, Mapping):
             candidate = next((data[k] for k in _ID_KEYS if k in data), None)
-        if isinstance(candidate, bool):
-            candidate = None
-        if isinstance(candidate, int):
+        if isinstance(candidate, str):
+            text = candidate.strip()
+            # At most 19 digits: int() of a hostile 5,000-digit string is refused by the
+            # interpreter (a ValueError), and no int64 is longer.
+            if text.isdecimal() and len(text) <= 19:
+                candidate = int(text)
+        if is_id(candidate):
             return candidate
-        if isinstance(candidate, str) and candidate.strip().isdecimal():
-            return int(candidate)
+        what = (
+            "has no id this client recognises"
+            if candidate is None
+            else f"has {brief(candidate)} for its id, which is not a CommBox id (a positive "
+            "64-bit integer)"
+        )
         raise InvalidResponseError(
-            "CommBox accepted the request but its response has no id this client recognises; "
-            "the object may have been created (see .body)",
+            f"CommBox accepted the request but its response {what}; the object may have been "
+            "created (see .body)",
             http_status=envelope.http_status,
             content_type=envelope.headers.get("content-type"),
             snippet=json.dumps(envelope.body)[:200],

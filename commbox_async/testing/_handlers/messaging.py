@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -54,12 +55,16 @@ def _wa_result(state: FakeState, stream: str, to: str, item: dict[str, Any]) -> 
     }
     obj_data = item.get("object_data")
     if isinstance(obj_data, dict):
-        result["object_id"] = state.add_conversation(
+        object_id = state.add_conversation(
             stream,
             message=f"template {item.get('name', '')}".strip(),
             status=int(obj_data.get("StatusId") or 1),
             user_stream_provider_id=to,
         )
+        content = obj_data.get("Content")
+        if isinstance(content, dict):  # the conversation keeps it, as Create Object's does
+            state.objects[object_id].record["content"] = json.dumps(content)
+        result["object_id"] = object_id
     state.whatsapp_sent.append({"stream": stream, "to": to, "item": item, **result})
     return result
 
