@@ -1114,7 +1114,17 @@ def _progress(rate_limit: RateLimitSetting | None = None) -> Progress:
 
 
 def main() -> None:
-    cli(prog_name="commbox")
+    """The ``commbox`` command. A Ctrl-C before a command has started listening for it (while
+    it starts up) is exit 130 like any other, not click's "Aborted!" and exit 1."""
+    try:
+        code = cli.main(prog_name="commbox", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err_console.print("[yellow]interrupted:[/yellow] re-run the same command to resume")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
