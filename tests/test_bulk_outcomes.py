@@ -15,7 +15,8 @@ import pytest
 
 from commbox_async import BulkStoppedError, NewObject, Processed
 from commbox_async.bulk import BulkMessage, Journal, Outcome, Rejected
-from commbox_async.models import TemplateComponent, TemplateMessage
+from commbox_async.bulk._whatsapp import _outcome, match_results
+from commbox_async.models import RecipientResult, TemplateComponent, TemplateMessage
 from commbox_async.testing import FakeCommBox
 
 from .conftest import envelope, make_client, socket_client
@@ -365,3 +366,136 @@ async def test_a_message_no_request_can_carry_is_rejected_and_the_run_goes_on() 
     assert "cannot be sent" in (outcomes["bad"].error or "")
     assert outcomes["ok-1"].outcome == outcomes["ok-2"].outcome == "sent"
     assert len(fake.objects) == 2
+
+
+# -- WhatsApp: each recipient's result decides its own message ---------------------------------
+
+
+def wa(key: str, to: str) -> BulkMessage:
+    return BulkMessage(
+        key=key, stream_id=ENC, payload=TemplateMessage.create(to=to, name="t", language="en")
+    )
+
+
+def result(to: str | None, status: int | None = 200, **kw: Any) -> RecipientResult:
+    return RecipientResult(recipient=to, status=status, **kw)
+
+
+A, B, C = "972500000001", "972500000002", "972500000003"
+
+
+def test_results_out_of_order_are_matched_by_recipient_not_position() -> None:
+    batch = [wa("a", A), wa("b", B), wa("c", C)]
+    ra, rb, rc = result(A, object_id=1), result(B, object_id=2), result(C, object_id=3)
+    assert match_results(batch, [rc, ra, rb]) == [ra, rb, rc]
+    # One result more than recipients (an unknown number): still by recipient.
+    stray = result("972599999999", object_id=9)
+    assert match_results(batch, [stray, rb, None, rc, ra]) == [ra, rb, rc]
+
+
+def test_results_in_order_are_matched_by_position_even_without_recipient_numbers() -> None:
+    batch = [wa("a", A), wa("b", B)]
+    bare = [result(None, object_id=1), result(None, object_id=2)]
+    assert match_results(batch, bare) == bare
+    unreadable: list[RecipientResult | None] = [None, result(B, object_id=2)]
+    assert match_results(batch, unreadable) == unreadable
+
+
+def test_a_recipient_twice_in_the_batch_gets_no_result_it_cannot_be_sure_is_its_own() -> None:
+    batch = [wa("a1", A), wa("a2", A), wa("b", B)]
+    rb = result(B, object_id=2)
+    # Two results for A, out of order: which A message each belongs to is not known.
+    assert match_results(batch, [rb, result(A, object_id=1), result(A, object_id=3)]) == [
+        None,
+        None,
+        rb,
+    ]
+    # No result for A at all.
+    assert match_results(batch, [rb]) == [None, None, rb]
+
+
+def test_no_readable_result_is_uncertain_and_processed() -> None:
+    outcome = _outcome(wa("a", A), None)
+    assert outcome == Outcome(
+        key="a",
+        outcome="uncertain",
+        processed=Processed.YES,
+        error="CommBox answered 2xx, but its answer has no readable result for this recipient",
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "failure"),
+    [(429, "not_sent"), (503, "not_sent"), (400, "rejected"), (None, "rejected")],
+)
+def test_a_failed_recipient_is_rejected_unless_its_status_says_not_now(
+    status: int | None, failure: str
+) -> None:
+    reason = {"code": 131026, "title": "not a WhatsApp user"}
+    outcome = _outcome(wa("a", A), result(A, status, failed=reason))
+    wire = {"recipient": A, "failed": reason} | ({} if status is None else {"status": status})
+    assert outcome == Outcome(
+        key="a",
+        outcome="failed",
+        error=f"recipient {A}: status {status}: {reason}",
+        failure=failure,  # type: ignore[arg-type]
+        data=wire,
+    )
+
+
+def test_a_failure_beside_a_success_status_is_still_a_failure() -> None:
+    outcome = _outcome(wa("a", A), result(A, 200, failed="invalid"))
+    assert (outcome.outcome, outcome.failure) == ("failed", "rejected")
+
+
+def test_a_sent_recipient_carries_its_conversation_id_and_result() -> None:
+    outcome = _outcome(wa("a", A), result(A, 200, object_id=77, id="wamid.1"))
+    assert outcome == Outcome(
+        key="a",
+        outcome="sent",
+        id=77,
+        processed=Processed.YES,
+        data={"recipient": A, "status": 200, "object_id": 77, "id": "wamid.1"},
+    )
+
+
+@pytest.mark.parametrize("status", [None, 100, 302])
+def test_a_result_with_neither_success_nor_failure_is_uncertain(status: int | None) -> None:
+    outcome = _outcome(wa("a", A), result(A, status, object_id=5))
+    data: dict[str, Any] = {"recipient": A, "object_id": 5}
+    if status is not None:
+        data["status"] = status
+    assert outcome == Outcome(
+        key="a",
+        outcome="uncertain",
+        processed=Processed.YES,
+        error=f"recipient {A}: no success status and no failure in the result",
+        data=data,
+    )
+
+
+async def test_a_single_result_not_in_a_list_is_that_recipients_result() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=envelope({"recipient": A, "status": 200, "object_id": 8}))
+
+    async with make_client(handler) as cb:
+        report = await cb.bulk.send([wa("a", A)])
+    assert [(o.outcome, o.id) for o in report.outcomes] == [("sent", 8)]
+
+
+async def test_whatsapp_results_are_decoded_under_the_clients_max_depth() -> None:
+    """A ``failed`` string holding JSON deeper than max_depth is unreadable: uncertain."""
+    deep = '{"a": ' * 10 + "1" + "}" * 10
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        results = [
+            {"recipient": A, "status": 400, "failed": deep},
+            {"recipient": B, "status": 400, "failed": '{"code": 1}'},
+        ]
+        return httpx.Response(200, json=envelope(results))
+
+    async with make_client(handler, max_depth=6) as cb:
+        report = await cb.bulk.send([wa("a", A), wa("b", B)])
+    outcomes = by_key(report.outcomes)
+    assert outcomes["a"].outcome == "uncertain"
+    assert (outcomes["b"].outcome, outcomes["b"].failure) == ("failed", "rejected")
