@@ -4,6 +4,7 @@ runs that stop for the right reasons; cancellation that strands nothing."""
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,18 @@ import anyio
 import httpx
 import pytest
 
-from commbox_async import BulkStoppedError, NewObject, Processed
+import commbox_async.bulk._send as send_module
+from commbox_async import (
+    APIConnectionError,
+    APIStatusError,
+    BulkStoppedError,
+    CommBoxError,
+    ConfigurationError,
+    JournalError,
+    NewObject,
+    Processed,
+)
+from commbox_async._verdict import Exposure
 from commbox_async.bulk import BulkMessage, Journal, Outcome, Rejected
 from commbox_async.bulk._whatsapp import _outcome, match_results
 from commbox_async.models import RecipientResult, TemplateComponent, TemplateMessage
@@ -21,6 +33,9 @@ from commbox_async.testing import FakeCommBox
 
 from .conftest import envelope, make_client, socket_client
 from .rawserver import raw_server, respond
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 pytestmark = pytest.mark.anyio
 
@@ -499,3 +514,79 @@ async def test_whatsapp_results_are_decoded_under_the_clients_max_depth() -> Non
     outcomes = by_key(report.outcomes)
     assert outcomes["a"].outcome == "uncertain"
     assert (outcomes["b"].outcome, outcomes["b"].failure) == ("failed", "rejected")
+
+
+# -- how one request's error becomes its outcome, and what a failed run raises ---------------
+
+
+def status_error(status: int) -> APIStatusError:
+    return APIStatusError(
+        f"HTTP {status}",
+        http_status=status,
+        envelope_status=None,
+        description=None,
+        method="POST",
+        path="/streams/532/objects",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "failure"),
+    [
+        (status_error(300), "not_sent"),  # a redirect: the request was not acted on
+        (status_error(301), "not_sent"),
+        (status_error(399), "not_sent"),
+        (status_error(400), "rejected"),
+        (status_error(408), "not_sent"),
+        (status_error(429), "not_sent"),
+        (status_error(503), "not_sent"),
+        (status_error(500), "rejected"),
+        (ConfigurationError("no stream"), "rejected"),
+        (
+            APIConnectionError("refused", method="POST", path="/x", processed=Processed.NO),
+            "not_sent",
+        ),
+    ],
+)
+def test_each_error_is_a_failure_of_its_kind(error: CommBoxError, failure: str) -> None:
+    assert send_module._failure(error) == failure
+
+
+@pytest.mark.parametrize("sent", [False, True])
+def test_a_library_bug_is_failed_if_nothing_left_else_uncertain(sent: bool) -> None:
+    exposure = Exposure()
+    exposure.sent = sent
+    outcome = send_module._after_bug("k", KeyError("boom"), exposure)
+    error = "the library failed on this message: KeyError: 'boom'"
+    if sent:
+        expected = Outcome(key="k", outcome="uncertain", error=error, processed=Processed.MAYBE)
+    else:
+        expected = Outcome(key="k", outcome="failed", error=error, failure="not_sent")
+    assert outcome == expected
+
+
+def journal_error() -> JournalError:
+    return JournalError("the journal j.sqlite cannot be written: disk full")
+
+
+def test_a_failed_run_raises_its_journal_error_first() -> None:
+    journal = journal_error()
+    group = BaseExceptionGroup("run", [ValueError("from on_outcome"), journal])
+    with pytest.raises(JournalError) as raised:
+        send_module._raise_one(group)
+    assert raised.value is journal and raised.value.__suppress_context__
+
+
+def test_a_failed_run_raises_its_single_error_as_itself() -> None:
+    error = ValueError("from on_outcome")
+    group = BaseExceptionGroup("run", [anyio.BrokenResourceError(), error])
+    with pytest.raises(ValueError) as raised:
+        send_module._raise_one(BaseExceptionGroup("outer", [group]))
+    assert raised.value is error and raised.value.__suppress_context__
+
+
+def test_several_different_errors_or_none_are_left_in_their_group() -> None:
+    two = BaseExceptionGroup("run", [ValueError("one"), KeyError("two")])
+    assert send_module._raise_one(two) is None
+    assert send_module._raise_one(BaseExceptionGroup("run", [anyio.BrokenResourceError()])) is None
+    assert send_module._raise_one(ValueError("not a group")) is None
