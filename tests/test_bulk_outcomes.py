@@ -4,6 +4,7 @@ runs that stop for the right reasons; cancellation that strands nothing."""
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +14,29 @@ import anyio
 import httpx
 import pytest
 
-from commbox_async import BulkStoppedError, InvalidResponseError, NewObject, Processed
+import commbox_async.bulk._send as send_module
+from commbox_async import (
+    APIConnectionError,
+    APIStatusError,
+    BulkStoppedError,
+    CommBoxError,
+    ConfigurationError,
+    InvalidResponseError,
+    JournalError,
+    NewObject,
+    Processed,
+)
+from commbox_async._verdict import Exposure
 from commbox_async.bulk import BulkMessage, Journal, Outcome, Rejected
-from commbox_async.models import TemplateComponent, TemplateMessage
+from commbox_async.bulk._whatsapp import _outcome, match_results
+from commbox_async.models import RecipientResult, TemplateComponent, TemplateMessage
 from commbox_async.testing import FakeCommBox
 
 from .conftest import envelope, make_client, socket_client
 from .rawserver import raw_server, respond
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 pytestmark = pytest.mark.anyio
 
@@ -557,3 +574,212 @@ async def test_a_message_no_request_can_carry_is_rejected_and_the_run_goes_on() 
     assert "cannot be sent" in (outcomes["bad"].error or "")
     assert outcomes["ok-1"].outcome == outcomes["ok-2"].outcome == "sent"
     assert len(fake.objects) == 2
+
+
+# -- WhatsApp: each recipient's result decides its own message ---------------------------------
+
+
+def wa(key: str, to: str) -> BulkMessage:
+    return BulkMessage(
+        key=key, stream_id=ENC, payload=TemplateMessage.create(to=to, name="t", language="en")
+    )
+
+
+def result(to: str | None, status: int | None = 200, **kw: Any) -> RecipientResult:
+    return RecipientResult(recipient=to, status=status, **kw)
+
+
+A, B, C = "972500000001", "972500000002", "972500000003"
+
+
+def test_results_out_of_order_are_matched_by_recipient_not_position() -> None:
+    batch = [wa("a", A), wa("b", B), wa("c", C)]
+    ra, rb, rc = result(A, object_id=1), result(B, object_id=2), result(C, object_id=3)
+    assert match_results(batch, [rc, ra, rb]) == [ra, rb, rc]
+    # One result more than recipients (an unknown number): still by recipient.
+    stray = result("972599999999", object_id=9)
+    assert match_results(batch, [stray, rb, None, rc, ra]) == [ra, rb, rc]
+
+
+def test_results_in_order_are_matched_by_position_even_without_recipient_numbers() -> None:
+    batch = [wa("a", A), wa("b", B)]
+    bare = [result(None, object_id=1), result(None, object_id=2)]
+    assert match_results(batch, bare) == bare
+    unreadable: list[RecipientResult | None] = [None, result(B, object_id=2)]
+    assert match_results(batch, unreadable) == unreadable
+
+
+def test_a_recipient_twice_in_the_batch_gets_no_result_it_cannot_be_sure_is_its_own() -> None:
+    batch = [wa("a1", A), wa("a2", A), wa("b", B)]
+    rb = result(B, object_id=2)
+    # Two results for A, out of order: which A message each belongs to is not known.
+    assert match_results(batch, [rb, result(A, object_id=1), result(A, object_id=3)]) == [
+        None,
+        None,
+        rb,
+    ]
+    # No result for A at all.
+    assert match_results(batch, [rb]) == [None, None, rb]
+
+
+def test_no_readable_result_is_uncertain_and_processed() -> None:
+    outcome = _outcome(wa("a", A), None)
+    assert outcome == Outcome(
+        key="a",
+        outcome="uncertain",
+        processed=Processed.YES,
+        error="CommBox answered 2xx, but its answer has no readable result for this recipient",
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "failure"),
+    [(429, "not_sent"), (503, "not_sent"), (400, "rejected"), (None, "rejected")],
+)
+def test_a_failed_recipient_is_rejected_unless_its_status_says_not_now(
+    status: int | None, failure: str
+) -> None:
+    reason = {"code": 131026, "title": "not a WhatsApp user"}
+    outcome = _outcome(wa("a", A), result(A, status, failed=reason))
+    wire = {"recipient": A, "failed": reason} | ({} if status is None else {"status": status})
+    assert outcome == Outcome(
+        key="a",
+        outcome="failed",
+        error=f"recipient {A}: status {status}: {reason}",
+        failure=failure,  # type: ignore[arg-type]
+        data=wire,
+    )
+
+
+def test_a_failure_beside_a_success_status_is_still_a_failure() -> None:
+    outcome = _outcome(wa("a", A), result(A, 200, failed="invalid"))
+    assert (outcome.outcome, outcome.failure) == ("failed", "rejected")
+
+
+def test_a_sent_recipient_carries_its_conversation_id_and_result() -> None:
+    outcome = _outcome(wa("a", A), result(A, 200, object_id=77, id="wamid.1"))
+    assert outcome == Outcome(
+        key="a",
+        outcome="sent",
+        id=77,
+        processed=Processed.YES,
+        data={"recipient": A, "status": 200, "object_id": 77, "id": "wamid.1"},
+    )
+
+
+@pytest.mark.parametrize("status", [None, 100, 302])
+def test_a_result_with_neither_success_nor_failure_is_uncertain(status: int | None) -> None:
+    outcome = _outcome(wa("a", A), result(A, status, object_id=5))
+    data: dict[str, Any] = {"recipient": A, "object_id": 5}
+    if status is not None:
+        data["status"] = status
+    assert outcome == Outcome(
+        key="a",
+        outcome="uncertain",
+        processed=Processed.YES,
+        error=f"recipient {A}: no success status and no failure in the result",
+        data=data,
+    )
+
+
+async def test_a_single_result_not_in_a_list_is_that_recipients_result() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=envelope({"recipient": A, "status": 200, "object_id": 8}))
+
+    async with make_client(handler) as cb:
+        report = await cb.bulk.send([wa("a", A)])
+    assert [(o.outcome, o.id) for o in report.outcomes] == [("sent", 8)]
+
+
+async def test_whatsapp_results_are_decoded_under_the_clients_max_depth() -> None:
+    """A ``failed`` string holding JSON deeper than max_depth is unreadable: uncertain."""
+    deep = '{"a": ' * 10 + "1" + "}" * 10
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        results = [
+            {"recipient": A, "status": 400, "failed": deep},
+            {"recipient": B, "status": 400, "failed": '{"code": 1}'},
+        ]
+        return httpx.Response(200, json=envelope(results))
+
+    async with make_client(handler, max_depth=6) as cb:
+        report = await cb.bulk.send([wa("a", A), wa("b", B)])
+    outcomes = by_key(report.outcomes)
+    assert outcomes["a"].outcome == "uncertain"
+    assert (outcomes["b"].outcome, outcomes["b"].failure) == ("failed", "rejected")
+
+
+# -- how one request's error becomes its outcome, and what a failed run raises ---------------
+
+
+def status_error(status: int) -> APIStatusError:
+    return APIStatusError(
+        f"HTTP {status}",
+        http_status=status,
+        envelope_status=None,
+        description=None,
+        method="POST",
+        path="/streams/532/objects",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "failure"),
+    [
+        (status_error(300), "not_sent"),  # a redirect: the request was not acted on
+        (status_error(301), "not_sent"),
+        (status_error(399), "not_sent"),
+        (status_error(400), "rejected"),
+        (status_error(408), "not_sent"),
+        (status_error(429), "not_sent"),
+        (status_error(503), "not_sent"),
+        (status_error(500), "rejected"),
+        (ConfigurationError("no stream"), "rejected"),
+        (
+            APIConnectionError("refused", method="POST", path="/x", processed=Processed.NO),
+            "not_sent",
+        ),
+    ],
+)
+def test_each_error_is_a_failure_of_its_kind(error: CommBoxError, failure: str) -> None:
+    assert send_module._failure(error) == failure
+
+
+@pytest.mark.parametrize("sent", [False, True])
+def test_a_library_bug_is_failed_if_nothing_left_else_uncertain(sent: bool) -> None:
+    exposure = Exposure()
+    exposure.sent = sent
+    outcome = send_module._after_bug("k", KeyError("boom"), exposure)
+    error = "the library failed on this message: KeyError: 'boom'"
+    if sent:
+        expected = Outcome(key="k", outcome="uncertain", error=error, processed=Processed.MAYBE)
+    else:
+        expected = Outcome(key="k", outcome="failed", error=error, failure="not_sent")
+    assert outcome == expected
+
+
+def journal_error() -> JournalError:
+    return JournalError("the journal j.sqlite cannot be written: disk full")
+
+
+def test_a_failed_run_raises_its_journal_error_first() -> None:
+    journal = journal_error()
+    group = BaseExceptionGroup("run", [ValueError("from on_outcome"), journal])
+    with pytest.raises(JournalError) as raised:
+        send_module._raise_one(group)
+    assert raised.value is journal and raised.value.__suppress_context__
+
+
+def test_a_failed_run_raises_its_single_error_as_itself() -> None:
+    error = ValueError("from on_outcome")
+    group = BaseExceptionGroup("run", [anyio.BrokenResourceError(), error])
+    with pytest.raises(ValueError) as raised:
+        send_module._raise_one(BaseExceptionGroup("outer", [group]))
+    assert raised.value is error and raised.value.__suppress_context__
+
+
+def test_several_different_errors_or_none_are_left_in_their_group() -> None:
+    two = BaseExceptionGroup("run", [ValueError("one"), KeyError("two")])
+    assert send_module._raise_one(two) is None
+    assert send_module._raise_one(BaseExceptionGroup("run", [anyio.BrokenResourceError()])) is None
+    assert send_module._raise_one(ValueError("not a group")) is None

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
+import commbox_async.bulk.journal as journal_module
 from commbox_async import JournalError, NewObject
 from commbox_async.bulk import BulkMessage, Journal, Outcome
 from commbox_async.testing import FakeCommBox
@@ -256,3 +257,82 @@ def test_reconciling_a_key_whose_lookup_is_not_what_a_send_wrote(tmp_path: Path)
         assert {e.error for e in book.uncertain()} == {
             "the journal holds no record of what was sent (an earlier version wrote it)"
         }
+
+
+# -- the exact error for each reason a journal cannot be used ---------------------------------
+
+
+def sqlite_error(message: str, name: str | None = None) -> sqlite3.Error:
+    exc = sqlite3.OperationalError(message)
+    if name is not None:
+        exc.sqlite_errorname = name  # what Python 3.11+ sets from SQLite's result code
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "name"),
+    [
+        (sqlite_error("Database Is LOCKED"), "SQLITE_BUSY"),
+        (sqlite_error("attempt to write a READONLY database"), "SQLITE_READONLY"),
+        (sqlite_error("database disk image is Malformed"), "SQLITE_CORRUPT"),
+        (sqlite_error("file is Not A Database"), "SQLITE_NOTADB"),
+        (sqlite_error("Unable To Open database file"), "SQLITE_CANTOPEN"),
+        (sqlite_error("no such table: keys"), "SQLITE_ERROR"),
+        (sqlite_error("database is locked", "SQLITE_IOERR_WRITE"), "SQLITE_IOERR_WRITE"),
+    ],
+)
+def test_a_sqlite_errors_name_is_its_own_or_read_from_its_message(
+    exc: sqlite3.Error, name: str
+) -> None:
+    assert journal_module._sqlite_error_name(exc) == name
+
+
+def test_a_journal_that_cannot_be_opened_says_why_and_where(tmp_path: Path) -> None:
+    def refusal(path: Path) -> str:
+        with pytest.raises(JournalError) as raised:
+            Journal(path)
+        assert raised.value.path == str(path)
+        return str(raised.value)
+
+    assert refusal(tmp_path) == f"journal {tmp_path} is a directory (unable to open database file)"
+    missing = tmp_path / "no" / "j.sqlite"
+    assert refusal(missing) == (
+        f"journal {missing} cannot be created: its folder {missing.parent} does not exist "
+        "(unable to open database file)"
+    )
+    garbage = tmp_path / "g.sqlite"
+    garbage.write_bytes(b"not sqlite " * 1000)
+    assert refusal(garbage) == (
+        f"journal {garbage} is not a SQLite file (not a journal, or overwritten) "
+        "(file is not a database)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [
+        ("SQLITE_READONLY_DBMOVED", "is read-only: a journal must be writable"),
+        (
+            "SQLITE_CANTOPEN",
+            "cannot be written: its folder {folder} is read-only (SQLite keeps a -wal file "
+            "beside the journal)",
+        ),
+        ("SQLITE_NOTADB", "is not a SQLite file (not a journal, or overwritten)"),
+        ("SQLITE_CORRUPT", "is corrupt or truncated"),
+        ("SQLITE_FULL", "cannot be opened"),
+    ],
+)
+def test_each_sqlite_refusal_of_an_existing_journal_is_named(
+    name: str, what: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as journal:
+        error = journal._unusable(sqlite_error("boom", name))
+    assert str(error) == f"journal {path} {what.format(folder=tmp_path)} (boom)"
+
+
+def test_a_temporary_journal_that_cannot_be_created_says_so() -> None:
+    with Journal(None) as journal:
+        error = journal._unusable(sqlite_error("disk I/O error", "SQLITE_IOERR"))
+    assert str(error) == "journal None cannot be created in the temporary folder (disk I/O error)"
+    assert error.path is None

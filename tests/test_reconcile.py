@@ -208,6 +208,7 @@ async def test_children_are_found_through_their_conversation(tmp_path: Path) -> 
         report = await cb.bulk.reconcile(journal, settle_after=0)
     assert (report.found, report.not_taken) == (1, 1)
     assert len(fake.requests) - requests_before == 1  # one Get Object settles both
+    assert "includeChilds=true" in fake.requests[-1].query  # else CommBox lists only the last
     settled = rows(journal)
     assert settled["c1"]["id"] == fake.objects[oid].children[-1]["id"]
     assert settled["c2"]["outcome"] == "failed"
@@ -1088,3 +1089,25 @@ async def test_a_recipient_search_reads_back_as_far_as_a_zone_could_shift_the_se
     assert "identityStreamProviderId=972599999999" in fake.requests[0].query
     assert report.still_uncertain == {"ambiguous": 1}
     assert rows(journal)["a"]["candidates"] == [oid]
+
+
+async def test_a_stamped_send_is_never_settled_by_an_unstamped_look_alike(tmp_path: Path) -> None:
+    """The stamped send never arrived; an identical conversation without the stamp (someone
+    else's) is a candidate, never the send: the key stays uncertain."""
+    journal = tmp_path / "j.sqlite"
+
+    def lose(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("lost", request=request)
+
+    async with make_client(lose, max_retries=0) as lossy:
+        first = await lossy.bulk.send([sms("a", text="Your code")], journal=journal, stamp=True)
+    assert first.outcomes[0].outcome == "uncertain"
+    fake = FakeCommBox()
+    twin = fake.add_conversation(
+        STREAM, message="Your code", user_stream_provider_id="972500000001"
+    )
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.found == 0
+    (outcome,) = report.outcomes
+    assert (outcome.outcome, outcome.candidates) == ("uncertain", (twin,))

@@ -8,12 +8,14 @@ import traceback
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
-from commbox_async import AsyncCommBox, CommBoxError, ConfigurationError
+from commbox_async import AsyncCommBox, AuthenticationError, CommBoxError, ConfigurationError
+from commbox_async._base_client import TokenProvider
 from commbox_async._secret import Secret
 
-from .conftest import TOKEN, socket_client
+from .conftest import TOKEN, envelope, make_client, socket_client
 from .rawserver import raw_server, respond, unused_port
 
 pytestmark = pytest.mark.anyio
@@ -231,3 +233,39 @@ def test_errors_survive_pickling_with_their_verdict() -> None:
         assert type(again) is type(error)
         assert str(again) == str(error)
         assert again.processed is error.processed
+
+
+def test_pickling_a_token_is_refused_and_says_why() -> None:
+    with pytest.raises(TypeError) as raised:
+        pickle.dumps(Secret(TOKEN))
+    assert str(raised.value) == "a Secret cannot be pickled"
+    assert TOKEN not in str(raised.value)
+
+
+@pytest.mark.parametrize("source", [TOKEN, lambda: TOKEN])
+def test_a_token_provider_shows_only_that_it_is_redacted(source: Any) -> None:
+    assert repr(TokenProvider(source)) == "TokenProvider(<redacted>)"
+
+
+@pytest.mark.parametrize("rotates", [False, True])
+async def test_a_refused_token_says_what_to_check(rotates: bool) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json=envelope(status=401, description="Unauthorized"))
+
+    token: Any = (lambda: TOKEN) if rotates else TOKEN
+    async with make_client(handler, token=token) as cb:
+        with pytest.raises(AuthenticationError) as raised:
+            await cb.request("GET", "/managers")
+    if rotates:
+        hint = (
+            "the token callable was asked again after the first 401 and its new token was "
+            "refused too: check what it returns"
+        )
+    else:
+        hint = (
+            "check the API token (token= or COMMBOX_TOKEN; an admin finds it under Settings > "
+            "API); a key that rotates can be passed as a callable, which is asked again after "
+            "a 401"
+        )
+    assert raised.value.hint == hint
+    assert TOKEN not in str(raised.value)
