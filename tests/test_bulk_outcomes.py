@@ -622,6 +622,18 @@ def test_a_recipient_twice_in_the_batch_gets_no_result_it_cannot_be_sure_is_its_
     assert match_results(batch, [rb]) == [None, None, rb]
 
 
+def test_a_recipient_sent_once_with_no_result_or_two_gets_none_and_the_rest_theirs() -> None:
+    """A result missing for a number sent once was an IndexError that turned the whole batch
+    uncertain (a recipient CommBox rejected among them, never resent); two results for one
+    such number gave it the first. Each is that recipient's uncertainty alone."""
+    batch = [wa("a", A), wa("b", B), wa("c", C)]
+    rb, rc = result(B, object_id=2), result(C, status=400)
+    assert match_results(batch, [rb, rc]) == [None, rb, rc]
+    assert match_results(batch, []) == [None, None, None]
+    twice = [result(A, object_id=1), result(A, object_id=7), rb, rc]
+    assert match_results(batch, twice) == [None, rb, rc]
+
+
 def test_no_readable_result_is_uncertain_and_processed() -> None:
     outcome = _outcome(wa("a", A), None)
     assert outcome == Outcome(

@@ -67,7 +67,9 @@ def match_results(
     matched: list[RecipientResult | None] = []
     for n in numbers:
         found = by_number.get(n, [])
-        matched.append(found.pop(0) if len(found) == 1 or numbers.count(n) == 1 else None)
+        # Only one result for a number sent once is that message's: a result missing, two for
+        # one number, or a number sent twice in the batch is not knowable (uncertain).
+        matched.append(found[0] if len(found) == 1 and numbers.count(n) == 1 else None)
     return matched
 
 
