@@ -78,7 +78,7 @@ ENC = "hNyRN_fLUy7rrOrN9jLpipA=="  # /sms/sendsms and WhatsApp
 TOKEN = "model-token"
 MAX_BYTES = 64 * 1024  # the clients' max_response_bytes: the "huge" fault is past it
 STEP_LIMIT = 60.0  # seconds: a step that takes longer has hung
-MAX_KEYS = 40  # keys in a program's universe
+MAX_KEYS = 80  # keys in a program's universe
 
 # -- the hostile server --------------------------------------------------------------------
 
@@ -104,6 +104,7 @@ POST_FAULTS: dict[str, int] = {
     "huge": 1,
     "bad_id": 8,
     "bad_shape": 3,
+    "bad_result": 4,  # one WhatsApp recipient's result unreadable (a status of "sent!")
 }
 # A lookup's answer is read, not acted on: the faults that keep it honest, or unreadable (a
 # server that lies in its search results is beyond what reconciliation can see through).
@@ -118,12 +119,12 @@ GET_FAULTS: dict[str, int] = {
     "not_json": 2,
     "truncated": 2,
     "deep": 1,
-    "bad_id": 2,  # a listed record's id: the lookup is unreadable, it decides nothing
+    "bad_id": 5,  # a listed record's id: the lookup is unreadable, it decides nothing
 }
 #: Processed before the fault strikes.
 PROCESSED_FIRST = frozenset(
     {"lost_after", "500", "slow", "late", "not_json", "truncated", "deep", "huge", "bad_id"}
-    | {"bad_shape", "502_after", "504_after"}
+    | {"bad_shape", "bad_result", "502_after", "504_after"}
 )
 RETRY_AFTERS = ("0", "0.01", "soon", "Fri, 31 Dec 9999 23:59:59 GMT", "1e400", "9" * 80, "-3")
 BAD_IDS = (
@@ -310,6 +311,12 @@ def _spoil(kind: str, reply: Reply, rng: random.Random) -> Reply:
         padding = "x" * (MAX_BYTES + 1024)
         return Reply.json(200, envelope({"objectId": 1, "pad": padding}))
     body = json.loads(reply.payload)
+    if kind == "bad_result":
+        results = body.get("data")
+        if isinstance(results, list) and results and isinstance(results[0], dict):
+            item = rng.choice(results)
+            item[rng.choice(("status", "object_id"))] = rng.choice(("sent!", [1], {"a": 1}))
+        return Reply.json(200, body)
     if kind == "bad_shape":
         body["data"] = rng.choice(("a bare string", [1, 2, 3], {"nothing": True}, 17.5))
         return Reply.json(200, body)
@@ -443,7 +450,7 @@ class Server:
         await self.app(scope, receive, send)
 
 
-Interrupt = tuple[str, str, int] | None  # (stop|cancel, request|outcome, at the n-th)
+Interrupt = tuple[str, str, int] | None  # (stop|cancel, request|outcome|commit, the n-th)
 
 SEND_OPTIONS = st.fixed_dictionaries(
     {
@@ -458,8 +465,10 @@ INTERRUPTS: st.SearchStrategy[Interrupt] = st.one_of(
     st.none(),
     st.tuples(
         st.sampled_from(("stop", "cancel")),
-        st.sampled_from(("request", "outcome")),
-        st.integers(1, 12),
+        # at the n-th request about to go out, outcome reported, or journal commit (when
+        # other workers wait for that commit, or are between it and their first byte)
+        st.sampled_from(("request", "outcome", "commit")),
+        st.integers(1, 8),
     ),
 )
 RATES = st.sampled_from((0.0, 0.25, 0.5, 0.9))
@@ -472,8 +481,10 @@ SEEDS = st.integers(0, 2**32 - 1)
 
 #: A bulk send step's arguments.
 SEND_STEP = {
-    # Which keys go into the run (a bit each), and in which order.
-    "picks": st.integers(1, 2**MAX_KEYS - 1),
+    # Which keys go into the run (a bit each), keys new to it (an input file that grew), and
+    # in which order.
+    "picks": st.integers(0, 2**MAX_KEYS - 1),
+    "fresh": st.lists(st.sampled_from(KINDS), max_size=8),
     "order": st.integers(0, 2**32 - 1),
     "malformed": st.sets(st.integers(0, MAX_KEYS - 1), max_size=2),
     "rate": RATES,
@@ -546,16 +557,13 @@ class Program(RuleBasedStateMachine):
     def universe(self, kinds: list[str]) -> None:
         self._add(kinds)
 
-    @rule(kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=8))
-    @step
-    def more(self, kinds: list[str]) -> None:
-        """New keys join the input (a resumed run over a file that grew)."""
-        self._add(kinds)
-
-    def _add(self, kinds: list[str]) -> None:
+    def _add(self, kinds: list[str]) -> list[Spec]:
+        added = []
         for kind in kinds[: MAX_KEYS - len(self.specs)]:
-            i = len(self.specs)
-            self.specs.append(Spec(key=f"k{i:02d}", kind=kind, index=i))
+            i = len(self.specs) + len(added)
+            added.append(Spec(key=f"k{i:02d}", kind=kind, index=i))
+        self.specs.extend(added)
+        return added
 
     @rule(**SEND_STEP)
     @step
@@ -576,6 +584,7 @@ class Program(RuleBasedStateMachine):
     def _send_step(
         self,
         picks: int,
+        fresh: list[str],
         order: int,
         malformed: set[int],
         rate: float,
@@ -586,7 +595,9 @@ class Program(RuleBasedStateMachine):
         pace: str,
         repeat: int | None,
     ) -> None:
-        specs = [s for i, s in enumerate(self.specs) if picks >> i & 1] or self.specs[:1]
+        specs = [s for i, s in enumerate(self.specs) if picks >> i & 1]
+        specs += self._add(fresh)
+        specs = specs or self.specs[:1]
         random.Random(order).shuffle(specs)
         if repeat is not None:  # a key given twice, the second time right after the first
             at = repeat % len(specs)
@@ -765,18 +776,26 @@ class Program(RuleBasedStateMachine):
             ):
                 strike("outcome")
 
-        async with self._client(transport, Hooks(on_request=on_request), pace=pace) as cb:
-            with scope:
-                try:
-                    result.report = await cb.bulk.send(
-                        self._input(specs, bad, result.taken),
-                        journal=self.journal,
-                        on_outcome=on_outcome,
-                        stop=stop,
-                        **options,
-                    )
-                except BulkStoppedError as exc:
-                    result.stopped = exc
+        def on_commit(commits: int) -> None:
+            if interrupt is not None and interrupt[1] == "commit" and commits == interrupt[2]:
+                strike("commit")
+
+        journal = WatchedJournal(self.journal, on_commit)
+        try:
+            async with self._client(transport, Hooks(on_request=on_request), pace=pace) as cb:
+                with scope:
+                    try:
+                        result.report = await cb.bulk.send(
+                            self._input(specs, bad, result.taken),
+                            journal=journal,
+                            on_outcome=on_outcome,
+                            stop=stop,
+                            **options,
+                        )
+                    except BulkStoppedError as exc:
+                        result.stopped = exc
+        finally:
+            journal.close()
         return result
 
     async def _reconcile(self, transport: str) -> Any:
@@ -924,7 +943,9 @@ class Program(RuleBasedStateMachine):
                 assert entry is not None
                 if key in bad:
                     assert o.failure == "rejected" and entry.digest == "", (o, entry)
-                elif o.outcome != "pending":  # (a pending key is sent by the next run anyway)
+                elif o.outcome != "pending" and not (o.error or "").startswith("sent again"):
+                    # (a pending key is sent by the next run anyway; a key sent again while
+                    # uncertain may keep the fingerprint of the attempt that may have been taken)
                     # The journal knows what was sent: the next run can tell a changed message,
                     # reconciliation where to look.
                     digest = spec.message(self.child_of).digest()
@@ -943,6 +964,22 @@ class Program(RuleBasedStateMachine):
                 assert o.id in done or o.id is None, f"found with the wrong id: {where}"
             elif o.outcome == "failed":
                 assert not done, f"not taken, but processed: {where}"
+
+
+class WatchedJournal(Journal):
+    """The program's journal, telling the program of each commit as it is written (where a
+    Ctrl-C may strike: other workers wait for that commit, or are between it and their
+    request's first byte)."""
+
+    def __init__(self, path: Path, on_commit: Any) -> None:
+        super().__init__(path)
+        self.on_commit = on_commit
+        self.commits = 0
+
+    def write(self, *, sending: Any = (), settled: Any = (), run: int = 0) -> None:
+        super().write(sending=sending, settled=settled, run=run)
+        self.commits += 1
+        self.on_commit(self.commits)
 
 
 @attrs.define
