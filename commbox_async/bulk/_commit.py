@@ -38,14 +38,23 @@ class GroupCommit:
         self._turn: _Turn | None = None
 
     async def write(
-        self, *, sending: Sequence[Sending] = (), settled: Sequence[Outcome] = ()
+        self,
+        *,
+        sending: Sequence[Sending] = (),
+        settled: Sequence[Outcome] = (),
+        shielded: bool = False,
     ) -> None:
+        """Hand over rows and return once they are committed. ``shielded``: the caller
+        already waits in a shielded scope (a scope costs more than the rest of the wait)."""
         self._sending.extend(sending)
         self._settled.extend(settled)
         turn = self._turn
         if turn is not None:  # someone is committing this turn's rows: wait for it
-            with anyio.CancelScope(shield=True):
+            if shielded:
                 await turn.done.wait()
+            else:
+                with anyio.CancelScope(shield=True):
+                    await turn.done.wait()
         else:
             self._turn = turn = _Turn()
             try:

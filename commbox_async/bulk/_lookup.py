@@ -96,9 +96,13 @@ class Lookup:
 
     def to_json(self) -> str:
         """The fields that differ from their defaults, as JSON (``manager=False`` is kept)."""
-        defaults = {a.name: a.default for a in attrs.fields(type(self))}
-        fields = attrs.asdict(self)
-        return json.dumps({k: v for k, v in fields.items() if v != defaults[k]})
+        return json.dumps(
+            {
+                name: value
+                for name, default in _LOOKUP_DEFAULTS
+                if (value := getattr(self, name)) != default
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str | None) -> Lookup | None:
@@ -109,6 +113,9 @@ class Lookup:
             return cls(**fields)
         except (ValueError, TypeError, RecursionError):  # not what a bulk send wrote
             return None
+
+
+_LOOKUP_DEFAULTS = tuple((a.name, a.default) for a in attrs.fields(Lookup))
 
 
 def lookup_for(message: BulkMessage, *, stamp: bool) -> Lookup:

@@ -425,7 +425,7 @@ class _Run:
         if self.resending:
             outcomes = [self._still_uncertain(o) for o in outcomes]
         with anyio.CancelScope(shield=True):
-            await self.commits.write(sending=sending, settled=outcomes)
+            await self.commits.write(sending=sending, settled=outcomes, shielded=True)
             for outcome in outcomes:
                 await self._report(outcome)
 
