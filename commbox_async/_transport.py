@@ -251,6 +251,9 @@ class _Tracer:
 
     async def __call__(self, name: str, info: dict[str, Any]) -> None:
         if name in _HEADERS_STARTED:
+            # The last moment before a byte leaves: a stop that cancelled this call while
+            # it waited for a connection is delivered here, not after the request is out.
+            await _not_cancelled()
             self.exposure.sent = True
         elif name in _STATUS_RECEIVED:
             value = info.get("return_value")
@@ -350,6 +353,14 @@ def _exposing_connector() -> type[Any]:
             connection = await super().connect(req, traces, timeout)
             exposure = _connecting.get()
             if exposure is not None:
+                # As in _Tracer: a stop that struck while the connection was being got is
+                # delivered before aiohttp writes (anyio defers a cancellation whose task is
+                # about to resume, and aiohttp writes without waiting again).
+                try:
+                    await _not_cancelled()
+                except BaseException:
+                    connection.release()
+                    raise
                 exposure.sent = True
             return connection
 

@@ -1036,7 +1036,7 @@ def _run(name: str, machine: type[Program], *, examples: int, steps: int) -> Non
 
 def test_model_in_process() -> None:
     machine = _machine(backends=("asyncio", "trio"))
-    _run("model, httpx in-process", machine, examples=40, steps=20)
+    _run("model, httpx in-process", machine, examples=160, steps=25)
 
 
 def test_model_over_a_socket(socket_server: Server) -> None:
@@ -1046,13 +1046,13 @@ def test_model_over_a_socket(socket_server: Server) -> None:
         backends=("asyncio", "trio"),
         timing=Timing(deadline=0.25, late=0.4, hang=0.35),
     )
-    _run("model, httpx and aiohttp over a socket", machine, examples=15, steps=15)
+    _run("model, httpx and aiohttp over a socket", machine, examples=30, steps=20)
 
 
 @pytest.mark.slow
 def test_model_in_process_soak() -> None:
     machine = _machine(backends=("asyncio", "trio"))
-    _run("model soak, httpx in-process", machine, examples=400, steps=20)
+    _run("model soak, httpx in-process", machine, examples=1600, steps=25)
 
 
 @pytest.mark.slow
@@ -1063,4 +1063,4 @@ def test_model_over_a_socket_soak(socket_server: Server) -> None:
         backends=("asyncio", "trio"),
         timing=Timing(deadline=0.25, late=0.4, hang=0.35),
     )
-    _run("model soak, httpx and aiohttp over a socket", machine, examples=150, steps=15)
+    _run("model soak, httpx and aiohttp over a socket", machine, examples=300, steps=20)

@@ -23,6 +23,7 @@ from commbox_async import (
     ServerError,
 )
 from commbox_async._exceptions import ResponseTooLargeError
+from commbox_async._transport import _Tracer
 from commbox_async._verdict import Exposure, Processed, for_status, tracking
 from commbox_async.models import TemplateMessage
 
@@ -145,6 +146,48 @@ async def test_a_call_already_cancelled_sends_nothing_over_a_warm_connection(
     assert scope.cancelled_caught
     assert exposure.verdict() is NO
     assert [p for _, p, _ in server.received] == ["/warm"]
+
+
+async def test_a_stop_as_the_pooled_connection_frees_up_sends_nothing(transport: str) -> None:
+    """A call waiting for a pooled connection, cancelled in the very turn the connection is
+    handed to it: anyio defers a cancellation whose task is about to resume, and both HTTP
+    libraries then write without waiting again, so the request went out and the stop (which
+    cancels only calls with nothing on the wire) cut it off mid-request. Found by the model
+    test (tests/test_model_faults.py) as "a graceful stop interrupted requests mid-way"."""
+
+    async with raw_server(lambda m, p, b: respond(200, {"objectId": 1})) as server:
+        async with socket_client(server.url, transport, max_connections=1, timeout=10) as cb:
+            await cb.request("POST", "/warm", json={})
+            exposure = Exposure()
+            waiting = anyio.CancelScope()
+
+            async def second() -> None:
+                with waiting, tracking(exposure):
+                    await cb.request("POST", "/x", json={})
+
+            async def holder() -> None:
+                await cb.request("POST", "/busy", json={})
+                waiting.cancel()  # the same turn the pool handed its connection over
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(holder)
+                await anyio.sleep(0)  # the holder takes the one connection first
+                tg.start_soon(second)
+            await anyio.sleep(0.1)  # time for a request that did leave to arrive
+    assert waiting.cancelled_caught
+    assert exposure.verdict() is NO
+    assert [p for _, p, _ in server.received] == ["/warm", "/busy"]
+
+
+async def test_httpx_marks_a_request_sent_only_if_its_call_still_stands() -> None:
+    """httpcore announces the headers it is about to write; a call cancelled by then raises
+    there (its verdict stays "not sent") instead of being marked sent and cut off later."""
+    exposure = Exposure()
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await _Tracer(exposure)("http11.send_request_headers.started", {})
+    assert scope.cancelled_caught
+    assert exposure.verdict() is NO
 
 
 async def test_a_call_already_cancelled_sends_nothing_in_process() -> None:
