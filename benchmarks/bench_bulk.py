@@ -37,7 +37,7 @@ from commbox_async.testing import FakeCommBox
 
 N = 10_000
 CONCURRENCY = 16
-ROUNDS = 3
+ROUNDS = 5
 STREAM = 532
 RATE, RATE_N = 400.0, 2_000
 
