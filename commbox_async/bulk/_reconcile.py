@@ -453,49 +453,14 @@ def _decide(
     settle_after: float,
     report: ReconcileReport,
 ) -> list[Outcome]:
-    # A record listed without an id goes by a placeholder of its own (< 0): it can make a key
-    # ambiguous, but is never a candidate that can be recorded.
-    ids = [record.id or -n for n, record in enumerate(found, 1)]
-    fits: dict[str, dict[int, _Fit]] = {}
-    for key in keys:
-        by_id: dict[int, _Fit] = {}
-        for i, record in zip(ids, found):
-            fit = _fit(key, record)
-            if fit is not _Fit.NO:
-                by_id[i] = max(fit, by_id.get(i, _Fit.NO))
-        fits[key.entry.key] = by_id
-    claimed = journal.taken_ids({i for by_id in fits.values() for i in by_id if i > 0})
-    # A record stamped with one key's send id is that send, so no other key's; a record that
-    # is a sent key's recorded result is no uncertain key's (unless stamped with its send id:
-    # then it is left to make that key ambiguous).
-    owner: dict[int, set[str]] = defaultdict(set)
-    for name, by_id in fits.items():
-        for i, fit in by_id.items():
-            if fit is _Fit.EXACT:
-                owner[i].add(name)
-    claimants: dict[int, set[str]] = defaultdict(set)
-    for name, by_id in fits.items():
-        for i, fit in list(by_id.items()):
-            if i in claimed and fit is _Fit.EXACT:
-                by_id[i] = _Fit.POSSIBLE
-            elif i in claimed or (owner[i] and name not in owner[i]):
-                del by_id[i]
-        for i in by_id:
-            claimants[i].add(name)
+    """Each of ``keys``' outcome from the records one query found, counted in ``report``."""
+    fits = _fits(keys, found)
+    claimants = _claim(fits, journal)
     outcomes = []
     for key in keys:
         entry = key.entry
         by_id = fits[entry.key]
-        exact = [i for i, fit in by_id.items() if fit is _Fit.EXACT]
-        could = sorted(by_id)
-        if len(exact) == 1:
-            found_id: int | None = exact[0]
-        elif (
-            len(could) == 1 and by_id[could[0]] is _Fit.MATCH and claimants[could[0]] == {entry.key}
-        ):
-            found_id = could[0]
-        else:
-            found_id = None
+        found_id = _found_id(entry.key, by_id, claimants)
         if found_id is not None:
             report.found += 1
             outcomes.append(
@@ -507,38 +472,118 @@ def _decide(
                     reconciled=True,
                 )
             )
-        elif could:
+        elif by_id:
             report.still_uncertain["ambiguous"] += 1
-            listed = tuple(i for i in could if i > 0)
-            shared = " (shared with other keys)" if len(could) == 1 else ""
-            why = f"{len(could)} conversation(s) could each be this send{shared}"
-            if len(listed) < len(could):
-                why += f", {len(could) - len(listed)} of them listed without an id"
-            outcomes.append(_still(entry, why, candidates=listed))
-        elif entry.processed is Processed.YES:
-            report.still_uncertain["answered_2xx"] += 1
-            why = "CommBox answered 2xx, but nothing it lists matches: never counted as not taken"
-            outcomes.append(_still(entry, why))
-        elif not complete or now - entry.updated < settle_after:
-            report.still_uncertain["too_recent"] += 1
-            why = (
-                "nothing matches yet; CommBox may list it later (settle_after)"
-                if complete
-                else "CommBox did not list every conversation of its time"
-            )
-            outcomes.append(_still(entry, why))
+            outcomes.append(_ambiguous(entry, sorted(by_id)))
         else:
-            report.not_taken += 1
-            outcomes.append(
-                Outcome(
-                    key=entry.key,
-                    outcome="failed",
-                    failure="not_sent",
-                    error="not taken: nothing CommBox lists matches it (reconciled)",
-                    reconciled=True,
-                )
-            )
+            outcomes.append(_nothing_found(entry, complete, now, settle_after, report))
     return outcomes
+
+
+def _fits(keys: list[_Key], found: list[_Record]) -> dict[str, dict[int, _Fit]]:
+    """For each key (by its name), the records that could be its send, by id (``objectId``,
+    or a child's ``id``), each with its best fit."""
+    # A record listed without an id goes by a placeholder of its own (< 0): it can make a key
+    # ambiguous, but is never a candidate that can be recorded.
+    ids = [record.id or -n for n, record in enumerate(found, 1)]
+    return {key.entry.key: _key_fits(key, ids, found) for key in keys}
+
+
+def _key_fits(key: _Key, ids: list[int], found: list[_Record]) -> dict[int, _Fit]:
+    """The records that could be ``key``'s send, by ``ids``, each with its best fit."""
+    by_id: dict[int, _Fit] = {}
+    for i, record in zip(ids, found):
+        fit = _fit(key, record)
+        if fit is not _Fit.NO:
+            by_id[i] = max(fit, by_id.get(i, _Fit.NO))
+    return by_id
+
+
+def _claim(fits: dict[str, dict[int, _Fit]], journal: JournalBackend) -> dict[int, set[str]]:
+    """Drops from ``fits`` the records that are another send (see :func:`_drop_claimed`);
+    returns, for each record left, the keys it could still be the send of."""
+    claimed = journal.taken_ids({i for by_id in fits.values() for i in by_id if i > 0})
+    owner = _owners(fits)
+    claimants: dict[int, set[str]] = defaultdict(set)
+    for name, by_id in fits.items():
+        _drop_claimed(name, by_id, claimed, owner)
+        for i in by_id:
+            claimants[i].add(name)
+    return claimants
+
+
+def _drop_claimed(
+    name: str, by_id: dict[int, _Fit], claimed: Mapping[int, str], owner: dict[int, set[str]]
+) -> None:
+    """Drops from key ``name``'s fits the records ``claimed`` (a ``sent`` key's recorded id)
+    or stamped with another key's send id (its ``owner``)."""
+    # A record stamped with one key's send id is that send, so no other key's; a record that
+    # is a sent key's recorded result is no uncertain key's (unless stamped with its send id:
+    # then it is left to make that key ambiguous).
+    for i, fit in list(by_id.items()):
+        if i in claimed and fit is _Fit.EXACT:
+            by_id[i] = _Fit.POSSIBLE
+        elif i in claimed or (owner[i] and name not in owner[i]):
+            del by_id[i]
+
+
+def _owners(fits: dict[str, dict[int, _Fit]]) -> dict[int, set[str]]:
+    """The keys whose send id (``Content``'s stamp) each record carries."""
+    owner: dict[int, set[str]] = defaultdict(set)
+    for name, by_id in fits.items():
+        for i, fit in by_id.items():
+            if fit is _Fit.EXACT:
+                owner[i].add(name)
+    return owner
+
+
+def _found_id(name: str, by_id: dict[int, _Fit], claimants: dict[int, set[str]]) -> int | None:
+    """The id of the record that is key ``name``'s send: the one stamped with its send id, or
+    its only candidate, a match no other key could claim; None if there is none."""
+    exact = [i for i, fit in by_id.items() if fit is _Fit.EXACT]
+    if len(exact) == 1:
+        return exact[0]
+    could = sorted(by_id)
+    if len(could) == 1 and by_id[could[0]] is _Fit.MATCH and claimants[could[0]] == {name}:
+        return could[0]
+    return None
+
+
+def _ambiguous(entry: UncertainEntry, could: list[int]) -> Outcome:
+    """``entry`` kept uncertain, the ids of the records that could each be its send recorded."""
+    listed = tuple(i for i in could if i > 0)
+    shared = " (shared with other keys)" if len(could) == 1 else ""
+    why = f"{len(could)} conversation(s) could each be this send{shared}"
+    if len(listed) < len(could):
+        why += f", {len(could) - len(listed)} of them listed without an id"
+    return _still(entry, why, candidates=listed)
+
+
+def _nothing_found(
+    entry: UncertainEntry, complete: bool, now: float, settle_after: float, report: ReconcileReport
+) -> Outcome:
+    """``entry``'s outcome when nothing listed could be its send: not taken, unless CommBox
+    answered it 2xx, the search was cut short or the attempt ended too recently."""
+    if entry.processed is Processed.YES:
+        report.still_uncertain["answered_2xx"] += 1
+        why = "CommBox answered 2xx, but nothing it lists matches: never counted as not taken"
+        return _still(entry, why)
+    if not complete or now - entry.updated < settle_after:
+        report.still_uncertain["too_recent"] += 1
+        why = (
+            "nothing matches yet; CommBox may list it later (settle_after)"
+            if complete
+            else "CommBox did not list every conversation of its time"
+        )
+        return _still(entry, why)
+    report.not_taken += 1
+    return Outcome(
+        key=entry.key,
+        outcome="failed",
+        failure="not_sent",
+        error="not taken: nothing CommBox lists matches it (reconciled)",
+        reconciled=True,
+    )
 
 
 def _recovered(entry: UncertainEntry) -> bool:
