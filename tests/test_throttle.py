@@ -281,8 +281,10 @@ def test_adaptive_bounds_may_be_equal() -> None:
 @pytest.mark.parametrize("anyio_backend", [VIRTUAL])
 @pytest.mark.parametrize(
     ("status", "rises"),
-    [(200, True), (201, True), (404, True), (499, True), (429, False), (430, True)]
-    + [(500, False), (501, False), (503, False)],
+    [
+        *[(200, True), (201, True), (404, True), (499, True), (430, True)],
+        *[(429, False), (500, False), (501, False), (503, False)],
+    ],
 )
 async def test_only_answers_that_are_neither_429_nor_5xx_raise_the_rate(
     anyio_backend: Any, status: int, rises: bool
