@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commbox_async import (
+    APIConnectionError,
     APIStatusError,
     AsyncCommBox,
     AuthenticationError,
@@ -28,7 +29,9 @@ from commbox_async import (
     NotFoundError,
     NotImplementedAPIError,
     PartialSuccessError,
+    Processed,
     ServerError,
+    TokenError,
 )
 from commbox_async._response import _loads
 
@@ -451,6 +454,32 @@ async def test_401_twice_raises_and_static_token_is_not_retried() -> None:
     assert calls == 1
 
 
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (123, "the token callable returned int, not a str"),
+        (None, "the token callable returned NoneType, not a str"),
+        (b"tok", "the token callable returned bytes, not a str"),
+        ("  ", "the token the token callable returned is empty"),
+    ],
+)
+async def test_a_token_callable_returning_no_usable_token_says_what_it_returned(
+    returned: Any, message: str
+) -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return ok()
+
+    async with make_client(handler, token=lambda: returned) as cb:
+        with pytest.raises(TokenError) as info:
+            await cb.request("GET", "/x")
+    assert str(info.value) == message
+    assert calls == 0
+
+
 # -- lifecycle -------------------------------------------------------------------------------
 
 
@@ -617,3 +646,75 @@ async def test_a_bad_option_is_refused_where_it_is_given(
     async with AsyncCommBox(token=TOKEN) as cb:
         with pytest.raises(error, match=says):
             cb.with_options(**{option: value})
+
+
+# -- what an unexpected failure of the HTTP library becomes -----------------------------------
+
+
+async def test_an_http_library_failure_is_a_connection_error_that_names_it() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("the library broke")
+
+    async with make_client(handler, max_retries=0) as cb:
+        with pytest.raises(APIConnectionError) as info:
+            await cb.request("POST", "/objects/{id}", id=5, json={})
+    error = info.value
+    assert error.message == "the HTTP library failed: RuntimeError: the library broke"
+    assert (error.method, error.path) == ("POST", "/objects/5")
+    assert (error.reason, error.cause_type) == ("transport_error", "RuntimeError")
+    assert str(error).startswith(
+        "the HTTP library failed: RuntimeError: the library broke (POST /objects/5; "
+    )
+    assert error.__cause__ is None
+
+
+async def test_a_body_that_cannot_be_encoded_says_why() -> None:
+    async with make_client(lambda r: ok()) as cb:
+        with pytest.raises(ConfigurationError) as info:
+            await cb.request("POST", "/x", json={"when": object()})
+    assert not isinstance(info.value, APIConnectionError)
+    assert str(info.value) == (
+        "the request could not be encoded: TypeError: Object of type object is not JSON "
+        "serializable"
+    )
+
+
+class _FailsBeforeSending(httpx.AsyncHTTPTransport):
+    """A real httpcore transport (traced: the client knows when the first byte leaves) that
+    fails before it writes anything, as a broken proxy setup or a plugin might."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("no route to the pool")
+
+
+async def test_a_library_failure_before_sending_is_a_connection_error_not_a_bad_request() -> None:
+    async with make_client(transport=_FailsBeforeSending(), max_retries=0) as cb:
+        with pytest.raises(CommBoxError) as info:
+            await cb.request("POST", "/x", json={})
+    assert type(info.value) is APIConnectionError
+    assert info.value.cause_type == "RuntimeError"
+    assert info.value.processed is Processed.NO  # nothing was written
+    assert not info.value.may_have_been_processed
+
+
+async def test_a_pool_closed_during_the_call_is_a_client_state_error() -> None:
+    http = httpx.AsyncClient(
+        transport=httpx.MockTransport(
+            lambda r: httpx.Response(503, json=envelope(status=503, description="busy"))
+        )
+    )
+
+    async def close_the_pool(event: Any) -> None:
+        await http.aclose()  # while the call waits to retry
+
+    async with AsyncCommBox(
+        token=TOKEN,
+        http_client=http,
+        rate_limit=None,
+        initial_backoff=0.001,
+        max_backoff=0.002,
+        hooks=Hooks(on_retry=close_the_pool),
+    ) as cb:
+        with pytest.raises(ClientStateError) as info:
+            await cb.request("GET", "/x")
+    assert str(info.value) == "the connection pool under AsyncCommBox was closed during the call"

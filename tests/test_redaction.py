@@ -242,6 +242,13 @@ def test_pickling_a_token_is_refused_and_says_why() -> None:
     assert TOKEN not in str(raised.value)
 
 
+def test_a_secret_shows_only_that_it_is_redacted() -> None:
+    secret = Secret(TOKEN)
+    assert repr(secret) == str(secret) == f"{secret}" == "<redacted>"
+    assert repr([secret]) == "[<redacted>]"  # as a container or a traceback's locals show it
+    assert secret.reveal() == TOKEN
+
+
 @pytest.mark.parametrize("source", [TOKEN, lambda: TOKEN])
 def test_a_token_provider_shows_only_that_it_is_redacted(source: Any) -> None:
     assert repr(TokenProvider(source)) == "TokenProvider(<redacted>)"

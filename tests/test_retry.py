@@ -348,3 +348,28 @@ async def test_real_server_503_then_success_for_post() -> None:
     async with raw_server(behaviour) as server, make_client(base_url=server.url) as cb:
         assert await cb.request("POST", "/x", json={"a": 1}) == {"id": 77}
     assert [b for _, _, b in server.received] == [b'{"a":1}', b'{"a":1}']
+
+
+class _RecordingThrottle:
+    """A throttle that lets everything through and records the pauses it is asked for."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+
+    async def acquire(self) -> float:
+        return 0.0
+
+    async def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+
+
+async def test_a_429_without_retry_after_pauses_the_throttle_for_the_backoff() -> None:
+    answers = iter([httpx.Response(429, json=envelope(status=429)), ok("done")])
+    throttle = _RecordingThrottle()
+    async with make_client(
+        lambda r: next(answers), throttle=throttle, initial_backoff=0.01, max_backoff=1.0
+    ) as cb:
+        assert await cb.request("POST", "/x") == "done"
+    # The first retry's backoff: initial * 2**0, plus up to `initial` of jitter.
+    assert len(throttle.pauses) == 1
+    assert 0.01 <= throttle.pauses[0] <= 0.02

@@ -18,6 +18,7 @@ from commbox_async import (
     Attachment,
     ClientStateError,
     CommBoxError,
+    ConfigurationError,
     NewObject,
     RateLimitError,
     ServerError,
@@ -158,8 +159,6 @@ def test_aiohttp_transport_refuses_trio_clearly() -> None:
 
 
 def test_aiohttp_transport_needs_http1() -> None:
-    from commbox_async import ConfigurationError
-
     with pytest.raises(ConfigurationError, match=r"HTTP/1\.1"):
         AsyncCommBox(token=TOKEN, transport="aiohttp", http2=True)
     with pytest.raises(ConfigurationError, match="transport must be"):
@@ -168,8 +167,6 @@ def test_aiohttp_transport_needs_http1() -> None:
 
 def test_http2_without_the_h2_package_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
-
-    from commbox_async import ConfigurationError
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -224,6 +221,38 @@ async def test_both_transports_put_the_same_request_on_the_wire() -> None:
         "/streams/hNyR%2FN_f%3D/objects/5?includeChilds=true&page=2&add=1&add=2&q=a+b%26c"
     )
     assert seen["aiohttp"][4][1] == "/x/%2E%2E"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+async def test_a_json_body_with_a_non_finite_number_is_refused_on_both_transports(
+    transport: str, value: float
+) -> None:
+    """httpx refuses NaN and the infinities (they are not JSON); the aiohttp path, which
+    encodes the body itself, must refuse them too rather than send ``NaN`` to CommBox."""
+    async with raw_server(lambda m, p, b: respond(200, {"ok": True})) as server:
+        async with client(server.url, transport) as cb:
+            with pytest.raises(ConfigurationError) as info:
+                await cb.request("POST", "/x", json={"score": value})
+            assert await cb.request("POST", "/x", json={"score": 1.5}) == {"ok": True}
+    assert str(info.value) == (
+        "the request could not be encoded: ValueError: Out of range float values are not JSON "
+        "compliant"
+    )
+    assert server.received == [("POST", "/x", b'{"score":1.5}')]  # the refused one never left
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_closing_a_client_on_auto_closes_the_pool_it_chose(anyio_backend: str) -> None:
+    """aiohttp's session on asyncio, the httpx pool on trio: whichever was chosen is closed
+    with the client, and so is the httpx pool it owns."""
+    async with raw_server(lambda m, p, b: respond(200, {"ok": True})) as server:
+        async with client(server.url, "auto") as cb:
+            await cb.request("GET", "/x")
+            sender = cb._core.sender
+            assert not sender.is_closed
+        assert cb.transport == ("aiohttp" if anyio_backend == "asyncio" else "httpx")
+    assert sender.is_closed
+    assert sender._fallback.is_closed  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
