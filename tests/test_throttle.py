@@ -19,6 +19,8 @@ import trio.testing
 
 from commbox_async import AdaptiveThrottle, ConfigurationError, ResponseEvent, TokenBucket
 
+from .test_ratelimit import saturate
+
 pytestmark = pytest.mark.anyio
 
 
@@ -169,13 +171,6 @@ async def waited_at(throttle: AdaptiveThrottle) -> float:
     while await throttle.acquire() == 0.0:
         pass
     return anyio.current_time() - 1 / throttle.rate
-
-
-def saturate(throttle: AdaptiveThrottle, now: float) -> None:
-    """Make a caller wait for the limit at ``now`` (as in tests/test_ratelimit.py)."""
-    throttle._tokens = 0.0
-    throttle._last = now
-    assert throttle._delay(now) > 0
 
 
 def answer(status: int) -> ResponseEvent:
