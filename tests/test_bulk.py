@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from commbox_async import ConfigurationError, JournalError, NewChild, NewObject
-from commbox_async.bulk import BulkMessage, Journal, SmsMessage
+from commbox_async.bulk import BulkMessage, Journal, Outcome, SmsMessage
 from commbox_async.models import TemplateComponent, TemplateMessage, TemplateObjectData
 from commbox_async.testing import FakeCommBox
 
@@ -521,3 +521,24 @@ async def test_an_error_in_on_outcome_surfaces_as_itself() -> None:
     async with fake.client() as cb:
         with pytest.raises(ValueError, match="cannot store key-"):
             await cb.bulk.send(messages(50), on_outcome=boom, concurrency=1)
+
+
+def test_sending_and_settling_record_the_run_they_belong_to(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as book:
+        book.sending("a")  # no run: 0, as a journal of an earlier version has
+        book.sending("b", "c", run=3)
+        got = {key: book.get(key) for key in "abc"}
+        assert {k: (e.state, e.run) for k, e in got.items() if e} == {
+            "a": ("sending", 0),
+            "b": ("sending", 3),
+            "c": ("sending", 3),
+        }
+        book.settle(Outcome(key="a", outcome="sent", id=1))
+        book.settle(Outcome(key="b", outcome="failed", error="no"), run=4)
+        got = {key: book.get(key) for key in "abc"}
+        assert {k: (e.state, e.run) for k, e in got.items() if e} == {
+            "a": ("sent", 0),
+            "b": ("failed", 4),
+            "c": ("sending", 3),
+        }
+        assert book.counts() == {"sent": 1, "failed": 1, "sending": 1}

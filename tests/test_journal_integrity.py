@@ -336,3 +336,60 @@ def test_a_temporary_journal_that_cannot_be_created_says_so() -> None:
         error = journal._unusable(sqlite_error("disk I/O error", "SQLITE_IOERR"))
     assert str(error) == "journal None cannot be created in the temporary folder (disk I/O error)"
     assert error.path is None
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("k" * 58, "'" + "k" * 58 + "'"),  # its repr is 60 characters: shown whole
+        ("k" * 59, "'" + "k" * 56 + "..."),  # 61: cut to 57 and an ellipsis
+        ("k" * 500, "'" + "k" * 56 + "..."),
+    ],
+)
+def test_a_tampered_row_is_named_exactly_with_a_long_key_cut(
+    key: str, shown: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "send.sqlite"
+    with Journal(path) as book:
+        book.settle(Outcome(key=key, outcome="sent", id=1))
+    sql(path, "UPDATE messages SET processed = 99")
+    with Journal(path) as book, pytest.raises(JournalError) as info:
+        book.get(key)
+    assert str(info.value) == (
+        f"journal {path} holds a row no bulk send writes (key {shown}: processed = 99): it "
+        "was changed by something else. Restore the file, or start a new journal (which sends "
+        "every key again)"
+    )
+    assert info.value.path == str(path)
+
+
+class _LockedConnection:
+    """A connection whose every statement fails as a journal locked by another writer's."""
+
+    def execute(self, *args: Any) -> Any:
+        raise sqlite3.OperationalError("database is locked")
+
+    executemany = execute
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_a_failure_after_opening_names_the_journal_the_doing_and_the_sqlite_error(
+    kept: bool, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    book = Journal(path if kept else None)
+    real = book._db
+    book._db = _LockedConnection()  # type: ignore[assignment]
+    try:
+        with pytest.raises(JournalError) as info:
+            book.sending("k")
+    finally:
+        real.close()
+    where = str(path) if kept else "(temporary)"
+    assert str(info.value) == (
+        f"the bulk journal {where} could not be written: SQLITE_BUSY: database is locked"
+    )
+    assert info.value.path == (str(path) if kept else None)

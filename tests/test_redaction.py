@@ -276,3 +276,147 @@ async def test_a_refused_token_says_what_to_check(rotates: bool) -> None:
         )
     assert raised.value.hint == hint
     assert TOKEN not in str(raised.value)
+
+
+# -- the webhook secret in log records -------------------------------------------------------
+
+
+def _record(msg: Any, *args: Any, exc_info: Any = None) -> Any:
+    import logging
+
+    return logging.LogRecord("x", logging.INFO, __file__, 1, msg, args or None, exc_info)
+
+
+def test_the_redacting_filter_defaults_to_the_receivers_names() -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    f = SecretRedactingFilter()
+    assert repr(f) == "SecretRedactingFilter(param='secret', header='X-CommBox-Secret')"
+    assert f.redact("X-CommBox-Secret: s3cret") == "X-CommBox-Secret: ***"
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        # A colon alone, a comma alone: each is reason enough to look.
+        ("X-CommBox-Secret: s3cret", "X-CommBox-Secret: ***"),
+        ("(b'x-commbox-secret', b's3cret')", "(b'x-commbox-secret', b'***')"),
+        ("/h?secret=s3cret", "/h?secret=***"),
+        ("nothing to hide here", "nothing to hide here"),
+    ],
+)
+def test_the_redacting_filter_finds_each_form_of_the_secret(text: str, redacted: str) -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    assert SecretRedactingFilter().redact(text) == redacted
+
+
+def test_a_parameter_name_is_matched_as_sent_and_as_percent_encoded() -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    spaced = SecretRedactingFilter(param="my secret")
+    assert (
+        spaced.redact("/h?my%20secret=a&my secret=b&x=1") == "/h?my%20secret=***&my secret=***&x=1"
+    )
+    slashed = SecretRedactingFilter(param="a/b")  # "/" is encoded too
+    assert slashed.redact("/h?a%2Fb=a&a/b=b") == "/h?a%2Fb=***&a/b=***"
+
+
+def test_a_mapping_hides_the_secrets_by_name_and_keeps_the_rest() -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    headers = {
+        b"X-CommBox-Secret": "plain-1",  # a header name in bytes (ASGI's form)
+        "SECRET": "plain-2",  # the query parameter, by name, in any case
+        "user-agent": "curl/8",
+        "referer": "/h?secret=plain-3",
+        "status": 200,
+    }
+    record = _record("%s %s", headers, "and")
+    assert SecretRedactingFilter().filter(record)
+    assert record.args == (
+        {
+            b"X-CommBox-Secret": "***",
+            "SECRET": "***",
+            "user-agent": "curl/8",
+            "referer": "/h?secret=***",
+            "status": 200,
+        },
+        "and",
+    )
+
+
+def test_named_arguments_are_redacted_and_kept_as_a_mapping() -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    record = _record("%(url)s %(code)d", {"url": "/h?secret=plain", "code": 200})
+    assert SecretRedactingFilter().filter(record)
+    assert record.args == {"url": "/h?secret=***", "code": 200}
+    assert record.getMessage() == "/h?secret=*** 200"
+
+
+class _Request:
+    """A request object whose repr shows its URL and whose str does not."""
+
+    def __str__(self) -> str:
+        return "<a request>"
+
+    def __repr__(self) -> str:
+        return "_Request('/h?secret=plain')"
+
+
+def test_an_argument_is_redacted_in_the_text_it_is_logged_as() -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    record = _record("%s %r %s", ValueError("/h?secret=plain"), _Request(), 10**5000)
+    assert SecretRedactingFilter().filter(record)
+    error, request, number = record.args
+    assert error == "/h?secret=***"  # its str: what %s shows
+    assert request == "_Request('/h?secret=***')"  # its repr, which alone held the secret
+    assert number == 10**5000  # a number is kept, even one too long to be shown by str()
+
+
+def test_an_exception_never_raised_is_redacted_too() -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    error = ValueError("bad request line '/h?secret=plain'")
+    record = _record("failed", exc_info=(ValueError, error, None))  # no traceback
+    assert SecretRedactingFilter().filter(record)
+    assert record.exc_info is None
+    assert record.exc_text == "ValueError: bad request line '/h?secret=***'"
+
+
+def test_an_extra_field_holding_the_secret_keeps_its_redacted_text() -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    record = _record("%s", "done")
+    record.first_request_line = "POST /h?secret=plain HTTP/1.1"
+    assert SecretRedactingFilter().filter(record)
+    assert record.first_request_line == "POST /h?secret=*** HTTP/1.1"
+
+
+def test_each_receiver_adds_one_filter_for_its_names_to_its_servers_loggers() -> None:
+    import logging
+
+    from commbox_async.webhooks import SecretRedactingFilter, WebhookRouter
+    from commbox_async.webhooks.starlette import webhook_app
+
+    loggers = [logging.getLogger(n) for n in ("uvicorn.access", "uvicorn.error", "")]
+    before = [list(logger.filters) for logger in loggers]
+    try:
+        for logger in loggers[:2]:
+            logger.addFilter(logging.Filter("unrelated"))  # another filter is left alone
+        webhook_app(WebhookRouter(), secret_param="key-1", secret_header="X-One")
+        webhook_app(WebhookRouter(), secret_param="key-1", secret_header="X-One")  # once
+        webhook_app(WebhookRouter(), secret_param="key-2", secret_header="X-Two")
+        for logger, had in zip(loggers[:2], before):
+            added = [
+                (f.param, f.header)
+                for f in logger.filters[len(had) :]
+                if isinstance(f, SecretRedactingFilter)
+            ]
+            assert added == [("key-1", "X-One"), ("key-2", "X-Two")], logger.name
+        assert loggers[2].filters == before[2]  # the root logger is not touched
+    finally:
+        for logger, had in zip(loggers, before):
+            logger.filters[:] = had

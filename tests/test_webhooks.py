@@ -560,3 +560,215 @@ def test_aiohttp_receiver() -> None:
         assert [type(e) for e in got] == [ObjectNewChild, ObjectNew]
 
     asyncio.run(main())
+
+
+# -- what the receivers answer, and why ------------------------------------------------------
+
+
+def _app(**options: Any) -> Any:
+    router, got = _router()
+    return webhook_app(router, **options), got
+
+
+def _http(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+@pytest.mark.anyio
+async def test_a_receiver_says_why_it_refuses_a_body() -> None:
+    app, got = _app(max_bytes=4096)
+    on_new = json.dumps(json_examples()[0]).encode()
+    async with _http(app) as http:
+        declared = await http.post("/", content=b"x", headers={"content-length": "9" * 20})
+        assert (declared.status_code, declared.text) == (
+            413,
+            "payload too large (limit 4096 bytes)",
+        )
+
+        async def chunks() -> Any:  # no Content-Length: the cap is found while reading
+            for _ in range(5):
+                yield b"x" * 1000
+
+        streamed = await http.post("/", content=chunks())
+        assert (streamed.status_code, streamed.text) == (
+            413,
+            "payload too large (limit 4096 bytes)",
+        )
+        nowhere = await http.post("/nope/nothing", content=on_new)
+        assert (nowhere.status_code, nowhere.text) == (404, "no CommBox trigger 'nope/nothing'")
+        broken = await http.post("/", content=b'{"payload": ')
+        assert broken.status_code == 400
+        assert broken.text.startswith("malformed JSON webhook: ")
+    assert got == []
+
+
+@pytest.mark.anyio
+async def test_a_body_sent_in_chunks_is_read_whole() -> None:
+    app, got = _app()
+    xml = xml_examples()[2].encode()
+
+    async def chunks() -> Any:
+        for start in range(0, len(xml), 100):
+            yield xml[start : start + 100]
+
+    async with _http(app) as http:
+        r = await http.post("/", content=chunks())
+    assert (r.status_code, r.text) == (200, "ok")
+    assert [type(e) for e in got] == [ObjectNewChild]
+
+
+@pytest.mark.anyio
+async def test_a_content_length_is_compared_as_a_number() -> None:
+    xml = xml_examples()[2].encode()
+    app, got = _app(max_bytes=len(xml))
+    async with _http(app) as http:
+        # Exactly the limit, and as many digits as the limit has: accepted.
+        exact = await http.post("/", content=xml)
+        assert exact.status_code == 200, exact.text
+        # Leading zeros say nothing: the length is the number's.
+        zeros = await http.post("/", content=xml, headers={"content-length": f"{len(xml):012d}"})
+        assert zeros.status_code == 200, zeros.text
+        # One byte over the limit is refused before the body is read.
+        over = await http.post("/", content=xml, headers={"content-length": str(len(xml) + 1)})
+        assert over.status_code == 413
+        # A length that is not a number is no reason to refuse: the body is measured instead.
+        junk = await http.post("/", content=xml, headers={"content-length": "12x"})
+        assert junk.status_code == 200, junk.text
+        # Zero (or all zeros) is a length under any limit: the empty body is refused as such.
+        empty = await http.post("/", content=b"", headers={"content-length": "000"})
+        assert empty.status_code == 400
+        assert empty.text.startswith("malformed JSON webhook: ")
+    assert [type(e) for e in got] == [ObjectNewChild] * 3
+
+
+@pytest.mark.anyio
+async def test_the_route_and_the_content_type_decide_the_parse() -> None:
+    app, got = _app()
+    shapeless = json.dumps({"payload": {"Id": "5", "StreamId": "1"}}).encode()
+    async with _http(app) as http:
+        # The route names the subscription: this body's shape alone would make it an Object's.
+        assert (await http.post("/user/onnew", content=shapeless)).status_code == 200
+        # A JSON body declared as XML is parsed as XML, and so refused.
+        r = await http.post("/", content=shapeless, headers={"content-type": "application/xml"})
+        assert r.status_code == 400 and r.text.startswith("malformed XML webhook: ")
+    assert [type(e) for e in got] == [UserNew]
+
+
+@pytest.mark.anyio
+async def test_the_body_limits_are_the_receivers_own() -> None:
+    nested = json.dumps({"payload": {"Id": "1", "StreamId": "2", "x": [[[[1]]]]}}).encode()
+    shallow, _ = _app(max_depth=3)
+    async with _http(shallow) as http:
+        r = await http.post("/", content=nested)
+    assert (r.status_code, r.text) == (
+        400,
+        "refused JSON webhook: JSON nested deeper than the limit of 3 levels",
+    )
+    # A limit above the parser's default (1 MiB) is the one that holds.
+    big = json.dumps({"payload": {"Id": "1", "StreamId": "2", "Message": "x" * 1_500_000}})
+    roomy, got = _app(max_bytes=2 * 1024 * 1024)
+    async with _http(roomy) as http:
+        r = await http.post("/object/onnew", content=big.encode())
+    assert (r.status_code, r.text) == (200, "ok")
+    assert len(got[0].object.message) == 1_500_000
+
+
+def _scope(path: str = "/") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("t", 80),
+        "client": ("c", 1),
+    }
+
+
+async def _call(app: Any, receive: Any) -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(_scope(), receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.anyio
+async def test_a_body_that_does_not_come_is_answered_408() -> None:
+    import anyio
+
+    app, got = _app(body_timeout=0.05)
+    first = True
+
+    async def receive() -> dict[str, Any]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"<Event", "more_body": True}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    assert await _call(app, receive) == (408, b"body not received within 0.05s")
+    assert got == []
+
+
+@pytest.mark.anyio
+async def test_a_client_gone_mid_body_is_answered_400_naming_why() -> None:
+    app, got = _app()
+    messages = [
+        {"type": "http.request", "body": b"<Event", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    assert await _call(app, receive) == (
+        400,
+        b"the request body could not be read (ClientDisconnect)",
+    )
+    assert got == []
+
+
+@pytest.mark.anyio
+async def test_the_secret_is_required_whatever_it_is() -> None:
+    # Nothing sent is compared as nothing: not as any default text a secret could equal.
+    app, got = _app(secret="XXXX")
+    async with _http(app) as http:
+        assert (await http.post("/", content=xml_examples()[2].encode())).status_code == 401
+    assert got == []
+
+
+def test_the_receiver_options_accept_their_smallest_values() -> None:
+    from commbox_async import ConfigurationError
+    from commbox_async.webhooks import ReceiverConfig
+
+    config = ReceiverConfig(max_depth=1, max_bytes=0)
+    assert (config.max_depth, config.max_bytes) == (1, 0)
+    with pytest.raises(ConfigurationError, match=r"^max_bytes must not be negative, got -1$"):
+        ReceiverConfig(max_bytes=-1)
+    with pytest.raises(ConfigurationError, match=r"^max_depth must be a positive int, got 0$"):
+        ReceiverConfig(max_depth=0)
+
+
+def test_the_parse_verdict_of_a_body() -> None:
+    """What both receivers answer with comes from one verdict: its status and message (and,
+    for a 200, the event), whichever receiver reads the body."""
+    from commbox_async.webhooks import ReceiverConfig
+    from commbox_async.webhooks._receiver import Verdict, check
+
+    xml = xml_examples()[2].encode()
+    ok = check(ReceiverConfig(), xml, content_type=None, trigger=None)
+    assert (ok.status, ok.message, type(ok.event)) == (200, "ok", ObjectNewChild)
+    # A body over the limit (read_body refuses it first in a receiver; check does too).
+    big = check(ReceiverConfig(max_bytes=10), xml, content_type=None, trigger=None)
+    assert big == Verdict(413, f"webhook body of {len(xml)} bytes exceeds the limit of 10")
+    bad = check(ReceiverConfig(), b"<nope", content_type=None, trigger=None)
+    assert bad.status == 400 and bad.message.startswith("malformed XML webhook: ")
+    assert bad.event is None
