@@ -395,6 +395,24 @@ def test_an_extra_field_holding_the_secret_keeps_its_redacted_text() -> None:
     assert record.first_request_line == "POST /h?secret=*** HTTP/1.1"
 
 
+def test_an_extra_of_any_type_holding_the_secret_is_redacted() -> None:
+    """``logger.info(..., extra={"url": request.url})``: an object whose text holds the secret
+    is replaced by its redacted text; the record's own attributes are left as they are."""
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    class Url:
+        def __str__(self) -> str:
+            return "https://h/hook?secret=plain"
+
+    record = _record("%s", "done")
+    record.url = Url()
+    record.attempts = [1, 2]
+    created = record.created
+    assert SecretRedactingFilter().filter(record)
+    assert record.url == "https://h/hook?secret=***"
+    assert record.attempts == [1, 2] and record.created == created
+
+
 def test_each_receiver_adds_one_filter_for_its_names_to_its_servers_loggers() -> None:
     import logging
 

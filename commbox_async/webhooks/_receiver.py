@@ -252,13 +252,23 @@ class SecretRedactingFilter(logging.Filter):
                     # The exception object says it too: the handlers get its redacted text.
                     record.exc_text, record.exc_info = redacted, None
             for key, value in list(vars(record).items()):
-                if key not in ("msg", "args") and isinstance(value, (str, dict)):
+                if key in ("msg", "args"):
+                    continue
+                # An extra of any type (a URL object, say) is shown as its text; the
+                # record's own non-text attributes (times, line numbers) cannot hold it.
+                if isinstance(value, (str, dict)) or key not in _RECORD_ATTRIBUTES:
                     redacted = self._value(value)
                     if redacted != value:
                         setattr(record, key, redacted)
         except Exception:  # noqa: S110 - a filter must never stop a record, nor raise
             pass
         return True
+
+
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
 
 
 def redact_server_logs(config: ReceiverConfig, *logger_names: str) -> None:
