@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Any, NoReturn
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["Secret"]
+__all__ = ["Secret", "clear_locals"]
 
 
 class Secret:
@@ -60,3 +61,22 @@ def _problem(value: str, what: str) -> str | None:
                 f"{i + 1} of {len(value)} (tokens are visible ASCII: check how it was copied)"
             )
     return None
+
+
+def clear_locals(exc: BaseException) -> None:
+    """Clear the local variables of the finished frames an exception passed through.
+
+    A failure inside an HTTP library carries the library's frames, whose locals hold the
+    request's headers in plain bytes, and a decoding failure of a secret field the decoders'
+    frames, which hold its value: a traceback rendered with locals (error reporters do this)
+    would show them. The frames' code and line numbers stay for the traceback.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)  # skips frames still running
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)

@@ -12,7 +12,6 @@ import contextvars
 import functools
 import importlib.util
 import json as json_module
-import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol
 
@@ -26,7 +25,7 @@ from ._exceptions import (
     MissingExtraError,
 )
 from ._inflate import BadEncoding, inflater, read_inflated
-from ._secret import Secret
+from ._secret import Secret, clear_locals
 from ._verdict import Exposure, Processed, for_status
 
 __all__ = [
@@ -37,7 +36,6 @@ __all__ = [
     "Sender",
     "make_sender",
     "map_transport_error",
-    "scrub",
 ]
 
 TransportOption = Literal["httpx", "aiohttp", "auto"] | httpx.AsyncBaseTransport | None
@@ -185,24 +183,6 @@ async def read_body(
     return b"".join(parts)
 
 
-def scrub(exc: BaseException) -> None:
-    """Clear the local variables of the finished frames an exception passed through.
-
-    A failure inside an HTTP library carries the library's frames, whose locals hold the
-    request's headers in plain bytes; a traceback rendered with locals (error reporters do
-    this) would show the token. The frames' code and line numbers stay for the traceback.
-    """
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        traceback.clear_frames(current.__traceback__)  # skips frames still running
-        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-
-
 async def _not_cancelled() -> None:
     """Raise the cancellation of a call whose scope was cancelled before it reached its sender
     (``cb.bulk``'s stop cancels the requests that have not started), before a byte may leave.
@@ -318,7 +298,7 @@ class HttpxSender:
             finally:
                 await response.aclose()
         except BaseException as exc:
-            scrub(exc)
+            clear_locals(exc)
             raise
         return WireResponse(status, headers, content)
 
@@ -487,7 +467,7 @@ class AiohttpSender:
         except (BodyTooLarge, BadEncoding):
             raise
         except BaseException as exc:
-            scrub(exc)
+            clear_locals(exc)
             mapped = _remap(exc) if isinstance(exc, Exception) else None
             if mapped is None:
                 raise

@@ -938,6 +938,47 @@ def test_a_decode_error_on_a_secret_field_never_shows_the_value(bad: Any) -> Non
     assert SECRET in str(info.value) and not info.value.secret
 
 
+def _library_locals_showing(exc: BaseException, secret: str) -> list[str]:
+    """The library's frames whose locals, as a traceback with locals renders them, show it."""
+    import traceback
+
+    rendered = traceback.TracebackException.from_exception(exc, capture_locals=True)
+    return [
+        f"{frame.name}: {sorted(k for k, v in frame.locals.items() if secret in v)}"
+        for frame in rendered.stack
+        if "commbox_async" in frame.filename
+        and frame.locals
+        and any(secret in v for v in frame.locals.values())
+    ]
+
+
+def test_no_library_frame_of_a_secret_decode_error_holds_the_value() -> None:
+    """Reporters that capture frame locals (rich's show_locals, Sentry...) render each frame's
+    variables: the decoders' frames and the entry points' input held the secret's value."""
+    from commbox_async.models import ManagerData, Ticket
+
+    for decode in (
+        lambda: Ticket.from_wire({"encpryptedString": {"token": SECRET}, "other": 1}),
+        lambda: ManagerData.from_wire({"Password": [SECRET]}),
+        lambda: structure([{"encpryptedString": {"x": SECRET}}], tuple[Ticket, ...]),
+        lambda: Ticket.from_wire('{"encpryptedString": ["' + SECRET + '"]}'),
+    ):
+        with pytest.raises(DecodeError) as info:
+            decode()
+        assert info.value.secret
+        assert _library_locals_showing(info.value, SECRET) == []
+
+
+@pytest.mark.anyio
+async def test_a_ticket_answer_that_does_not_decode_leaves_no_frame_holding_it() -> None:
+    answer = {"encpryptedString": {"x": SECRET}}
+    async with make_client(lambda request: httpx.Response(200, json=envelope(answer))) as cb:
+        with pytest.raises(DecodeError) as info:
+            await cb.auth.create_ticket(brand="acme", email="a@b.c", username="a")
+    assert info.value.secret
+    assert _library_locals_showing(info.value, SECRET) == []
+
+
 @pytest.mark.parametrize(
     "data",
     [

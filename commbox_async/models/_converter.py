@@ -43,6 +43,7 @@ from .._json import (
     loads,
     to_utf8,
 )
+from .._secret import clear_locals
 from ._enums import OpenIntEnum, StreamProviderType, coerce_enum
 from ._frozen import EMPTY, FrozenDict, freeze, thaw
 
@@ -143,7 +144,12 @@ class Model:
     def from_wire(cls: type[T], data: Any, *, max_depth: int | None = None) -> T:
         """Decode a JSON value (a dict, or a JSON string of one); raises :class:`DecodeError`.
         ``max_depth``: as :func:`structure`'s."""
-        return structure(data, cls, max_depth=max_depth)
+        try:
+            return structure(data, cls, max_depth=max_depth)
+        except DecodeError as exc:
+            if exc.secret:
+                del data  # as in structure: the value is not left in this frame either
+            raise
 
 
 # -- scalars ---------------------------------------------------------------------------------
@@ -1129,7 +1135,12 @@ def structure(data: Any, cls: type[T], *, max_depth: int | None = None) -> T:
     decode = _model_decoder(cls) if _is_model(cls) else compile_decoder(cls)
     try:
         return typing.cast(T, decode(data))
-    except DecodeError:
+    except DecodeError as exc:
+        if exc.secret:
+            # A traceback rendered with locals would show the value from the decoders'
+            # frames, and from this one's input.
+            clear_locals(exc)
+            del data
         raise
     except Exception as exc:
         raise DecodeError(

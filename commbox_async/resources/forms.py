@@ -8,9 +8,10 @@ from typing import Any
 
 import attrs
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, DecodeError
 from .._files import Attachment, AttachmentInput
 from .._response import to_raw_response
+from .._secret import clear_locals
 from ..models import FormLink, StreamProviderType, Ticket
 from ._resource import APIResource, Id, require_int
 
@@ -136,8 +137,18 @@ class Auth(APIResource):
             if value is not None:
                 body[key] = value
         path = "/auth/ticket"
-        envelope = await self._client._request("POST", path, json={"data": body})
-        return self._single(envelope, Ticket, method="POST", path=path)
+        try:
+            # No local holds the answer: a ticket that does not decode stays out of the
+            # frames a traceback with locals shows.
+            return self._single(
+                await self._client._request("POST", path, json={"data": body}),
+                Ticket,
+                method="POST",
+                path=path,
+            )
+        except DecodeError as exc:
+            clear_locals(exc)
+            raise
 
 
 class Automation(APIResource):
