@@ -413,6 +413,57 @@ def test_an_extra_of_any_type_holding_the_secret_is_redacted() -> None:
     assert record.attempts == [1, 2] and record.created == created
 
 
+class _Unprintable:
+    """An object whose str and repr raise (a half-built object, a lazy proxy)."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("cannot be shown")
+
+    __repr__ = __str__
+
+
+class _Incomparable:
+    """An object that cannot be compared for (in)equality, as a numpy array or a DataFrame."""
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("the truth value of an array is ambiguous")
+
+    __ne__ = __eq__
+    __hash__ = object.__hash__
+
+    def __str__(self) -> str:
+        return "[1 2 3]"
+
+
+@pytest.mark.parametrize("odd", [_Unprintable, _Incomparable])
+def test_an_extra_that_cannot_be_shown_or_compared_does_not_unhide_the_next_one(
+    odd: type,
+) -> None:
+    """Each extra is redacted on its own: one the filter cannot turn into text (its str
+    raises) or compare (its ``!=`` raises) is left as it is, and the extras after it, the
+    header mapping and the request line, still lose the secret."""
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    record = _record("%s", "done")
+    thing = odd()
+    record.thing = thing
+    record.headers = {"X-CommBox-Secret": "plain-1", "other": odd()}
+    record.request_line = "GET /h?secret=plain-2 HTTP/1.1"
+    assert SecretRedactingFilter().filter(record)
+    assert record.thing is thing
+    assert record.headers["X-CommBox-Secret"] == "***"
+    assert record.request_line == "GET /h?secret=*** HTTP/1.1"
+
+
+def test_an_argument_that_cannot_be_shown_does_not_unhide_the_others() -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    thing = _Unprintable()
+    record = _record("%s %s", thing, "/h?secret=plain")
+    assert SecretRedactingFilter().filter(record)
+    assert record.args == (thing, "/h?secret=***")
+
+
 def test_each_receiver_adds_one_filter_for_its_names_to_its_servers_loggers() -> None:
     import logging
 

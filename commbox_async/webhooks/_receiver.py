@@ -233,9 +233,14 @@ class SecretRedactingFilter(logging.Filter):
         if isinstance(value, (int, float)) or value is None:
             return value
         # Anything else is logged as its text (%s, %r): the text, if that hides something.
-        for text in (str(value), repr(value)):
-            if self.redact(text) != text:
-                return self.redact(text)
+        for show in (str, repr):
+            try:
+                text = show(value)
+            except Exception:  # noqa: S112 - cannot be shown: no handler can show it either
+                continue
+            redacted = self.redact(text)
+            if redacted != text:
+                return redacted
         return value
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -257,8 +262,18 @@ class SecretRedactingFilter(logging.Filter):
                 # An extra of any type (a URL object, say) is shown as its text; the
                 # record's own non-text attributes (times, line numbers) cannot hold it.
                 if isinstance(value, (str, dict)) or key not in _RECORD_ATTRIBUTES:
-                    redacted = self._value(value)
-                    if redacted != value:
+                    # Each on its own: one that fails cannot leave the ones after it shown.
+                    try:
+                        redacted = self._value(value)
+                    except Exception:  # noqa: S112 - a self-containing mapping, say
+                        continue
+                    if redacted is value:
+                        continue
+                    try:
+                        changed = bool(redacted != value)
+                    except Exception:  # its ``!=`` raises (a numpy array's does)
+                        changed = True
+                    if changed:
                         setattr(record, key, redacted)
         except Exception:  # noqa: S110 - a filter must never stop a record, nor raise
             pass
