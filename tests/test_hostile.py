@@ -45,6 +45,7 @@ from commbox_async.webhooks import FormSubmit, WebhookParseError, parse_event
 
 from .conftest import envelope, make_client, serve_in_thread
 from .test_fuzz import exported_models
+from .test_webhooks import _scope
 
 UTC = timezone.utc
 SAFETY = 1.0  # seconds: the fixed parsers take milliseconds, the old ones took 20 s and more
@@ -567,20 +568,7 @@ async def test_the_asgi_receiver_pulls_no_chunk_past_the_cap() -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/",
-        "raw_path": b"/",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [],
-        "http_version": "1.1",
-        "scheme": "http",
-        "server": ("t", 80),
-        "client": ("c", 1),
-    }
-    await app(scope, receive, send)
+    await app(_scope(), receive, send)
     assert sent[0]["status"] == 413
     assert (b"connection", b"close") in sent[0]["headers"]
     assert pulled == 11  # 11 x 1,000 bytes is the first past 10,000; nothing read after it
