@@ -393,3 +393,20 @@ def test_a_failure_after_opening_names_the_journal_the_doing_and_the_sqlite_erro
         f"the bulk journal {where} could not be written: SQLITE_BUSY: database is locked"
     )
     assert info.value.path == (str(path) if kept else None)
+
+
+def test_an_index_that_cannot_be_built_is_named_as_a_write(tmp_path: Path) -> None:
+    """Reconciliation builds the id index on its first question: on a full disk that write
+    fails, and the error says so (it once said the journal could not be read)."""
+    from commbox_async.bulk import Sending
+
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as journal:
+        run = journal.begin_run()
+        journal.write(sending=[Sending(f"k{i}", "d") for i in range(3000)], run=run)
+        (pages,) = journal._db.execute("PRAGMA page_count").fetchone()
+        journal._db.execute(f"PRAGMA max_page_count = {pages}")
+        expected = r"could not be written \(its id index\): SQLITE_FULL"
+        with pytest.raises(JournalError, match=expected) as info:
+            journal.taken_ids([1])
+    assert info.value.path == str(path)

@@ -427,6 +427,9 @@ class Journal:
             # Built when reconciliation first asks, not kept up by every send (a fifth of
             # a message's journal cost); a journal that has it keeps it.
             self._db.execute("CREATE INDEX IF NOT EXISTS messages_by_id ON messages(id)")
+        except sqlite3.Error as exc:  # a write (SQLITE_FULL, say), not a read
+            raise self._failed("written (its id index)", exc) from exc
+        try:
             for i in range(0, len(batch), 500):  # SQLite's limit on bound parameters
                 chunk = batch[i : i + 500]
                 marks = ",".join("?" * len(chunk))
