@@ -576,6 +576,29 @@ async def test_a_message_no_request_can_carry_is_rejected_and_the_run_goes_on() 
     assert len(fake.objects) == 2
 
 
+async def test_a_record_no_request_can_carry_never_hides_an_earlier_uncertain_send(
+    tmp_path: Path,
+) -> None:
+    """The key's earlier send may have been taken; its record is now unsendable (a lone
+    surrogate): it is reported as the earlier run left it, never recorded failed-rejected."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    async with fake.client(max_retries=0) as cb:
+        fake.fail_next("lost_after")
+        first = await cb.bulk.send([sms("a")], journal=journal)
+        assert first.outcomes[0].outcome == "uncertain"
+        again = await cb.bulk.send(
+            [sms("a", text="broken \ud800 text")], journal=journal, resend_uncertain=True
+        )
+    (outcome,) = again.outcomes
+    assert (outcome.outcome, outcome.earlier, outcome.changed) == ("uncertain", True, True)
+    assert "cannot be sent" in (outcome.error or "")
+    with Journal(journal) as book:
+        entry = book.get("a")
+    assert entry is not None and entry.state == "uncertain"
+    assert len(fake.objects) == 1
+
+
 # -- WhatsApp: each recipient's result decides its own message ---------------------------------
 
 

@@ -910,6 +910,30 @@ def test_the_journal_records_a_recovered_attempt_as_reconciliation_reads_it(
     assert entry.error == RECOVERED
 
 
+def test_the_journal_keeps_an_uncertain_keys_earlier_attempts_until_it_is_settled(
+    tmp_path: Path,
+) -> None:
+    uncertain = Outcome(key="a", outcome="uncertain", error="lost")
+    with Journal(tmp_path / "j.sqlite") as book:
+        book.write(sending=[Sending("a", "d1")], settled=[uncertain], run=1)
+        ((*_, first_started, _, _, _, since, differs),) = book.uncertain()
+        assert (since, differs) == (None, False)
+        time.sleep(0.01)
+        book.write(sending=[Sending("a", "d1")], settled=[uncertain], run=2)
+        ((*_, started, _, _, _, since, differs),) = book.uncertain()
+        assert (since, differs) == (first_started, False) and started > first_started
+        book.write(sending=[Sending("a", "d2")], settled=[uncertain], run=3)
+        book.write(sending=[Sending("a", "d2")], settled=[uncertain], run=4)
+        ((*_, since, differs),) = book.uncertain()
+        assert (since, differs) == (first_started, True)  # kept once another text was sent
+        # Settled (say, found not taken), then sent again: its earlier attempts are no longer
+        # what may have been taken.
+        book.write(settled=[Outcome(key="a", outcome="failed", failure="not_sent")], run=5)
+        book.write(sending=[Sending("a", "d3")], settled=[uncertain], run=6)
+        ((*_, since, differs),) = book.uncertain()
+        assert (since, differs) == (None, False)
+
+
 # -- what a listed conversation leaves out ------------------------------------------------------
 
 
@@ -1111,3 +1135,50 @@ async def test_a_stamped_send_is_never_settled_by_an_unstamped_look_alike(tmp_pa
     assert report.found == 0
     (outcome,) = report.outcomes
     assert (outcome.outcome, outcome.candidates) == ("uncertain", (twin,))
+
+
+async def _taken_then_resent(journal: Path, fake: FakeCommBox, first: str, second: str) -> None:
+    """Key ``a`` sent with text ``first`` (taken, its answer lost), then sent again while
+    uncertain with text ``second``, which CommBox certainly never took (a 503)."""
+    async with fake.client(max_retries=0) as cb:
+        fake.fail_next("lost_after")
+        taken = await cb.bulk.send([sms("a", text=first)], journal=journal)
+        assert taken.outcomes[0].outcome == "uncertain"
+        await anyio.sleep(0.05)  # the second attempt starts after the first one's record
+        fake.fail_next("503")
+        again = await cb.bulk.send([sms("a", text=second)], journal=journal, resend_uncertain=True)
+    assert again.outcomes[0].outcome == "uncertain"  # "sent again while uncertain"
+
+
+async def test_a_key_sent_again_while_uncertain_is_looked_for_since_its_first_attempt(
+    tmp_path: Path,
+) -> None:
+    """The first attempt was taken; the second was refused. Looking only from the second
+    attempt's start, the first one's conversation is off its window (by less than a time
+    zone could explain): the key would stay ambiguous instead of found."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    await _taken_then_resent(journal, fake, "Hello a", "Hello a")
+    (taken,) = fake.all_objects()
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0, clock_skew=0)
+    assert (report.found, report.not_taken) == (1, 0)
+    assert rows(journal)["a"]["id"] == taken["objectId"]
+
+
+async def test_a_key_resent_with_another_text_while_uncertain_is_never_not_taken(
+    tmp_path: Path,
+) -> None:
+    """The first attempt (the old text) was taken; reconciliation looks for the new text, and
+    finding nothing of it must not make the key one the next run sends again (found by the
+    model test: "not taken, but processed")."""
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    await _taken_then_resent(journal, fake, "Hello a", "Hello again")
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert report.not_taken == 0
+    (outcome,) = report.outcomes
+    assert outcome.outcome == "uncertain"
+    assert "earlier attempt" in (outcome.error or "")
+    assert rows(journal)["a"]["outcome"] == "uncertain"

@@ -62,6 +62,11 @@ class UncertainEntry(NamedTuple):
     updated: float
     processed: Processed
     error: str | None
+    #: For a key sent again while uncertain: when its first attempt since it was last settled
+    #: otherwise began (each may have been taken), and whether one of those attempts sent
+    #: another message than ``lookup`` describes.
+    since: float | None = None
+    earlier_differs: bool = False
 
 
 @runtime_checkable
@@ -91,7 +96,9 @@ class JournalBackend(Protocol):
         self, *, sending: Sequence[Sending] = (), settled: Sequence[Outcome] = (), run: int = 0
     ) -> None:
         """In one transaction: mark ``sending`` keys as about to go out (for ``run``) and record
-        the ``settled`` outcomes. All of it is written, or none of it."""
+        the ``settled`` outcomes. All of it is written, or none of it. A key marked sending
+        while ``uncertain`` keeps what its earlier attempts were (``UncertainEntry.since`` and
+        ``earlier_differs``), until it is settled otherwise and sent again."""
         ...
 
     def counts(self) -> dict[str, int]:

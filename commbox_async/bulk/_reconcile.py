@@ -12,7 +12,8 @@ by what a time zone could explain...), a match (everything compared agrees), or 
   with the id found, marked ``reconciled``;
 - nothing that could be it, once the attempt ended more than ``settle_after`` seconds ago
   (CommBox may list a new conversation only after a delay), CommBox never answered it 2xx and
-  the search listed everything of its time → ``failed`` (``not_sent``, "not taken"), which
+  the search listed everything of its time, and no earlier attempt of the key (it was sent
+  again while uncertain) sent another message → ``failed`` (``not_sent``, "not taken"), which
   the next send sends again;
 - anything else that could be it → stays ``uncertain``, the candidates' ids recorded;
 - no way to look it up (``/sms/sendsms``, a template without ``object_data`` or without a
@@ -22,7 +23,8 @@ A match is a conversation (or, for a message in a conversation, a child of the s
 direction) of the same stream, created no earlier than the attempt's start minus
 ``clock_skew`` and no later than its end (when its outcome was recorded; for an attempt
 recovered after a crash, at most ``MAX_ATTEMPT_SECONDS`` after its start) plus
-``clock_skew``, for the same recipient, with the same text once both are normalized the way
+``clock_skew`` (for a key sent again while uncertain, from its first such attempt's start),
+for the same recipient, with the same text once both are normalized the way
 CommBox stores text. Keys are grouped so that one query settles many: the uncertain keys of a
 stream whose windows overlap are settled together, by one time-range search or by one identity
 search per recipient, whichever the journal's own record of that window says is cheaper.
@@ -101,7 +103,7 @@ MAX_ATTEMPT_SECONDS = 300.0
 class ReconcileReport:
     """What a reconciliation did: ``found`` (now ``sent``), ``not_taken`` (now ``failed``,
     sent again by the next send), and the keys still ``uncertain`` by reason (``too_recent``,
-    ``ambiguous``, ``no_lookup``, ``answered_2xx``, ``query_failed``)."""
+    ``ambiguous``, ``no_lookup``, ``answered_2xx``, ``earlier_attempt``, ``query_failed``)."""
 
     examined: int = 0
     found: int = 0
@@ -165,12 +167,14 @@ async def reconcile(
             report.still_uncertain["no_lookup"] += 1
             pending.append(_still(entry, why))
             continue
-        begin = entry.started if entry.started is not None else entry.updated
+        latest = entry.started if entry.started is not None else entry.updated
         # The attempt ended when its outcome was recorded (retries and Retry-After waits may
         # take it past MAX_ATTEMPT_SECONDS); only a recovered one's end is unknown.
         end = entry.updated
         if _recovered(entry):
-            end = min(end, begin + MAX_ATTEMPT_SECONDS)
+            end = min(end, latest + MAX_ATTEMPT_SECONDS)
+        # A key sent again while uncertain: any of its attempts may be the one taken.
+        begin = latest if entry.since is None else min(latest, entry.since)
         key = _Key(entry, lookup, begin - clock_skew, end + clock_skew, entry.updated + clock_skew)
         if lookup.kind == "child":
             children[(lookup.stream, str(lookup.object_id))].append(key)
@@ -567,6 +571,13 @@ def _nothing_found(
     if entry.processed is Processed.YES:
         report.still_uncertain["answered_2xx"] += 1
         why = "CommBox answered 2xx, but nothing it lists matches: never counted as not taken"
+        return _still(entry, why)
+    if entry.earlier_differs:
+        report.still_uncertain["earlier_attempt"] += 1
+        why = (
+            "nothing matches this message, but an earlier attempt sent another one for this "
+            "key, which may have been taken: never counted as not taken"
+        )
         return _still(entry, why)
     if not complete or now - entry.updated < settle_after:
         report.still_uncertain["too_recent"] += 1

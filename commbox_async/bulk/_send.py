@@ -329,13 +329,7 @@ class _Run:
             await self._report(duplicate, settles=False)
             return None
         if isinstance(message, Rejected):
-            if previous is not None and previous.state in ("sent", "uncertain"):
-                # A bad record now must not hide what an earlier run already sent.
-                self.journal.claim(key, self.run)
-                await self._report(_earlier(key, previous, changed=True, why=message.error))
-            else:
-                # Its fingerprint is "" (no message): once the record is fixed, it differs.
-                await self._settle([_rejected(key, message.error)], sending=[Sending(key, "")])
+            await self._reject(key, previous, message.error)
             return None
         try:
             digest = message.digest()
@@ -344,7 +338,7 @@ class _Run:
             todo = stamped(message, found_by) if self.stamp else message
         except Exception as exc:  # e.g. a lone surrogate: text no request can carry
             why = f"message {key!r} cannot be sent as it is: {type(exc).__name__}: {exc}"
-            await self._settle([_rejected(key, why)], sending=[Sending(key, "")])
+            await self._reject(key, previous, why)
             return None
         if previous is not None:
             changed = previous.digest is not None and previous.digest != digest
@@ -363,6 +357,16 @@ class _Run:
                 self.resending[key] = previous.processed
         self.unsettled[key] = Sending(key, digest, lookup)
         return todo
+
+    async def _reject(self, key: str, previous: JournalEntry | None, why: str) -> None:
+        """A record that cannot be sent: ``failed`` (``rejected``), unless an earlier run
+        sent the key or may have: a bad record now must not hide that."""
+        if previous is not None and previous.state in ("sent", "uncertain"):
+            self.journal.claim(key, self.run)
+            await self._report(_earlier(key, previous, changed=True, why=why))
+        else:
+            # Its fingerprint is "" (no message): once the record is fixed, it differs.
+            await self._settle([_rejected(key, why)], sending=[Sending(key, "")])
 
     # -- sending -----------------------------------------------------------------------------
 

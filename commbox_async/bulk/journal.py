@@ -62,6 +62,8 @@ _COLUMNS = {
     "lookup": "TEXT",
     "candidates": "TEXT",
     "reconciled": "INTEGER NOT NULL DEFAULT 0",
+    "since": "REAL",
+    "earlier_differs": "INTEGER NOT NULL DEFAULT 0",
 }
 
 
@@ -87,6 +89,8 @@ _VALID: dict[str, Callable[[Any], bool]] = {
     "id": lambda v: v is None or type(v) is int,
     "run": lambda v: type(v) is int,
     "started": lambda v: v is None or _number(v),
+    "since": lambda v: v is None or _number(v),
+    "earlier_differs": lambda v: v in (0, 1),
     "updated": _number,
     "reconciled": lambda v: v in (0, 1),
     **{c: (lambda v: v is None or type(v) is str) for c in ("error", "digest", "lookup")},
@@ -183,7 +187,8 @@ class Journal:
             " retryable INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
             " updated REAL NOT NULL, data TEXT, run INTEGER NOT NULL DEFAULT 0,"
             " failure TEXT, digest TEXT, processed INTEGER NOT NULL DEFAULT 0, started REAL,"
-            " lookup TEXT, candidates TEXT, reconciled INTEGER NOT NULL DEFAULT 0)"
+            " lookup TEXT, candidates TEXT, reconciled INTEGER NOT NULL DEFAULT 0, since REAL,"
+            " earlier_differs INTEGER NOT NULL DEFAULT 0)"
         )
         db.execute(
             "CREATE TABLE IF NOT EXISTS runs (run INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -323,7 +328,14 @@ class Journal:
                         " VALUES (?, 'sending', 1, ?, ?, ?, ?, ?)"
                         " ON CONFLICT(key) DO UPDATE SET state='sending', attempts=attempts+1,"
                         " updated=excluded.updated, run=excluded.run, digest=excluded.digest,"
-                        " started=excluded.started, lookup=excluded.lookup",
+                        " started=excluded.started, lookup=excluded.lookup,"
+                        # An uncertain key sent again: its earlier attempts may have been
+                        # taken, so reconciliation looks from the first one's start, and knows
+                        # whether one of them sent another message than this attempt does.
+                        " since=CASE WHEN state='uncertain'"
+                        " THEN COALESCE(since, started, updated) END,"
+                        " earlier_differs=CASE WHEN state='uncertain'"
+                        " THEN (earlier_differs OR digest IS NOT excluded.digest) ELSE 0 END",
                         [(s.key, now, run, s.digest, now, s.lookup) for s in sending],
                     )
                 if settled:
@@ -385,13 +397,13 @@ class Journal:
     def uncertain(self) -> list[UncertainEntry]:
         try:
             rows = self._db.execute(
-                "SELECT key, lookup, started, updated, processed, error FROM messages"
-                " WHERE state='uncertain' ORDER BY started"
+                "SELECT key, lookup, started, updated, processed, error, since,"
+                " earlier_differs FROM messages WHERE state='uncertain' ORDER BY started"
             ).fetchall()
         except sqlite3.Error as exc:
             raise self._failed("read", exc) from exc
         entries = []
-        for key, lookup, started, updated, processed, error in rows:
+        for key, lookup, started, updated, processed, error, since, differs in rows:
             self._checked(
                 key,
                 processed=processed,
@@ -399,9 +411,13 @@ class Journal:
                 updated=updated,
                 lookup=lookup,
                 error=error,
+                since=since,
+                earlier_differs=differs,
             )
             entries.append(
-                UncertainEntry(key, lookup, started, updated, _PROCESSED[processed], error)
+                UncertainEntry(
+                    key, lookup, started, updated, _PROCESSED[processed], error, since, differs == 1
+                )
             )
         return entries
 
