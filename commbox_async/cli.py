@@ -617,7 +617,8 @@ def reconcile_cmd(
 
     try:
         with Journal(journal) as book:
-            examined = len(book.uncertain())
+            # A run killed mid-request left keys "sending": reconciled as uncertain too.
+            examined = len(book.uncertain()) + book.counts().get("sending", 0)
     except _STOPPING as exc:
         if ctx.obj and ctx.obj.get("debug"):
             raise
@@ -656,6 +657,8 @@ def reconcile_cmd(
     table = Table(title="commbox reconcile", show_header=False)
     table.add_row("uncertain before", str(examined))
     if report is not None:
+        if report.recovered:
+            table.add_row("of them recovered from an interrupted run", str(report.recovered))
         table.add_row("found taken (now sent)", str(report.found))
         table.add_row("not taken (sent again by the next send-bulk)", str(report.not_taken))
         for reason, n in sorted(report.still_uncertain.items()):

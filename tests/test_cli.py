@@ -423,6 +423,33 @@ def test_a_library_error_inside_the_work_is_one_line_and_exit_1(
     assert "Traceback" not in result.output
 
 
+def test_reconcile_counts_and_settles_what_a_killed_sender_left_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from commbox_async import NewObject
+    from commbox_async.bulk import BulkMessage, Sending
+    from commbox_async.bulk._lookup import lookup_for
+
+    fake = FakeCommBox()
+    use_fake(monkeypatch, fake)
+    fake.add_conversation(532, message="Hello", user_stream_provider_id="972500000001")
+    message = BulkMessage(
+        key="a",
+        stream_id=532,
+        payload=NewObject.sms(user_stream_provider_id="972500000001", message="Hello"),
+    )
+    with Journal(tmp_path / "j") as book:
+        lookup = lookup_for(message, stamp=False).to_json()
+        book.write(sending=[Sending("a", message.digest(), lookup)], run=1)
+    args = ["reconcile", "--journal", str(tmp_path / "j"), "--settle-after", "0"]
+    result = CliRunner().invoke(cli_module.cli, args)
+    assert result.exit_code == 0, result.output
+    assert "uncertain before" in result.output and "recovered from an interrupted" in result.output
+    with Journal(tmp_path / "j") as book:
+        entry = book.get("a")
+    assert entry is not None and entry.state == "sent"
+
+
 def test_send_bulk_reconcile_counts_each_pass_against_what_it_goes_through(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -900,6 +900,32 @@ async def test_a_recovered_attempt_is_found_within_five_minutes_and_uncertain_af
             assert rows(journal)["a"]["error"].startswith(RECOVERED)
 
 
+async def test_keys_a_killed_sender_left_sending_are_reconciled_without_a_send_first(
+    tmp_path: Path,
+) -> None:
+    """Killed mid-request, then `commbox reconcile` (no send in between): the keys left
+    "sending" may have been taken, like any uncertain one, and are looked up too."""
+    from commbox_async.bulk._lookup import lookup_for
+
+    journal = tmp_path / "j.sqlite"
+    fake = FakeCommBox()
+    fake.add_conversation(STREAM, message="Hello a", user_stream_provider_id="972500000001")
+    with Journal(journal) as book:
+        for message in (sms("a"), sms("b", to="972500000002")):
+            lookup = lookup_for(message, stamp=False).to_json()
+            book.write(sending=[Sending(message.key, message.digest(), lookup)], run=1)
+    async with fake.client() as cb:
+        recent = await cb.bulk.reconcile(journal)  # recovered just now: settle_after waits
+        assert (recent.examined, recent.recovered, recent.found) == (2, 2, 1)
+        assert recent.still_uncertain == {"too_recent": 1}
+        assert rows(journal)["b"]["error"].startswith(RECOVERED)
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+    assert (report.examined, report.recovered, report.not_taken) == (1, 0, 1)
+    settled = rows(journal)
+    assert settled["a"]["outcome"] == "sent"
+    assert (settled["b"]["outcome"], settled["b"]["failure"]) == ("failed", "not_sent")
+
+
 def test_the_journal_records_a_recovered_attempt_as_reconciliation_reads_it(
     tmp_path: Path,
 ) -> None:

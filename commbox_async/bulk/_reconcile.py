@@ -106,6 +106,8 @@ class ReconcileReport:
     ``ambiguous``, ``no_lookup``, ``answered_2xx``, ``earlier_attempt``, ``query_failed``)."""
 
     examined: int = 0
+    #: Of them, keys a process that died left ``sending``, recovered as ``uncertain`` first.
+    recovered: int = 0
     found: int = 0
     not_taken: int = 0
     still_uncertain: Counter[str] = attrs.field(factory=Counter)
@@ -146,9 +148,12 @@ async def reconcile(
     on_outcome: Callable[[Outcome], Any] | None = None,
     keep_outcomes: bool = True,
 ) -> ReconcileReport:
-    """Settle the journal's uncertain keys (see the module's docstring); each group's outcomes
-    are written to the journal in one transaction as soon as it is settled."""
-    report = ReconcileReport()
+    """Settle the journal's uncertain keys, those a process that died left ``sending``
+    included (see the module's docstring); each group's outcomes are written to the journal
+    in one transaction as soon as it is settled."""
+    # A key a killed sender left "sending" may have been taken like any uncertain one (the
+    # journal's owner holds it alone: no live run is sending it).
+    report = ReconcileReport(recovered=journal.recover())
     started = time.monotonic()
     requests_before = client.metrics.requests
     now = time.time()

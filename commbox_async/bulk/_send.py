@@ -194,7 +194,8 @@ class Bulk:
         CommBox offers no lookup for, stays ``uncertain`` with the reason (and the candidates'
         ids). ``clock_skew`` (default 60 s) is how far this machine's clock may be from
         CommBox's. Matching is by recipient, text and creation time, or by key for messages
-        sent with ``stamp=True``; see :mod:`commbox_async.bulk._reconcile`.
+        sent with ``stamp=True``; see :mod:`commbox_async.bulk._reconcile`. Keys a process
+        that died left ``sending`` are recovered as ``uncertain`` first, as :meth:`send` does.
         """
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
