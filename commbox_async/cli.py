@@ -803,6 +803,22 @@ def export_cmd(
     if report is None:
         err_console.print("[yellow]interrupted:[/yellow] re-run the same command to resume")
         raise SystemExit(130)
+    missing = _export_missing(report)
+    if missing:
+        err_console.print(f"[red]incomplete:[/red] {missing}; re-run the same command to retry")
+        raise SystemExit(EXIT_FAILED)
+
+
+def _export_missing(report: Any) -> str:
+    """What an export run did not write (a script must not read its exit as "all of it")."""
+    parts = []
+    if report.failed:
+        parts.append(f"{report.failed} conversation(s) failed (see {report.errors_path})")
+    if report.unidentified:
+        parts.append(f"{report.unidentified} listed without an id")
+    if report.withheld:
+        parts.append(f"{len(report.withheld)} second(s) CommBox may not have listed fully")
+    return ", ".join(parts)
 
 
 @cli.command("get-object")

@@ -148,14 +148,19 @@ def test_export_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     src = tmp_path / "refs.txt"
     src.write_text("".join(f"532,{i}\n" for i in ids) + '{"stream_id": 532, "object_id": 1}\n')
     out = tmp_path / "conv.jsonl"
-    result = CliRunner().invoke(
-        cli_module.cli, ["export", "--input", str(src), "--out", str(out), "--transcript"]
-    )
-    assert result.exit_code == 0, result.output
+    args = ["export", "--input", str(src), "--out", str(out), "--transcript"]
+    result = CliRunner().invoke(cli_module.cli, args)
+    # Object 1 does not exist: the run is incomplete, and says so in its exit code.
+    assert result.exit_code == cli_module.EXIT_FAILED, result.output
+    assert "incomplete: 1 conversation(s) failed" in " ".join(result.output.split())
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert sorted(x["object_id"] for x in lines) == sorted(ids)
     assert all("transcript" in x for x in lines)
     assert "failed (see errors file)" in result.output
+    src.write_text("".join(f"532,{i}\n" for i in ids))  # without it: complete, exit 0
+    again = CliRunner().invoke(cli_module.cli, args)
+    assert again.exit_code == 0, again.output
+    assert "incomplete" not in again.output
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
