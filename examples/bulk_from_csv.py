@@ -19,22 +19,34 @@ from pathlib import Path
 
 import anyio
 
-from commbox_async import AsyncCommBox, NewObject
-from commbox_async.bulk import BulkMessage, Outcome
+from commbox_async import AsyncCommBox, CommBoxError, NewObject
+from commbox_async.bulk import BulkMessage, Outcome, Rejected
 
 
-def messages(path: Path, stream_id: int | str) -> Iterator[BulkMessage]:
-    """The CSV's rows as messages, read lazily (a million rows cost no more memory than ten)."""
+def messages(path: Path, stream_id: int | str) -> Iterator[BulkMessage | Rejected]:
+    """The CSV's rows as messages, read lazily (a million rows cost no more memory than ten).
+    A row that cannot be a message (a missing column, a phone number that is not one) is
+    yielded as Rejected: the run records it as failed, names its line, and goes on."""
     with path.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            yield BulkMessage(
-                key=row["key"],
-                stream_id=stream_id,
-                payload=NewObject.sms(
-                    user_stream_provider_id=row["phone"],
-                    message=f"Hi {row['name']}, your order {row['key']} has shipped.",
-                ),
-            )
+        reader = csv.DictReader(f)
+        for row in reader:
+            key = row.get("key") or f"line:{reader.line_num}"
+            if None in row or None in row.values():  # csv's marks of a short or long row
+                where = f"{path.name}:{reader.line_num}"
+                yield Rejected(key=key, error=f"{where}: not as many fields as the header")
+                continue
+            try:
+                yield BulkMessage(
+                    key=key,
+                    stream_id=stream_id,
+                    payload=NewObject.sms(
+                        user_stream_provider_id=row["phone"],
+                        message=f"Hi {row['name']}, your order {key} has shipped.",
+                    ),
+                )
+            except (KeyError, TypeError, ValueError, CommBoxError) as exc:
+                why = f"missing column {exc}" if isinstance(exc, KeyError) else str(exc)
+                yield Rejected(key=key, error=f"{path.name}:{reader.line_num}: {why}")
 
 
 def show(outcome: Outcome) -> None:

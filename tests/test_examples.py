@@ -145,6 +145,23 @@ def test_bulk_from_csv_sends_once_and_resumes(
     assert "Hi Dana, your order order-1001 has shipped." in messages
 
 
+def test_bulk_from_csv_reports_a_bad_row_and_sends_the_rest(
+    fake: FakeCommBox, served: str, tmp_path: Path
+) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "key,phone,name\na,972500000001,Ann\nb,,Bo\nc,972500000003\nd,972500000004,Di\n"
+    )
+    result = run_example("bulk_from_csv.py", served, str(rows), "--stream", "532", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr  # some failed
+    assert "{'failed': 2, 'sent': 2}" in result.stdout
+    assert "b: failed rows.csv:3:" in result.stderr and "c: failed rows.csv:4:" in result.stderr
+    assert sorted(o["userStreamProviderId"] for o in fake.all_objects()) == [
+        "972500000001",
+        "972500000004",
+    ]
+
+
 def test_export_jsonl(fake: FakeCommBox, served: str, tmp_path: Path) -> None:
     async def seed() -> list[int]:
         async with AsyncCommBox(token="t", base_url=served, rate_limit=None) as cb:
