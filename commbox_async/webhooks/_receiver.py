@@ -14,6 +14,7 @@ import anyio
 import attrs
 
 from .._exceptions import ConfigurationError
+from .._inflate import BadEncoding, inflater, read_inflated
 from .._json import DEFAULT_MAX_DEPTH
 from ._parse import DEFAULT_MAX_BYTES, WebhookParseError, WebhookTooLargeError, parse_event
 from .events import Event
@@ -117,31 +118,53 @@ def _declares_more(declared: str, limit: int) -> bool:
     return len(digits) > len(str(limit)) or int(digits) > limit
 
 
+class _TooLarge(Exception):
+    def __init__(self, *_: object) -> None:
+        super().__init__()
+
+
 async def read_body(
     chunks: AsyncIterator[bytes],
     config: ReceiverConfig,
     *,
     declared: str | None,
+    encoding: str | None = None,
     unreadable: tuple[type[Exception], ...] = (),
 ) -> bytes | Verdict:
     """The body, read under ``max_bytes`` and ``body_timeout``, or the verdict to answer with.
 
     Reading stops at the first chunk past the limit (or at once, for a ``Content-Length``
-    over it), and the caller closes the connection after answering. ``unreadable`` are the
-    server's errors for a body it cannot read (broken chunks or ``Content-Encoding``, a client
-    that hung up): a 400, not an error of the receiver.
+    over it), and the caller closes the connection after answering. ``encoding`` is the
+    request's ``Content-Encoding`` when the server leaves it to the receiver (Starlette; aiohttp
+    decodes it itself): gzip or deflate is inflated a bounded step at a time, so ``max_bytes``
+    bounds what the body inflates to; any other is a 415. ``unreadable`` are the server's errors
+    for a body it cannot read (broken chunks or ``Content-Encoding``, a client that hung up):
+    a 400, not an error of the receiver.
     """
+    too_large = Verdict(413, f"payload too large (limit {config.max_bytes} bytes)")
     if declared is not None and _declares_more(declared, config.max_bytes):
-        return Verdict(413, f"payload too large (limit {config.max_bytes} bytes)")
+        return too_large
+    try:
+        decoder = inflater({"content-encoding": encoding}, 0) if encoding else None
+    except BadEncoding:
+        return Verdict(
+            415, f"Content-Encoding {encoding!r} is not decoded here (gzip or deflate are)"
+        )
     body = bytearray()
     try:
         with anyio.fail_after(config.body_timeout):
+            if decoder is not None:
+                return await read_inflated(chunks, decoder, config.max_bytes, 0, {}, _TooLarge)
             async for chunk in chunks:
                 body += chunk
                 if len(body) > config.max_bytes:
-                    return Verdict(413, f"payload too large (limit {config.max_bytes} bytes)")
+                    return too_large
+    except _TooLarge:
+        return too_large
     except TimeoutError:
         return Verdict(408, f"body not received within {config.body_timeout:g}s")
+    except BadEncoding as exc:
+        return Verdict(400, f"the request body could not be read: {exc.problem}", unreadable=True)
     except unreadable as exc:
         return Verdict(
             400, f"the request body could not be read ({type(exc).__name__})", unreadable=True

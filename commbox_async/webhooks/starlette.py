@@ -52,6 +52,7 @@ def webhook_app(router: WebhookRouter, **options: Any) -> Router:
             request.stream(),
             config,
             declared=request.headers.get("content-length"),
+            encoding=request.headers.get("content-encoding"),
             # The client gone mid-body, or its chunks broken (uvicorn ends the request so).
             unreadable=(ClientDisconnect,),
         )
