@@ -28,29 +28,59 @@ class BadEncoding(Exception):
         self.problem = problem
 
 
+#: How far into a "deflate" body zlib may read without output before it is taken to be
+#: zlib-wrapped (its header is two bytes): the bytes kept to decode again as raw are bounded.
+_HEADER_ROOM = 64
+
+
 class _Inflater:
-    __slots__ = ("_d", "_raw_deflate_tried", "_wbits")
+    """One body's decoder. A gzip body may be several members (RFC 1952), read one after the
+    other; after a zlib or raw deflate stream's end nothing may follow. A stream that never
+    ends (cut off) is corrupt, as is anything zlib refuses."""
+
+    __slots__ = ("_d", "_fed", "_gzip", "_started")
 
     def __init__(self, wbits: int) -> None:
-        self._wbits = wbits
+        self._gzip = wbits != zlib.MAX_WBITS
         self._d = zlib.decompressobj(wbits)
-        self._raw_deflate_tried = wbits != zlib.MAX_WBITS
+        #: "deflate" is sent both with a zlib header and without (raw): the bytes fed before
+        #: the first output, to decode again from the start as raw deflate if zlib refuses
+        #: them (None once that can no longer be the case).
+        self._fed: bytearray | None = None if self._gzip else bytearray()
+        self._started = False
 
     def inflate(self, data: bytes, room: int) -> tuple[bytes, bytes]:
         """At most ``room`` bytes inflated from ``data``, and the input left over."""
+        if data:
+            self._started = True
+        fed = self._fed
+        if fed is not None:
+            fed += data
         try:
             out = self._d.decompress(data, room)
         except zlib.error:
-            if self._raw_deflate_tried:
+            if fed is None:
                 raise
-            # "deflate" is sent both with a zlib header and without (raw): try the other.
-            self._raw_deflate_tried = True
+            self._fed = None
             self._d = zlib.decompressobj(-zlib.MAX_WBITS)
-            out = self._d.decompress(data, room)
-        return out, self._d.unconsumed_tail
+            out = self._d.decompress(bytes(fed), room)
+        if out or (self._fed is not None and len(self._fed) > _HEADER_ROOM):
+            self._fed = None
+        left = self._d.unconsumed_tail
+        if self._d.eof and self._d.unused_data:
+            if not self._gzip:
+                raise zlib.error("data after the end of the compressed stream")
+            # The next member: zlib would otherwise keep every further byte in unused_data,
+            # joined again on each call.
+            left = self._d.unused_data
+            self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return out, left
 
     def end(self) -> bytes:
-        return self._d.flush()
+        out = self._d.flush()
+        if self._started and not self._d.eof:
+            raise zlib.error("the compressed stream is cut off before its end")
+        return out
 
 
 def inflater(headers: Mapping[str, str], status: int) -> _Inflater | None:

@@ -30,9 +30,12 @@ def messages(path: Path, stream_id: int | str) -> Iterator[BulkMessage | Rejecte
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         for row in reader:
-            key = row.get("key") or f"line:{reader.line_num}"
+            key = row.get("key")
+            where = f"{path.name}:{reader.line_num}"
+            if not key:  # the key is what a re-run skips a row by: never made up
+                yield Rejected(key=f"line:{reader.line_num}", error=f"{where}: no key")
+                continue
             if None in row or None in row.values():  # csv's marks of a short or long row
-                where = f"{path.name}:{reader.line_num}"
                 yield Rejected(key=key, error=f"{where}: not as many fields as the header")
                 continue
             try:
@@ -46,7 +49,7 @@ def messages(path: Path, stream_id: int | str) -> Iterator[BulkMessage | Rejecte
                 )
             except (KeyError, TypeError, ValueError, CommBoxError) as exc:
                 why = f"missing column {exc}" if isinstance(exc, KeyError) else str(exc)
-                yield Rejected(key=key, error=f"{path.name}:{reader.line_num}: {why}")
+                yield Rejected(key=key, error=f"{where}: {why}")
 
 
 def show(outcome: Outcome) -> None:

@@ -299,3 +299,35 @@ def test_every_python_block_in_the_docs_compiles(where: str, block: str) -> None
     }
     missing = (loaded - bound_names(tree)) & (library_names() | set(sys.stdlib_module_names))
     assert not missing, f"{where} uses {sorted(missing)} without importing them"
+
+
+# -- examples/bulk_from_csv.py -----------------------------------------------------------------
+
+
+def _csv_messages(path: Path) -> list[object]:
+    import importlib.util
+
+    example = Path(__file__).parent.parent / "examples" / "bulk_from_csv.py"
+    spec = importlib.util.spec_from_file_location("bulk_from_csv_example", example)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.messages(path, 532))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["phone,name\n972500000001,Ann\n", "key,phone,name\n,972500000001,Ann\n"],
+    ids=["no-key-column", "empty-key"],
+)
+def test_a_csv_row_without_a_key_is_rejected_not_sent_under_its_line_number(
+    tmp_path: Path, text: str
+) -> None:
+    """A row with no key (the column missing, or empty) is sent under the key "line:N". The
+    key is what makes a re-run skip a row: once a line is added above it, the same customer is
+    "line:N+1" (sent again) and whoever is now at line N is skipped as sent. The docstring
+    promises a missing column is Rejected. Expected: Rejected, naming the line."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text(text)
+    (item,) = _csv_messages(rows)
+    assert type(item).__name__ == "Rejected", item

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import logging
 import select
@@ -22,7 +23,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -43,6 +44,7 @@ from commbox_async.models import (
     structure,
 )
 from commbox_async.webhooks import FormSubmit, WebhookParseError, parse_event
+from commbox_async.webhooks._receiver import ReceiverConfig, Verdict, read_body
 
 from .conftest import envelope, make_client, serve_in_thread
 from .test_fuzz import exported_models
@@ -1183,3 +1185,72 @@ def test_limits_that_make_no_sense_are_configuration_errors() -> None:
     with pytest.raises(ConfigurationError, match="body_timeout"):
         ReceiverConfig(body_timeout=0)
     assert "s3cret" not in repr(ReceiverConfig(secret="s3cret"))
+
+
+# -- the receivers' inflation (found by the outside review) ----------------------------------
+
+BODY = b'{"payload": {}}'
+
+
+async def _chunks(first: bytes, then: bytes = b"", times: int = 0) -> AsyncIterator[bytes]:
+    yield first
+    for _ in range(times):
+        yield then
+
+
+@pytest.mark.anyio
+async def test_data_after_the_end_of_a_gzip_body_is_refused_not_read_into_memory() -> None:
+    """After the gzip stream's end zlib keeps every further byte in ``unused_data``
+    (re-concatenated on each chunk: quadratic), and read_inflated keeps reading: with the
+    defaults (1 MiB, 5 s) a client makes the receiver hold ~60 MB and spin for the whole
+    body_timeout, then answers 408; a shorter junk tail is silently accepted as the body.
+    Expected: a 400 (a corrupt compressed body) at the first byte past the stream's end."""
+    config = ReceiverConfig(max_bytes=64 * 1024)
+    pulled = 0
+
+    async def counted() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        async for chunk in _chunks(gzip.compress(BODY), b"\0" * 65536, 256):  # 16 MiB
+            pulled += 1
+            yield chunk
+
+    verdict = await read_body(counted(), config, declared=None, encoding="gzip")
+    assert isinstance(verdict, Verdict) and verdict.status == 400, verdict
+    assert pulled <= 2
+
+
+@pytest.mark.anyio
+async def test_a_second_gzip_member_is_not_silently_dropped() -> None:
+    """RFC 1952: a gzip file may be several members; only the first was read, the rest thrown
+    away, and the body handed on cut (here, half of a JSON object). Expected: all of it, or
+    a 400 for the encoding; never a body that is not the one sent."""
+    body = gzip.compress(BODY[:7]) + gzip.compress(BODY[7:])
+    got = await read_body(_chunks(body), ReceiverConfig(), declared=None, encoding="gzip")
+    assert got == BODY or (isinstance(got, Verdict) and got.status == 400), got
+
+
+@pytest.mark.anyio
+async def test_a_truncated_gzip_body_is_refused_not_handed_on_as_its_prefix() -> None:
+    """The stream never ends (its last bytes, or its trailer, cut off): read_inflated takes
+    whatever it inflated so far as the body. Expected: 400, the body could not be read."""
+    packed = gzip.compress(b'{"payload": {"a": "' + b"x" * 5000 + b'"}}')
+    got = await read_body(
+        _chunks(packed[: len(packed) // 2]), ReceiverConfig(), declared=None, encoding="gzip"
+    )
+    assert isinstance(got, Verdict) and got.status == 400, got
+
+
+@pytest.mark.anyio
+async def test_raw_deflate_arriving_in_small_chunks_is_read() -> None:
+    """Content-Encoding: deflate without the zlib header (raw) is accepted, but only when
+    zlib's header check fails on the first chunk: a first chunk of one byte passes it, the
+    retry as raw deflate starts at the second chunk, and the body is a 400."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    raw = packer.compress(BODY) + packer.flush()
+
+    async def bytewise() -> AsyncIterator[bytes]:
+        for i in range(len(raw)):
+            yield raw[i : i + 1]
+
+    got = await read_body(bytewise(), ReceiverConfig(), declared=None, encoding="deflate")
+    assert got == BODY, got

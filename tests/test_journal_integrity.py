@@ -10,6 +10,7 @@ reported as an outcome no send has (``{"bogus": 1}``); and every method but ``wr
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 import commbox_async.bulk.journal as journal_module
 from commbox_async import JournalError, NewObject
 from commbox_async.bulk import BulkMessage, Journal, Outcome
+from commbox_async.bulk._lookup import lookup_for
 from commbox_async.testing import FakeCommBox
 
 
@@ -410,3 +412,83 @@ def test_an_index_that_cannot_be_built_is_named_as_a_write(tmp_path: Path) -> No
         with pytest.raises(JournalError, match=expected) as info:
             journal.taken_ids([1])
     assert info.value.path == str(path)
+
+
+# -- a journal from before since / earlier_differs (found by the outside review) ---------------
+
+_STREAM = 532
+TO = "972500000001"
+
+# The messages table as 371e5e0 (the release before `since` / `earlier_differs`) created it.
+OLD_SCHEMA = (
+    "CREATE TABLE messages ("
+    " key TEXT PRIMARY KEY, state TEXT NOT NULL, id INTEGER, error TEXT,"
+    " retryable INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+    " updated REAL NOT NULL, data TEXT, run INTEGER NOT NULL DEFAULT 0,"
+    " failure TEXT, digest TEXT, processed INTEGER NOT NULL DEFAULT 0, started REAL,"
+    " lookup TEXT, candidates TEXT, reconciled INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE runs (run INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL)",
+)
+
+
+def _sms_a(text: str) -> BulkMessage:
+    payload = NewObject.sms(user_stream_provider_id=TO, message=text)
+    return BulkMessage(key="a", stream_id=_STREAM, payload=payload)
+
+
+def _old_journal(path: Path, resent: BulkMessage, *, first: float, second: float) -> None:
+    """What 371e5e0 left for key "a": sent at ``first`` (taken, its answer lost), then sent
+    again while uncertain (resend_uncertain=True) as ``resent`` at ``second``, refused with a
+    503, and kept uncertain ("sent again while uncertain ..."). The old schema keeps only the
+    second attempt's digest, lookup and start (attempts = 2)."""
+    db = sqlite3.connect(path)
+    for statement in OLD_SCHEMA:
+        db.execute(statement)
+    db.execute("INSERT INTO runs (started) VALUES (?), (?)", (first, second))
+    db.execute(
+        "INSERT INTO messages (key, state, error, attempts, updated, run, digest, processed,"
+        " started, lookup) VALUES ('a', 'uncertain', ?, 2, ?, 2, ?, 1, ?, ?)",
+        (
+            "sent again while uncertain, and failed this time (ServiceUnavailableError: 503); "
+            "the earlier attempt may have been taken",
+            second + 0.01,
+            resent.digest(),
+            second,
+            lookup_for(resent, stamp=False).to_json(),
+        ),
+    )
+    db.commit()
+    db.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("first_text", "hours_between"),
+    [("Hello a", 0.0), ("Hello a", 15.0)],
+    ids=["resent-with-another-text", "resent-same-text-a-day-later"],
+)
+async def test_a_journal_from_before_since_never_calls_a_key_resent_while_uncertain_not_taken(
+    tmp_path: Path, first_text: str, hours_between: float
+) -> None:
+    """An uncertain key the previous release sent again while uncertain (attempts = 2) has no
+    record of its first attempt once migrated (since NULL, earlier_differs 0): reconcile looks
+    only for the last attempt's text, from its start, finds nothing and calls the key "not
+    taken", and the next plain send sends it again, though the first attempt was taken.
+    Expected: a migrated uncertain key with more than one attempt is never "not taken"."""
+    journal = tmp_path / "old.sqlite"
+    now = time.time()
+    second = now - 600.0
+    first = second - 1.0 - hours_between * 3600
+    resent = _sms_a("Hello again" if hours_between == 0 else first_text)
+    _old_journal(journal, resent, first=first, second=second)
+    fake = FakeCommBox()
+    fake.add_conversation(_STREAM, message=first_text, user_stream_provider_id=TO, created=first)
+    async with fake.client() as cb:
+        report = await cb.bulk.reconcile(journal, settle_after=0)
+        with Journal(journal) as book:
+            row = {r["key"]: r for r in book.rows()}["a"]
+        again = await cb.bulk.send([resent], journal=journal)
+    assert len(fake.all_objects()) == 1, "the key was sent twice: once taken, once again"
+    assert report.not_taken == 0, row
+    assert row["outcome"] == "uncertain"
+    assert again.outcomes[0].earlier

@@ -64,7 +64,8 @@ class UncertainEntry(NamedTuple):
     error: str | None
     #: For a key sent again while uncertain: when its first attempt since it was last settled
     #: otherwise began (each may have been taken), and whether one of those attempts sent
-    #: another message than ``lookup`` describes.
+    #: another message than ``lookup`` describes (or, in a journal written before these were
+    #: kept, whether it did is not known).
     since: float | None = None
     earlier_differs: bool = False
 

@@ -580,8 +580,9 @@ def _nothing_found(
     if entry.earlier_differs:
         report.still_uncertain["earlier_attempt"] += 1
         why = (
-            "nothing matches this message, but an earlier attempt sent another one for this "
-            "key, which may have been taken: never counted as not taken"
+            "nothing matches this message, but an earlier attempt for this key, which may "
+            "have been taken, sent another one (or, in a journal from an earlier version, "
+            "what it sent and when is not known): never counted as not taken"
         )
         return _still(entry, why)
     if not complete or now - entry.updated < settle_after:

@@ -209,6 +209,13 @@ class Journal:
                         "UPDATE messages SET failure = CASE retryable WHEN 1 THEN 'not_sent'"
                         " ELSE 'rejected' END WHERE state = 'failed'"
                     )
+                elif name == "earlier_differs":
+                    # Before, a key sent again while uncertain kept only its last attempt:
+                    # what an earlier one sent, and when, is not known.
+                    db.execute(
+                        "UPDATE messages SET earlier_differs = 1"
+                        " WHERE state IN ('uncertain', 'sending') AND attempts > 1"
+                    )
 
     def _bad_row(self, key: str, column: str, value: str, why: str = "") -> JournalError:
         return self._error(
