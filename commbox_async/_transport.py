@@ -8,6 +8,7 @@ processed" verdict is made of, known here and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib.util
@@ -15,6 +16,7 @@ import json as json_module
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol
 
+import anyio
 import anyio.lowlevel
 import httpx
 
@@ -251,6 +253,74 @@ def _is_traced(client: httpx.AsyncClient) -> bool:
     return isinstance(getattr(client, "_transport", None), httpx.AsyncHTTPTransport)
 
 
+def _orphaned_connections(pool: Any, tracer: _Tracer) -> list[Any]:
+    """Take out of an httpcore connection pool, after an attempt (traced by ``tracer``) ended
+    by cancellation or error, what it left behind that nothing would ever free; return the
+    connections to be closed. Works on the pool's private attributes: on an httpcore whose
+    pool lacks them, nothing is taken.
+
+    Why: httpcore 1.0.9 leaks a connection when a request is cancelled (or hits its pool
+    timeout) after the pool has assigned it a new connection that is not yet established
+    (https://github.com/encode/httpcore/issues/1093, fix proposed in
+    https://github.com/encode/httpcore/pull/1099): it stays "CONNECTING" forever, neither
+    idle, closed nor expired, so never reaped, and not available, so never reused. A native
+    asyncio cancellation (``asyncio.timeout``, which the deadline uses on asyncio, or
+    ``task.cancel()``) is not held off by httpcore's anyio shields, so it can also stop
+    httpcore's own clean-up half-way: an established connection left "NEW" (no request ever
+    sent on it), or the attempt's request left in the pool's queue holding its connection
+    "ACTIVE". Once ``max_connections`` of them pile up, every request fails with PoolTimeout.
+
+    The attempt's request is the one carrying its tracer; its task has left httpcore, so no
+    one else would take it out. A connection still in use always has one of the pool's
+    requests assigned to it (until that request's response is closed); one with none that is
+    neither idle (reused, or reaped by the pool's own rules), closed, nor available (an
+    HTTP/2 connection a later request can share) can never be used or freed.
+    """
+    connections = getattr(pool, "_connections", None)
+    requests = getattr(pool, "_requests", None)
+    if not isinstance(connections, list) or not isinstance(requests, list):
+        return []
+    for request in [r for r in requests if _tracer_of(r) is tracer]:
+        requests.remove(request)
+    claimed = {id(getattr(request, "connection", None)) for request in requests}
+    orphans = [
+        connection
+        for connection in connections
+        if id(connection) not in claimed
+        and not (connection.is_idle() or connection.is_closed() or connection.is_available())
+    ]
+    if not orphans:
+        return []
+    for connection in orphans:
+        connections.remove(connection)
+    # The slots are free: hand them to the requests queued for one, as the pool does itself
+    # whenever its state changes (it returns the connections it wants closed).
+    assign = getattr(pool, "_assign_requests_to_connections", None)
+    if callable(assign):
+        orphans.extend(assign())
+    return orphans
+
+
+def _tracer_of(pool_request: Any) -> Any:
+    extensions = getattr(getattr(pool_request, "request", None), "extensions", None)
+    return extensions.get("trace") if isinstance(extensions, dict) else None
+
+
+async def _reclaim_orphaned_connections(client: httpx.AsyncClient, tracer: _Tracer) -> None:
+    """See :func:`_orphaned_connections`; the closing is shielded, as the cancellation that
+    ended the attempt must not stop it."""
+    transports = (getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values())
+    closing: list[Any] = []
+    for transport in transports:
+        closing += _orphaned_connections(getattr(transport, "_pool", None), tracer)
+    if closing:
+        with anyio.CancelScope(shield=True):
+            for connection in closing:
+                # A socket that fails to close is gone anyway; the attempt's own error stands.
+                with contextlib.suppress(Exception):
+                    await connection.aclose()
+
+
 class HttpxSender:
     """Requests through an ``httpx.AsyncClient`` (the default; asyncio and trio)."""
 
@@ -268,6 +338,7 @@ class HttpxSender:
     async def send(self, out: Outgoing) -> ResponseLike:
         await _not_cancelled()
         exposure = out.exposure
+        tracer = _Tracer(exposure) if self._traced else None
         request = self.client.build_request(
             out.method,
             out.url,
@@ -277,7 +348,7 @@ class HttpxSender:
             files=out.files,
             headers=_wire_headers(out),
             timeout=out.timeout,
-            extensions={"trace": _Tracer(exposure)} if self._traced else None,
+            extensions=None if tracer is None else {"trace": tracer},
         )
         if not self._traced:
             exposure.sent = True
@@ -299,6 +370,10 @@ class HttpxSender:
                 await response.aclose()
         except BaseException as exc:
             clear_locals(exc)
+            if tracer is not None:
+                # Never in place of the attempt's own failure, which carries its verdict.
+                with contextlib.suppress(Exception):
+                    await _reclaim_orphaned_connections(self.client, tracer)
             raise
         return WireResponse(status, headers, content)
 
