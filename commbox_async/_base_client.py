@@ -40,7 +40,7 @@ from ._files import AttachmentInput, coerce_attachments, open_files
 from ._hooks import ClientStats, Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent, emit
 from ._inflate import ACCEPT_ENCODING
 from ._json import DEFAULT_MAX_DEPTH
-from ._response import Envelope, parse_response, record_envelope
+from ._response import Envelope, capture_slot, parse_response
 from ._retry import RetryPolicy, retry_reason
 from ._secret import Secret
 from ._throttle import Throttle
@@ -724,7 +724,9 @@ class BaseClient:
             )
         if failure is not None:
             raise failure
-        record_envelope(envelope)
+        slot = capture_slot()  # a raw-response view's (inline: once per request)
+        if slot is not None:
+            slot.append(envelope)
         return envelope
 
 

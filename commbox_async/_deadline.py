@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = ["Deadlines", "Expiry"]
@@ -58,16 +60,19 @@ class Expiry:
 class Deadlines:
     """The deadlines of the calls in flight on one asyncio loop."""
 
-    __slots__ = ("_groups", "_loop")
+    __slots__ = ("_groups", "_loop", "_time")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._groups: dict[int, set[Expiry]] = {}
+        # The loop's clock: asyncio's own is time.monotonic, called directly (no Python frame).
+        base = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
+        self._time: Callable[[], float] = time.monotonic if base else loop.time
 
     def arm(self, task: _Task, seconds: float) -> Expiry:
         """Cancel ``task`` ``seconds`` from now unless :meth:`disarm` is called first."""
         loop = self._loop
-        now = loop.time()
+        now = self._time()
         expiry = Expiry(task, now + seconds)
         key = math.floor(expiry.when / _WIDTH)
         group = self._groups.get(key)

@@ -143,6 +143,8 @@ def _declared_length(headers: Mapping[str, str]) -> int | None:
     value = headers.get("content-length")
     if value is None:
         return None
+    if value.isdecimal() and len(value) <= 18:  # the usual value, with nothing to strip
+        return int(value)
     value = value.strip()
     # isdecimal, and at most 18 digits: int() of a hostile 5,000-digit value is refused
     # by the interpreter, and no body that long can be real.
