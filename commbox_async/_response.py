@@ -262,8 +262,12 @@ _capture: contextvars.ContextVar[list[Envelope] | None] = contextvars.ContextVar
 )
 
 
+#: The raw-response view's capture slot of this call, if any (the context variable's ``get``).
+capture_slot: Callable[[], list[Envelope] | None] = _capture.get
+
+
 def record_envelope(envelope: Envelope) -> None:
-    slot = _capture.get()
+    slot = capture_slot()
     if slot is not None:
         slot.append(envelope)
 

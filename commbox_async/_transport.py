@@ -145,6 +145,8 @@ def _declared_length(headers: Mapping[str, str]) -> int | None:
     value = headers.get("content-length")
     if value is None:
         return None
+    if value.isdecimal() and len(value) <= 18:  # the usual value, with nothing to strip
+        return int(value)
     value = value.strip()
     # isdecimal, and at most 18 digits: int() of a hostile 5,000-digit value is refused
     # by the interpreter, and no body that long can be real.
@@ -153,15 +155,16 @@ def _declared_length(headers: Mapping[str, str]) -> int | None:
 
 async def read_body(
     whole: Callable[[], Awaitable[bytes]],
-    raw: AsyncIterator[bytes],
+    raw: Callable[[], AsyncIterator[bytes]],
     headers: Mapping[str, str],
     limit: int | None,
     status: int,
 ) -> bytes:
     """A response's body, bounded by ``limit`` however it is framed or encoded.
 
-    ``whole`` reads it in one go (the library's own read), ``raw`` chunk by chunk as it came
-    (no Content-Encoding undone). One go only when nothing can make it grow past the limit: a
+    ``whole`` reads it in one go (the library's own read), ``raw()`` chunk by chunk as it came
+    (no Content-Encoding undone; called only when needed, so the common case builds no
+    iterator). One go only when nothing can make it grow past the limit: a
     declared length within it, no Transfer-Encoding (which overrides the length: a small
     declared length over a chunked body must not lift the bound) and no Content-Encoding.
     Raises :class:`BodyTooLarge` past the limit (at once when the declared length is over it)
@@ -172,12 +175,12 @@ async def read_body(
         raise BodyTooLarge(status, headers, declared)
     decoder = inflater(headers, status)
     if decoder is not None:
-        return await read_inflated(raw, decoder, limit, status, headers, BodyTooLarge)
+        return await read_inflated(raw(), decoder, limit, status, headers, BodyTooLarge)
     if limit is None or (declared is not None and "transfer-encoding" not in headers):
         return await whole()
     parts: list[bytes] = []
     total = 0
-    async for chunk in raw:
+    async for chunk in raw():
         total += len(chunk)
         if total > limit:
             raise BodyTooLarge(status, headers, None)
@@ -193,6 +196,20 @@ async def _not_cancelled() -> None:
     request is written: aiohttp writes at once on a pooled connection, and an untraced httpx
     transport counts as sending from the moment it is called. Free when not cancelled."""
     await anyio.lowlevel.checkpoint_if_cancelled()
+
+
+@functools.cache
+def _not_cancelled_on_asyncio() -> Callable[[], Awaitable[None]]:
+    """:func:`_not_cancelled` where the loop is known to be asyncio (the aiohttp sender): the
+    same anyio check, its backend looked up once rather than on every call (asking which
+    library runs the loop costs more than the check itself)."""
+    try:
+        from anyio._core._eventloop import get_async_backend
+
+        check: Callable[[], Awaitable[None]] = get_async_backend("asyncio").checkpoint_if_cancelled
+    except Exception:  # pragma: no cover - an anyio laid out otherwise: the public check
+        return _not_cancelled
+    return check
 
 
 class Sender(Protocol):
@@ -364,7 +381,7 @@ class HttpxSender:
                         raise BodyTooLarge(status, headers, None)
                 else:
                     content = await read_body(
-                        response.aread, response.aiter_raw(), headers, out.max_bytes, status
+                        response.aread, response.aiter_raw, headers, out.max_bytes, status
                     )
             finally:
                 await response.aclose()
@@ -412,7 +429,7 @@ def _exposing_connector() -> type[Any]:
                 # delivered before aiohttp writes (anyio defers a cancellation whose task is
                 # about to resume, and aiohttp writes without waiting again).
                 try:
-                    await _not_cancelled()
+                    await _not_cancelled_on_asyncio()()
                 except BaseException:
                     connection.release()
                     raise
@@ -511,7 +528,7 @@ class AiohttpSender:
     async def send(self, out: Outgoing) -> ResponseLike:
         if self._closed:
             raise RuntimeError("the aiohttp session is closed")
-        await _not_cancelled()
+        await _not_cancelled_on_asyncio()()
         session = self._session or self._open()
         exposure = out.exposure
         limit = out.max_bytes
@@ -531,9 +548,10 @@ class AiohttpSender:
                 status = response.status
                 exposure.status = status
                 response_headers = response.headers
+                stream = response.content
                 content = await read_body(
                     response.read,
-                    response.content.iter_chunked(65536),
+                    lambda: stream.iter_chunked(65536),
                     response_headers,
                     limit,
                     status,

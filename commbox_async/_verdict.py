@@ -98,9 +98,9 @@ _current: contextvars.ContextVar[Exposure | None] = contextvars.ContextVar(
 )
 
 
-def current_exposure() -> Exposure | None:
-    """The exposure a caller asked the next call to report into (see :func:`tracking`)."""
-    return _current.get()
+#: The exposure a caller asked the next call to report into (see :func:`tracking`), else None:
+#: the context variable's own ``get``, called once per request with no Python frame.
+current_exposure: Callable[[], Exposure | None] = _current.get
 
 
 @contextmanager
