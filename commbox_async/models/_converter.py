@@ -312,6 +312,21 @@ _DATE_PATTERNS = ((_YMD, (0, 1, 2)), (_DMY, (2, 1, 0)), (_MDY, (2, 0, 1)))
 _DAY_FIRST = frozenset("-/")
 
 
+#: The longest date or date-time text read (whitespace included). CommBox's forms are under 40
+#: characters; a longer text is refused before it is split: splitting a few hundred KB of
+#: spaced-out text allocates enough objects to start the collector, far from linear.
+MAX_DATE_CHARS = 256
+
+
+def _bounded(text: str) -> str:
+    if len(text) > MAX_DATE_CHARS:
+        raise ValueError(
+            f"a date of {len(text):,} characters, {brief(text)}: none CommBox sends is longer "
+            f"than {MAX_DATE_CHARS}"
+        )
+    return text
+
+
 def _date_match(text: str) -> tuple[re.Match[str], tuple[int, int, int]] | None:
     squeezed = " ".join(text.split())
     for pattern, order in _DATE_PATTERNS:
@@ -346,7 +361,7 @@ def parse_datetime(value: Any) -> datetime:
     elif isinstance(value, date):
         dt = datetime(value.year, value.month, value.day)
     elif isinstance(value, str):
-        dt = _parse_datetime_text(_clean(value))
+        dt = _parse_datetime_text(_clean(_bounded(value)))
     else:
         raise TypeError(f"expected a date-time string, got {type(value).__name__}")
     tz = dt.tzinfo
@@ -443,7 +458,7 @@ def parse_date(value: Any) -> date:
         return value
     if not isinstance(value, str):
         raise TypeError(f"expected a date string, got {type(value).__name__}")
-    found = _date_match(value)
+    found = _date_match(_bounded(value))
     if found is None:
         raise ValueError(f"unrecognised date {brief(value)}")
     m, (y, mo, d) = found
