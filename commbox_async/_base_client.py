@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import anyio
@@ -66,10 +66,9 @@ __all__ = [
 
 logger = logging.getLogger("commbox_async")
 
-#: ``asyncio.timeout`` (Python 3.11+), else None and the deadline takes anyio's cancel scope.
-_asyncio_timeout: Callable[[float], AbstractAsyncContextManager[None]] | None = getattr(
-    asyncio, "timeout", None
-)
+#: Whether asyncio tasks can take back a cancellation (``Task.uncancel``, Python 3.11+), as
+#: :mod:`._deadline` needs; without it the deadline takes anyio's cancel scope.
+_CAN_UNCANCEL = hasattr(asyncio.Task, "uncancel")
 
 TokenSource = str | Callable[[], str | Awaitable[str]]
 
@@ -276,7 +275,7 @@ class _Core:
                 )
             self.loop = current
             self.on_asyncio = isinstance(current, asyncio.AbstractEventLoop)
-            if self.on_asyncio and _asyncio_timeout is not None:  # Task.uncancel: 3.11+
+            if self.on_asyncio and _CAN_UNCANCEL:
                 assert isinstance(current, asyncio.AbstractEventLoop)
                 self.deadlines = Deadlines(current)
         elif self.loop is not current:
@@ -424,12 +423,6 @@ class BaseClient:
             else:
                 deadlines.disarm(expiry, False)
                 return envelope
-        elif self._core.on_asyncio and _asyncio_timeout is not None:
-            try:
-                async with _asyncio_timeout(deadline):
-                    return await self._run(call)
-            except TimeoutError:
-                pass
         else:
             with anyio.move_on_after(deadline):
                 return await self._run(call)

@@ -266,12 +266,6 @@ _capture: contextvars.ContextVar[list[Envelope] | None] = contextvars.ContextVar
 capture_slot: Callable[[], list[Envelope] | None] = _capture.get
 
 
-def record_envelope(envelope: Envelope) -> None:
-    slot = capture_slot()
-    if slot is not None:
-        slot.append(envelope)
-
-
 def to_raw_response(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[APIResponse[T]]]:
     """Wrap a resource method so it returns an :class:`APIResponse` around its usual value."""
 

@@ -145,8 +145,6 @@ def _declared_length(headers: Mapping[str, str]) -> int | None:
     value = headers.get("content-length")
     if value is None:
         return None
-    if value.isdecimal() and len(value) <= 18:  # the usual value, with nothing to strip
-        return int(value)
     value = value.strip()
     # isdecimal, and at most 18 digits: int() of a hostile 5,000-digit value is refused
     # by the interpreter, and no body that long can be real.
@@ -281,7 +279,7 @@ def _orphaned_connections(pool: Any, tracer: _Tracer) -> list[Any]:
     (https://github.com/encode/httpcore/issues/1093, fix proposed in
     https://github.com/encode/httpcore/pull/1099): it stays "CONNECTING" forever, neither
     idle, closed nor expired, so never reaped, and not available, so never reused. A native
-    asyncio cancellation (``asyncio.timeout``, which the deadline uses on asyncio, or
+    asyncio cancellation (the deadline on asyncio, ``asyncio.timeout``, or
     ``task.cancel()``) is not held off by httpcore's anyio shields, so it can also stop
     httpcore's own clean-up half-way: an established connection left "NEW" (no request ever
     sent on it), or the attempt's request left in the pool's queue holding its connection

@@ -618,7 +618,8 @@ def reconcile_cmd(
     try:
         with Journal(journal) as book:
             # A run killed mid-request left keys "sending": reconciled as uncertain too.
-            examined = len(book.uncertain()) + book.counts().get("sending", 0)
+            states = book.counts()
+            examined = states.get("uncertain", 0) + states.get("sending", 0)
     except _STOPPING as exc:
         if ctx.obj and ctx.obj.get("debug"):
             raise

@@ -457,7 +457,7 @@ async def test_journal_writes_of_concurrent_workers_share_commits() -> None:
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_a_deadline_that_runs_out_mid_commit_loses_no_row_and_strands_no_writer() -> None:
-    """asyncio's own cancellation (``asyncio.timeout``, which a call's deadline is on asyncio)
+    """asyncio's own cancellation (``asyncio.timeout``; a call's deadline on asyncio is the same)
     passes anyio's shields. Once it struck the first writer of a commit as it yielded for the
     others, the commit never happened and every later writer waited for it for ever: a bulk
     run with a short deadline and a throttle hung (found by the model-based fault test)."""

@@ -112,7 +112,7 @@ async def test_a_call_cancelled_as_its_new_connection_is_assigned_does_not_leak_
 async def test_a_native_cancellation_during_the_pools_clean_up_does_not_leak_the_slot(
     anyio_backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # asyncio.timeout (the deadline on asyncio) and task.cancel() are not held off by
+    # A native asyncio cancellation (the deadline on asyncio, task.cancel()) is not held off by
     # httpcore's anyio shields: one landing as the response is closed stops the pool before
     # it takes the request out of its queue, and its connection stays ACTIVE.
     victim: list[asyncio.Task[Any]] = []

@@ -60,7 +60,7 @@ class GroupCommit:
             try:
                 await anyio.lowlevel.cancel_shielded_checkpoint()
             finally:
-                # asyncio's own cancellation (asyncio.timeout: a call's deadline) passes the
+                # asyncio's own cancellation (Task.cancel: a call's deadline on asyncio) passes the
                 # shield and may strike here; the rows handed over are committed all the same,
                 # and the writers waiting for them released, before it goes on up.
                 self._commit(turn)
