@@ -818,3 +818,43 @@ def test_several_different_errors_or_none_are_left_in_their_group() -> None:
     assert send_module._raise_one(two) is None
     assert send_module._raise_one(BaseExceptionGroup("run", [anyio.BrokenResourceError()])) is None
     assert send_module._raise_one(ValueError("not a group")) is None
+
+
+async def test_a_resumed_run_reports_each_earlier_outcome_as_that_run_left_it(
+    tmp_path: Path,
+) -> None:
+    """A key an earlier run settled is reported with what that run recorded: the id of a
+    sent one, the failure kind and error of a failed one, the verdict of an uncertain one."""
+    journal = tmp_path / "j.sqlite"
+    answers = {
+        "sent": (200, {"objectId": 77}),
+        "bad": (400, {"objectId": 0}),
+        "odd": (200, {"objectId": "not-a-number"}),
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status, data = answers[json.loads(request.content)["data"]["Message"]]
+        return httpx.Response(status, json=envelope(data, status=status))
+
+    keys = list(answers)
+    async with make_client(handler) as cb:
+        first = by_key((await cb.bulk.send([sms(k) for k in keys], journal=journal)).outcomes)
+        again = by_key((await cb.bulk.send([sms(k) for k in keys], journal=journal)).outcomes)
+    assert (first["sent"].outcome, first["bad"].outcome, first["odd"].outcome) == (
+        "sent",
+        "failed",
+        "uncertain",
+    )
+    for key in keys:
+        was, now = first[key], again[key]
+        assert (now.earlier, now.changed) == (True, False)
+        assert (now.outcome, now.id, now.failure, now.processed, now.error) == (
+            was.outcome,
+            was.id,
+            was.failure,
+            was.processed,
+            was.error,
+        ), key
+    assert again["sent"].id == 77
+    assert again["bad"].failure == "rejected" and "400" in (again["bad"].error or "")
+    assert again["odd"].processed is YES
