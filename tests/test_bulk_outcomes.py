@@ -364,6 +364,72 @@ async def test_an_uncertain_message_sent_again_that_never_left_stays_uncertain(
     assert received.count("k") == 1
 
 
+def _answering(attempts: list[str], received: list[str]) -> Any:
+    """A handler that answers key "k"'s requests in turn: ``lost`` (the answer never came: it
+    may have been taken), ``unreadable`` (2xx with an id no object has: taken), or a status."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["data"]["Message"]
+        received.append(text)
+        answer = attempts[received.count(text) - 1]
+        if answer == "lost":
+            raise httpx.ReadError("the answer was lost", request=request)
+        if answer == "unreadable":
+            return httpx.Response(200, json=envelope({"objectId": "not-a-number"}))
+        return httpx.Response(int(answer), json=envelope(status=int(answer)))
+
+    return handler
+
+
+def _uncertain_from_an_earlier_version(path: Path) -> None:
+    """A journal written before the ``processed`` column: its uncertain key reads as NO."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE messages (key TEXT PRIMARY KEY, state TEXT NOT NULL, id INTEGER,"
+        " error TEXT, retryable INTEGER NOT NULL DEFAULT 0,"
+        " attempts INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO messages VALUES ('k', 'uncertain', NULL, 'lost', 0, 1, 0)")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "verdict"),
+    [
+        ("unreadable", "400", Processed.YES),  # taken then, refused now: taken
+        ("lost", "unreadable", Processed.YES),  # maybe taken then, taken now
+        ("unreadable", "lost", Processed.YES),  # taken then, maybe taken now
+        ("earlier version", "400", Processed.MAYBE),  # never less than "may have been taken"
+    ],
+    ids=["unreadable-then-400", "lost-then-unreadable", "unreadable-then-lost", "no-verdict"],
+)
+async def test_an_uncertain_message_sent_again_is_as_processed_as_its_most_processed_attempt(
+    first: str, then: str, verdict: Processed, tmp_path: Path
+) -> None:
+    """The verdict of a key sent again while uncertain is the worst of every attempt: a 2xx
+    that could not be read, then or now, means CommBox took it (YES), whatever the other
+    attempt did; and an uncertain key is at least MAYBE, even one a journal of an earlier
+    version recorded without a verdict."""
+    journal = tmp_path / "j.sqlite"
+    received: list[str] = []
+    handler = _answering([then] if first == "earlier version" else [first, then], received)
+    async with make_client(handler, max_retries=0) as cb:
+        if first == "earlier version":
+            _uncertain_from_an_earlier_version(journal)
+        else:
+            before = await cb.bulk.send([sms("k")], journal=journal)
+            assert before.outcomes[0].outcome == "uncertain"
+        again = await cb.bulk.send([sms("k")], journal=journal, resend_uncertain=True)
+    (outcome,) = again.outcomes
+    assert (outcome.outcome, outcome.earlier, outcome.processed) == ("uncertain", False, verdict)
+    with Journal(journal) as book:
+        entry = book.get("k")
+    assert entry is not None and (entry.state, entry.processed) == ("uncertain", verdict)
+
+
 async def test_a_message_refused_before_its_request_is_sent_once_it_is_fixed(
     tmp_path: Path,
 ) -> None:
@@ -791,6 +857,42 @@ def test_a_library_bug_is_failed_if_nothing_left_else_uncertain(sent: bool) -> N
     else:
         expected = Outcome(key="k", outcome="failed", error=error, failure="not_sent")
     assert outcome == expected
+
+
+@pytest.mark.parametrize(
+    ("sent", "status", "expected"),
+    [
+        (False, None, Outcome(key="k", outcome="pending", error="interrupted before it was sent")),
+        (
+            True,
+            None,
+            Outcome(
+                key="k",
+                outcome="uncertain",
+                error="interrupted mid-request",
+                processed=Processed.MAYBE,
+            ),
+        ),
+        (
+            True,
+            200,  # CommBox's 2xx status line had arrived: it took the message
+            Outcome(
+                key="k",
+                outcome="uncertain",
+                error="interrupted mid-request",
+                processed=Processed.YES,
+            ),
+        ),
+    ],
+    ids=["nothing sent", "sent", "answered 2xx"],
+)
+def test_an_interrupted_request_is_pending_if_nothing_left_else_uncertain_with_its_verdict(
+    sent: bool, status: int | None, expected: Outcome
+) -> None:
+    """What a cancelled request's message is, and the reason the user reads for it."""
+    exposure = Exposure()
+    exposure.sent, exposure.status = sent, status
+    assert send_module._interrupted("k", exposure) == expected
 
 
 def journal_error() -> JournalError:
