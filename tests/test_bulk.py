@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from commbox_async import ConfigurationError, JournalError, NewChild, NewObject
+from commbox_async import ConfigurationError, JournalError, NewChild, NewObject, Processed
 from commbox_async.bulk import BulkMessage, Journal, Outcome, SmsMessage
 from commbox_async.models import TemplateComponent, TemplateMessage, TemplateObjectData
 from commbox_async.testing import FakeCommBox
@@ -128,6 +128,8 @@ async def test_duplicate_keys_bad_input_and_children(tmp_path: Path) -> None:
     by_key = [(o.key, o.outcome, o.retryable) for o in report.outcomes]
     assert ("a", "sent", False) in by_key
     assert ("a", "failed", False) in by_key  # the duplicate, never sent
+    (duplicate,) = [o for o in report.outcomes if o.key == "a" and o.outcome == "failed"]
+    assert (duplicate.failure, duplicate.error) == ("rejected", "duplicate key in the input")
     assert ("b", "failed", False) in by_key  # 404: will fail the same way again
     assert len(fake.objects[oid].children) == 2
     with pytest.raises(ConfigurationError, match="object_id"):
@@ -216,6 +218,39 @@ def test_a_journal_from_an_earlier_version_gains_the_new_columns(tmp_path: Path)
     assert book.begin_run() == 1
     assert book.rows()[0]["data"] is None
     book.close()
+
+
+async def test_a_key_a_dead_process_left_sending_is_reported_uncertain_and_not_sent(
+    tmp_path: Path,
+) -> None:
+    """Its request may have reached CommBox before the process died: the next run recovers it
+    as uncertain (maybe taken, with the reason) and does not send it again by itself."""
+    journal = tmp_path / "j.sqlite"
+    with Journal(journal) as book:
+        book.sending("key-000000", run=book.begin_run())
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        report = await cb.bulk.send(messages(2), journal=journal)
+    assert report.recovered_uncertain == 1
+    recovered = next(o for o in report.outcomes if o.key == "key-000000")
+    assert (recovered.outcome, recovered.earlier, recovered.processed) == (
+        "uncertain",
+        True,
+        Processed.MAYBE,
+    )
+    assert recovered.error == "the sending process stopped mid-request"
+    assert report.counts == {"uncertain": 1, "sent": 1}
+    assert len(fake.objects) == 1
+
+
+async def test_the_report_says_how_long_the_run_took() -> None:
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        before = anyio.current_time()
+        report = await cb.bulk.send(messages(20), concurrency=4)
+        took = anyio.current_time() - before
+    assert 0 < report.elapsed <= took
+    assert report.throughput == 20 / report.elapsed
 
 
 def test_a_journal_without_a_path_is_a_temporary_file() -> None:

@@ -18,6 +18,7 @@ import commbox_async.bulk._send as send_module
 from commbox_async import (
     APIConnectionError,
     APIStatusError,
+    AuthenticationError,
     BulkStoppedError,
     CommBoxError,
     ConfigurationError,
@@ -43,6 +44,7 @@ pytestmark = pytest.mark.anyio
 STREAM = 532
 ENC = "hNyRN_fLUy7rrOrN9jLpipA=="
 YES = Processed.YES
+MAYBE = Processed.MAYBE
 
 
 def sms(key: str, text: str | None = None) -> BulkMessage:
@@ -467,13 +469,13 @@ async def test_a_changed_message_for_a_sent_key_is_reported_not_sent(tmp_path: P
     journal = tmp_path / "j.sqlite"
     fake = FakeCommBox()
     async with fake.client() as cb:
-        await cb.bulk.send([sms("k", "hello")], journal=journal)
-        again = await cb.bulk.send([sms("k", "hello, edited")], journal=journal)
-    outcome = again.outcomes[0]
+        await cb.bulk.send([sms("k", "hello"), sms("j")], journal=journal)
+        again = await cb.bulk.send([sms("k", "hello, edited"), sms("j")], journal=journal)
+    outcome = by_key(again.outcomes)["k"]
     assert (outcome.outcome, outcome.earlier, outcome.changed) == ("sent", True, True)
-    assert "differs" in (outcome.error or "")
-    assert again.changed == 1
-    assert len(fake.objects) == 1
+    assert outcome.error == "the message differs from the one sent then; not sent again"
+    assert (again.changed, again.earlier) == (1, 2)  # the unchanged key after it counts 0
+    assert len(fake.objects) == 2
 
 
 async def test_a_malformed_record_now_does_not_hide_an_earlier_send(tmp_path: Path) -> None:
@@ -542,6 +544,9 @@ async def test_stop_leaves_what_waits_in_the_throttle_pending(tmp_path: Path) ->
     assert set(counts) == {"sent", "pending"}
     assert counts["sent"] == len(fake.objects)
     assert report.stopped_early
+    # Cut off in the throttle, or still queued for a worker when the stop came.
+    reasons = {o.error for o in seen if o.outcome == "pending"}
+    assert reasons == {"interrupted before it was sent", "the run stopped first"}
     with Journal(journal) as book:
         assert book.counts() == counts  # every key taken is on record, none "sending"
     async with fake.client() as cb:
@@ -569,6 +574,11 @@ async def test_cancelling_the_send_marks_only_what_may_have_been_sent_uncertain(
     on_the_wire = len(server.received)
     assert counts["uncertain"] == on_the_wire > 0
     assert counts["pending"] > 0
+    # Queued, or waiting for the throttle: never sent. On the wire: cut off mid-request.
+    assert {o.error for o in seen if o.outcome == "pending"} == {"interrupted before it was sent"}
+    assert {(o.error, o.processed) for o in seen if o.outcome == "uncertain"} == {
+        ("interrupted mid-request", MAYBE)
+    }
     assert sum(counts.values()) == len({o.key for o in seen})  # each key once
     with Journal(journal) as book:
         journal_counts = book.counts()
@@ -637,7 +647,8 @@ async def test_a_message_no_request_can_carry_is_rejected_and_the_run_goes_on() 
         report = await cb.bulk.send(batch, concurrency=1)
     outcomes = by_key(report.outcomes)
     assert (outcomes["bad"].outcome, outcomes["bad"].failure) == ("failed", "rejected")
-    assert "cannot be sent" in (outcomes["bad"].error or "")
+    reason = "message 'bad' cannot be sent as it is: UnicodeEncodeError: "
+    assert (outcomes["bad"].error or "").startswith(reason)
     assert outcomes["ok-1"].outcome == outcomes["ok-2"].outcome == "sent"
     assert len(fake.objects) == 2
 
@@ -844,6 +855,54 @@ def status_error(status: int) -> APIStatusError:
 )
 def test_each_error_is_a_failure_of_its_kind(error: CommBoxError, failure: str) -> None:
     assert send_module._failure(error) == failure
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            status_error(400),
+            Outcome(
+                key="k",
+                outcome="failed",
+                error="APIStatusError: HTTP 400: POST /streams/532/objects -> HTTP 400",
+                failure="rejected",
+            ),
+        ),
+        (
+            APIConnectionError("the answer was lost", method="POST", path="/x", processed=MAYBE),
+            Outcome(
+                key="k",
+                outcome="uncertain",
+                error="APIConnectionError: the answer was lost (POST /x; may have been processed)",
+                processed=MAYBE,
+            ),
+        ),
+        (
+            AuthenticationError(
+                "HTTP 401",
+                http_status=401,
+                envelope_status=None,
+                description=None,
+                method="POST",
+                path="/streams/532/objects",
+            ),
+            Outcome(
+                key="k",
+                outcome="pending",
+                error="not sent: AuthenticationError: "
+                "HTTP 401: POST /streams/532/objects -> HTTP 401",
+            ),
+        ),
+    ],
+    ids=["refused", "maybe taken", "stops the run"],
+)
+def test_a_requests_error_becomes_the_outcome_its_verdict_says_and_names_the_error(
+    error: CommBoxError, expected: Outcome
+) -> None:
+    """Failed if CommBox certainly did not act on it, uncertain (with the verdict) if it may
+    have, pending if the error stops the run; the error, by its type and text, is the reason."""
+    assert send_module._after_error("k", error) == expected
 
 
 @pytest.mark.parametrize("sent", [False, True])
