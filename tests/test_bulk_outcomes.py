@@ -28,7 +28,7 @@ from commbox_async import (
     Processed,
 )
 from commbox_async._verdict import Exposure
-from commbox_async.bulk import BulkMessage, Journal, Outcome, Rejected
+from commbox_async.bulk import BulkMessage, Journal, Outcome, Rejected, SmsMessage
 from commbox_async.bulk._whatsapp import _outcome, match_results
 from commbox_async.models import RecipientResult, TemplateComponent, TemplateMessage
 from commbox_async.testing import FakeCommBox
@@ -77,6 +77,22 @@ async def test_a_processed_send_answered_after_the_deadline_is_uncertain_and_nev
     assert first.outcomes[0].processed is Processed.MAYBE
     assert (second.outcomes[0].outcome, second.outcomes[0].earlier) == ("uncertain", True)
     assert len(server.received) == 1  # sent once, across both runs
+
+
+@pytest.mark.parametrize("kind", ["conversation", "sms"])
+async def test_a_sent_message_is_processed_and_carries_the_id_commbox_gave(kind: str) -> None:
+    """CommBox answered 2xx: the message was taken (processed YES), with the new
+    conversation's id; /sms/sendsms answers without one."""
+    fake = FakeCommBox()
+    message = (
+        sms("k")
+        if kind == "conversation"
+        else BulkMessage(key="k", stream_id=ENC, payload=SmsMessage(number=A, message="hi"))
+    )
+    async with fake.client() as cb:
+        report = await cb.bulk.send([message])
+    new_id = next(iter(fake.objects)) if kind == "conversation" else None
+    assert report.outcomes == [Outcome(key="k", outcome="sent", id=new_id, processed=YES)]
 
 
 @pytest.mark.parametrize(
@@ -801,6 +817,29 @@ async def test_a_single_result_not_in_a_list_is_that_recipients_result() -> None
     async with make_client(handler) as cb:
         report = await cb.bulk.send([wa("a", A)])
     assert [(o.outcome, o.id) for o in report.outcomes] == [("sent", 8)]
+
+
+async def test_whatsapp_templates_waiting_for_their_batch_when_the_run_stops_are_pending() -> None:
+    """Templates wait for 20 of their stream before they are sent; the run stopping while
+    they wait leaves each of them pending, reported like every other message taken."""
+    stop = anyio.Event()
+
+    async def source() -> Any:
+        yield wa("a", A)
+        yield wa("b", B)
+        stop.set()
+        await anyio.sleep(0)  # the run sees the stop
+        yield wa("c", C)
+
+    seen: list[Outcome] = []
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        report = await cb.bulk.send(source(), stop=stop, on_outcome=seen.append)
+    assert sorted((o.key, o.outcome, o.error) for o in seen) == [
+        (key, "pending", "the run stopped first") for key in "abc"
+    ]
+    assert report.stopped_early and report.counts == {"pending": 3}
+    assert fake.whatsapp_sent == []
 
 
 async def test_whatsapp_results_are_decoded_under_the_clients_max_depth() -> None:
