@@ -113,6 +113,7 @@ TAMPERED: dict[str, tuple[str, str]] = {
     "run='x'": ("run = 'x'", "run = 'x'"),
     "started='yesterday'": ("started = 'yesterday'", "started = 'yesterday'"),
     "digest=blob": ("digest = x'00ff'", "digest = b'"),
+    "error=blob": ("error = x'00ff'", "error = b'"),
 }
 
 
@@ -140,8 +141,9 @@ def test_a_tampered_row_stops_the_send_at_its_key_typed(case: str, tmp_path: Pat
 # of the changes it must refuse, and for a row in which state (None: any).
 REFUSED_BY: dict[str, tuple[str | None, set[str]]] = {
     "rows": (None, {"processed=99", "processed='maybe'", "state='bogus'", "failure='bogus'",
-                    "id='abc'"}),
-    "uncertain": ("uncertain", {"processed=99", "processed='maybe'", "started='yesterday'"}),
+                    "id='abc'", "error=blob"}),
+    "uncertain": ("uncertain", {"processed=99", "processed='maybe'", "started='yesterday'",
+                                "error=blob"}),
     "counts": (None, {"state='bogus'"}),
 }  # fmt: skip
 
