@@ -524,14 +524,73 @@ async def test_a_deadline_that_runs_out_mid_commit_loses_no_row_and_strands_no_w
     book.close()
 
 
-async def test_a_failing_journal_write_stops_the_send_and_is_not_swallowed() -> None:
+async def test_writers_sharing_an_interrupted_commit_are_told_it_was_interrupted() -> None:
+    """The commit of a turn's rows was cut off mid-write: its committer sees what cut it off;
+    every other writer of that turn, whose rows are not known to be on disk, a JournalError."""
+    from commbox_async.bulk._commit import GroupCommit
+    from commbox_async.bulk.journal import Sending
+
+    class Interrupted(BaseException):
+        pass
+
+    class Dying(Journal):
+        def write(self, *, sending: Any = (), settled: Any = (), run: int = 0) -> None:
+            raise Interrupted
+
+    book = Dying()
+    commits = GroupCommit(book, book.begin_run())
+    raised: list[BaseException] = []
+
+    async def writer(key: str) -> None:
+        try:
+            await commits.write(sending=[Sending(key)])
+        except (Interrupted, JournalError) as exc:
+            raised.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer, "a")
+        tg.start_soon(writer, "b")
+    book.close()
+    (error,) = [e for e in raised if isinstance(e, JournalError)]
+    assert str(error) == "the bulk journal write was interrupted"
+    assert sorted(type(e).__name__ for e in raised) == ["Interrupted", "JournalError"]
+
+
+async def test_a_key_repeated_after_the_run_settled_it_is_a_duplicate_not_an_earlier_send() -> None:
+    """Duplicates are found through the run number the journal holds for a key, once the key
+    is no longer queued or in flight: the repeat is the run's own, not an earlier run's."""
+    settled = anyio.Event()
+
+    async def source() -> Any:
+        yield sms(0)
+        await settled.wait()
+        yield sms(0)
+
+    def on_outcome(outcome: Outcome) -> None:
+        settled.set()
+
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        report = await cb.bulk.send(source(), on_outcome=on_outcome)
+    assert [(o.outcome, o.earlier, o.error) for o in report.outcomes] == [
+        ("sent", False, None),
+        ("failed", False, "duplicate key in the input"),
+    ]
+    assert len(fake.objects) == 1
+
+
+@pytest.mark.parametrize("typed", [False, True], ids=["untyped", "a JournalError"])
+async def test_a_failing_journal_write_stops_the_send_and_is_not_swallowed(typed: bool) -> None:
+    """A backend's failure, typed (Journal raises JournalError) or not, ends the run with it."""
+    full = JournalError("the bulk journal j could not be written: database or disk is full")
+
     class FullDisk(Journal):
         writes = 0
 
         def write(self, *, sending: Any = (), settled: Any = (), run: int = 0) -> None:
             FullDisk.writes += 1
             if FullDisk.writes == 5:
-                raise sqlite3.OperationalError("database or disk is full")
+                raise full if typed else sqlite3.OperationalError("database or disk is full")
             super().write(sending=sending, settled=settled, run=run)
 
     fake = FakeCommBox()
@@ -539,7 +598,10 @@ async def test_a_failing_journal_write_stops_the_send_and_is_not_swallowed() -> 
     async with fake.client() as cb:
         with pytest.raises(JournalError, match="disk is full") as caught:
             await cb.bulk.send(messages(100), journal=book, concurrency=4)
-    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    if typed:
+        assert caught.value is full
+    else:
+        assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
     rows = {r["key"]: r["outcome"] for r in book.rows()}
     in_fake = {o["message"] for o in fake.all_objects()}
     # Nothing went out without its "sending" mark on disk first.

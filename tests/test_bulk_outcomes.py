@@ -93,6 +93,8 @@ async def test_a_sent_message_is_processed_and_carries_the_id_commbox_gave(kind:
         report = await cb.bulk.send([message])
     new_id = next(iter(fake.objects)) if kind == "conversation" else None
     assert report.outcomes == [Outcome(key="k", outcome="sent", id=new_id, processed=YES)]
+    if kind == "sms":  # to the message's stream
+        assert fake.sms_sent == [{"stream": ENC, "number": A, "message": "hi"}]
 
 
 @pytest.mark.parametrize(
