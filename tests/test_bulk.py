@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -618,6 +619,19 @@ async def test_an_error_in_on_outcome_surfaces_as_itself() -> None:
     async with fake.client() as cb:
         with pytest.raises(ValueError, match="cannot store key-"):
             await cb.bulk.send(messages(50), on_outcome=boom, concurrency=1)
+
+
+def test_a_journal_entry_says_when_its_key_was_last_marked_sending(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as book:
+        book.settle(Outcome(key="never", outcome="failed", error="bad", failure="rejected"))
+        before = time.time()
+        book.sending("a", run=1)
+        after = time.time()
+        book.settle(Outcome(key="a", outcome="sent", id=1), run=1)
+        entry, never = book.get("a"), book.get("never")
+    assert entry is not None and entry.started is not None
+    assert before <= entry.started <= after  # kept once the key is settled
+    assert never is not None and never.started is None
 
 
 def test_sending_and_settling_record_the_run_they_belong_to(tmp_path: Path) -> None:
