@@ -634,6 +634,27 @@ def test_a_journal_entry_says_when_its_key_was_last_marked_sending(tmp_path: Pat
     assert never is not None and never.started is None
 
 
+@pytest.mark.parametrize("before", ["new", "settled"])
+def test_a_key_marked_sending_is_recovered_as_uncertain_once_its_process_died(
+    before: str, tmp_path: Path
+) -> None:
+    """New, or sent again after an earlier attempt settled: either way the row says "sending"
+    while the request may be out, and the next run's recover() makes it uncertain."""
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as book:
+        if before == "settled":
+            book.settle(Outcome(key="a", outcome="failed", error="503", failure="not_sent"), run=1)
+        book.sending("a", run=2)
+        entry = book.get("a")
+        assert entry is not None and (entry.state, entry.run) == ("sending", 2)
+    with Journal(path) as book:  # the process died; the next run opens the journal
+        assert book.recover() == 1
+        entry = book.get("a")
+        assert book.counts() == {"uncertain": 1}
+    assert entry is not None and (entry.state, entry.processed) == ("uncertain", Processed.MAYBE)
+    assert entry.error == "the sending process stopped mid-request"
+
+
 def test_sending_and_settling_record_the_run_they_belong_to(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite") as book:
         book.sending("a")  # no run: 0, as a journal of an earlier version has
