@@ -243,6 +243,41 @@ def test_a_disk_failure_mid_run_is_a_journal_error(call: str, tmp_path: Path) ->
         real.close()
 
 
+def test_a_write_that_fails_midway_leaves_none_of_it_and_the_journal_usable(
+    tmp_path: Path,
+) -> None:
+    """JournalBackend.write's promise: all of it is written, or none of it. The disk fails
+    after the "sending" rows went in, before the settled ones: neither is on record, and the
+    journal goes on with the next write."""
+    from commbox_async.bulk import Sending
+
+    path = tmp_path / "j.sqlite"
+    book = Journal(path)
+    real = book._db
+
+    class SecondStatementFails:
+        statements = 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def executemany(self, sql: str, rows: Any) -> Any:
+            SecondStatementFails.statements += 1
+            if SecondStatementFails.statements == 2:
+                raise sqlite3.OperationalError("disk I/O error")
+            return real.executemany(sql, rows)
+
+    book._db = SecondStatementFails()  # type: ignore[assignment]
+    with pytest.raises(JournalError, match=r"could not be written: .*disk I/O error"):
+        book.write(sending=[Sending("a")], settled=[Outcome(key="b", outcome="sent", id=1)])
+    book._db = real
+    assert (book.get("a"), book.get("b")) == (None, None)
+    book.settle(Outcome(key="c", outcome="sent", id=2))
+    book.close()
+    with Journal(path) as again:
+        assert again.counts() == {"sent": 1}
+
+
 def test_reconciling_a_key_whose_lookup_is_not_what_a_send_wrote(tmp_path: Path) -> None:
     # Before: RecursionError from json.loads (a lookup nested 100,000 deep).
     path = tmp_path / "send.sqlite"
