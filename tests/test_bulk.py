@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
-from commbox_async import ConfigurationError, JournalError, NewChild, NewObject
+from commbox_async import ConfigurationError, JournalError, NewChild, NewObject, Processed
 from commbox_async.bulk import BulkMessage, Journal, Outcome, SmsMessage
 from commbox_async.models import TemplateComponent, TemplateMessage, TemplateObjectData
 from commbox_async.testing import FakeCommBox
@@ -128,6 +129,8 @@ async def test_duplicate_keys_bad_input_and_children(tmp_path: Path) -> None:
     by_key = [(o.key, o.outcome, o.retryable) for o in report.outcomes]
     assert ("a", "sent", False) in by_key
     assert ("a", "failed", False) in by_key  # the duplicate, never sent
+    (duplicate,) = [o for o in report.outcomes if o.key == "a" and o.outcome == "failed"]
+    assert (duplicate.failure, duplicate.error) == ("rejected", "duplicate key in the input")
     assert ("b", "failed", False) in by_key  # 404: will fail the same way again
     assert len(fake.objects[oid].children) == 2
     with pytest.raises(ConfigurationError, match="object_id"):
@@ -216,6 +219,39 @@ def test_a_journal_from_an_earlier_version_gains_the_new_columns(tmp_path: Path)
     assert book.begin_run() == 1
     assert book.rows()[0]["data"] is None
     book.close()
+
+
+async def test_a_key_a_dead_process_left_sending_is_reported_uncertain_and_not_sent(
+    tmp_path: Path,
+) -> None:
+    """Its request may have reached CommBox before the process died: the next run recovers it
+    as uncertain (maybe taken, with the reason) and does not send it again by itself."""
+    journal = tmp_path / "j.sqlite"
+    with Journal(journal) as book:
+        book.sending("key-000000", run=book.begin_run())
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        report = await cb.bulk.send(messages(2), journal=journal)
+    assert report.recovered_uncertain == 1
+    recovered = next(o for o in report.outcomes if o.key == "key-000000")
+    assert (recovered.outcome, recovered.earlier, recovered.processed) == (
+        "uncertain",
+        True,
+        Processed.MAYBE,
+    )
+    assert recovered.error == "the sending process stopped mid-request"
+    assert report.counts == {"uncertain": 1, "sent": 1}
+    assert len(fake.objects) == 1
+
+
+async def test_the_report_says_how_long_the_run_took() -> None:
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        before = anyio.current_time()
+        report = await cb.bulk.send(messages(20), concurrency=4)
+        took = anyio.current_time() - before
+    assert 0 < report.elapsed <= took
+    assert report.throughput == 20 / report.elapsed
 
 
 def test_a_journal_without_a_path_is_a_temporary_file() -> None:
@@ -489,14 +525,73 @@ async def test_a_deadline_that_runs_out_mid_commit_loses_no_row_and_strands_no_w
     book.close()
 
 
-async def test_a_failing_journal_write_stops_the_send_and_is_not_swallowed() -> None:
+async def test_writers_sharing_an_interrupted_commit_are_told_it_was_interrupted() -> None:
+    """The commit of a turn's rows was cut off mid-write: its committer sees what cut it off;
+    every other writer of that turn, whose rows are not known to be on disk, a JournalError."""
+    from commbox_async.bulk._commit import GroupCommit
+    from commbox_async.bulk.journal import Sending
+
+    class Interrupted(BaseException):
+        pass
+
+    class Dying(Journal):
+        def write(self, *, sending: Any = (), settled: Any = (), run: int = 0) -> None:
+            raise Interrupted
+
+    book = Dying()
+    commits = GroupCommit(book, book.begin_run())
+    raised: list[BaseException] = []
+
+    async def writer(key: str) -> None:
+        try:
+            await commits.write(sending=[Sending(key)])
+        except (Interrupted, JournalError) as exc:
+            raised.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer, "a")
+        tg.start_soon(writer, "b")
+    book.close()
+    (error,) = [e for e in raised if isinstance(e, JournalError)]
+    assert str(error) == "the bulk journal write was interrupted"
+    assert sorted(type(e).__name__ for e in raised) == ["Interrupted", "JournalError"]
+
+
+async def test_a_key_repeated_after_the_run_settled_it_is_a_duplicate_not_an_earlier_send() -> None:
+    """Duplicates are found through the run number the journal holds for a key, once the key
+    is no longer queued or in flight: the repeat is the run's own, not an earlier run's."""
+    settled = anyio.Event()
+
+    async def source() -> Any:
+        yield sms(0)
+        await settled.wait()
+        yield sms(0)
+
+    def on_outcome(outcome: Outcome) -> None:
+        settled.set()
+
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        report = await cb.bulk.send(source(), on_outcome=on_outcome)
+    assert [(o.outcome, o.earlier, o.error) for o in report.outcomes] == [
+        ("sent", False, None),
+        ("failed", False, "duplicate key in the input"),
+    ]
+    assert len(fake.objects) == 1
+
+
+@pytest.mark.parametrize("typed", [False, True], ids=["untyped", "a JournalError"])
+async def test_a_failing_journal_write_stops_the_send_and_is_not_swallowed(typed: bool) -> None:
+    """A backend's failure, typed (Journal raises JournalError) or not, ends the run with it."""
+    full = JournalError("the bulk journal j could not be written: database or disk is full")
+
     class FullDisk(Journal):
         writes = 0
 
         def write(self, *, sending: Any = (), settled: Any = (), run: int = 0) -> None:
             FullDisk.writes += 1
             if FullDisk.writes == 5:
-                raise sqlite3.OperationalError("database or disk is full")
+                raise full if typed else sqlite3.OperationalError("database or disk is full")
             super().write(sending=sending, settled=settled, run=run)
 
     fake = FakeCommBox()
@@ -504,7 +599,10 @@ async def test_a_failing_journal_write_stops_the_send_and_is_not_swallowed() -> 
     async with fake.client() as cb:
         with pytest.raises(JournalError, match="disk is full") as caught:
             await cb.bulk.send(messages(100), journal=book, concurrency=4)
-    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    if typed:
+        assert caught.value is full
+    else:
+        assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
     rows = {r["key"]: r["outcome"] for r in book.rows()}
     in_fake = {o["message"] for o in fake.all_objects()}
     # Nothing went out without its "sending" mark on disk first.
@@ -521,6 +619,40 @@ async def test_an_error_in_on_outcome_surfaces_as_itself() -> None:
     async with fake.client() as cb:
         with pytest.raises(ValueError, match="cannot store key-"):
             await cb.bulk.send(messages(50), on_outcome=boom, concurrency=1)
+
+
+def test_a_journal_entry_says_when_its_key_was_last_marked_sending(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as book:
+        book.settle(Outcome(key="never", outcome="failed", error="bad", failure="rejected"))
+        before = time.time()
+        book.sending("a", run=1)
+        after = time.time()
+        book.settle(Outcome(key="a", outcome="sent", id=1), run=1)
+        entry, never = book.get("a"), book.get("never")
+    assert entry is not None and entry.started is not None
+    assert before <= entry.started <= after  # kept once the key is settled
+    assert never is not None and never.started is None
+
+
+@pytest.mark.parametrize("before", ["new", "settled"])
+def test_a_key_marked_sending_is_recovered_as_uncertain_once_its_process_died(
+    before: str, tmp_path: Path
+) -> None:
+    """New, or sent again after an earlier attempt settled: either way the row says "sending"
+    while the request may be out, and the next run's recover() makes it uncertain."""
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as book:
+        if before == "settled":
+            book.settle(Outcome(key="a", outcome="failed", error="503", failure="not_sent"), run=1)
+        book.sending("a", run=2)
+        entry = book.get("a")
+        assert entry is not None and (entry.state, entry.run) == ("sending", 2)
+    with Journal(path) as book:  # the process died; the next run opens the journal
+        assert book.recover() == 1
+        entry = book.get("a")
+        assert book.counts() == {"uncertain": 1}
+    assert entry is not None and (entry.state, entry.processed) == ("uncertain", Processed.MAYBE)
+    assert entry.error == "the sending process stopped mid-request"
 
 
 def test_sending_and_settling_record_the_run_they_belong_to(tmp_path: Path) -> None:

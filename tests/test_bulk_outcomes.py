@@ -18,6 +18,7 @@ import commbox_async.bulk._send as send_module
 from commbox_async import (
     APIConnectionError,
     APIStatusError,
+    AuthenticationError,
     BulkStoppedError,
     CommBoxError,
     ConfigurationError,
@@ -27,7 +28,7 @@ from commbox_async import (
     Processed,
 )
 from commbox_async._verdict import Exposure
-from commbox_async.bulk import BulkMessage, Journal, Outcome, Rejected
+from commbox_async.bulk import BulkMessage, Journal, Outcome, Rejected, SmsMessage
 from commbox_async.bulk._whatsapp import _outcome, match_results
 from commbox_async.models import RecipientResult, TemplateComponent, TemplateMessage
 from commbox_async.testing import FakeCommBox
@@ -43,6 +44,7 @@ pytestmark = pytest.mark.anyio
 STREAM = 532
 ENC = "hNyRN_fLUy7rrOrN9jLpipA=="
 YES = Processed.YES
+MAYBE = Processed.MAYBE
 
 
 def sms(key: str, text: str | None = None) -> BulkMessage:
@@ -75,6 +77,24 @@ async def test_a_processed_send_answered_after_the_deadline_is_uncertain_and_nev
     assert first.outcomes[0].processed is Processed.MAYBE
     assert (second.outcomes[0].outcome, second.outcomes[0].earlier) == ("uncertain", True)
     assert len(server.received) == 1  # sent once, across both runs
+
+
+@pytest.mark.parametrize("kind", ["conversation", "sms"])
+async def test_a_sent_message_is_processed_and_carries_the_id_commbox_gave(kind: str) -> None:
+    """CommBox answered 2xx: the message was taken (processed YES), with the new
+    conversation's id; /sms/sendsms answers without one."""
+    fake = FakeCommBox()
+    message = (
+        sms("k")
+        if kind == "conversation"
+        else BulkMessage(key="k", stream_id=ENC, payload=SmsMessage(number=A, message="hi"))
+    )
+    async with fake.client() as cb:
+        report = await cb.bulk.send([message])
+    new_id = next(iter(fake.objects)) if kind == "conversation" else None
+    assert report.outcomes == [Outcome(key="k", outcome="sent", id=new_id, processed=YES)]
+    if kind == "sms":  # to the message's stream
+        assert fake.sms_sent == [{"stream": ENC, "number": A, "message": "hi"}]
 
 
 @pytest.mark.parametrize(
@@ -364,6 +384,72 @@ async def test_an_uncertain_message_sent_again_that_never_left_stays_uncertain(
     assert received.count("k") == 1
 
 
+def _answering(attempts: list[str], received: list[str]) -> Any:
+    """A handler that answers key "k"'s requests in turn: ``lost`` (the answer never came: it
+    may have been taken), ``unreadable`` (2xx with an id no object has: taken), or a status."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["data"]["Message"]
+        received.append(text)
+        answer = attempts[received.count(text) - 1]
+        if answer == "lost":
+            raise httpx.ReadError("the answer was lost", request=request)
+        if answer == "unreadable":
+            return httpx.Response(200, json=envelope({"objectId": "not-a-number"}))
+        return httpx.Response(int(answer), json=envelope(status=int(answer)))
+
+    return handler
+
+
+def _uncertain_from_an_earlier_version(path: Path) -> None:
+    """A journal written before the ``processed`` column: its uncertain key reads as NO."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE messages (key TEXT PRIMARY KEY, state TEXT NOT NULL, id INTEGER,"
+        " error TEXT, retryable INTEGER NOT NULL DEFAULT 0,"
+        " attempts INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)"
+    )
+    db.execute("INSERT INTO messages VALUES ('k', 'uncertain', NULL, 'lost', 0, 1, 0)")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "verdict"),
+    [
+        ("unreadable", "400", Processed.YES),  # taken then, refused now: taken
+        ("lost", "unreadable", Processed.YES),  # maybe taken then, taken now
+        ("unreadable", "lost", Processed.YES),  # taken then, maybe taken now
+        ("earlier version", "400", Processed.MAYBE),  # never less than "may have been taken"
+    ],
+    ids=["unreadable-then-400", "lost-then-unreadable", "unreadable-then-lost", "no-verdict"],
+)
+async def test_an_uncertain_message_sent_again_is_as_processed_as_its_most_processed_attempt(
+    first: str, then: str, verdict: Processed, tmp_path: Path
+) -> None:
+    """The verdict of a key sent again while uncertain is the worst of every attempt: a 2xx
+    that could not be read, then or now, means CommBox took it (YES), whatever the other
+    attempt did; and an uncertain key is at least MAYBE, even one a journal of an earlier
+    version recorded without a verdict."""
+    journal = tmp_path / "j.sqlite"
+    received: list[str] = []
+    handler = _answering([then] if first == "earlier version" else [first, then], received)
+    async with make_client(handler, max_retries=0) as cb:
+        if first == "earlier version":
+            _uncertain_from_an_earlier_version(journal)
+        else:
+            before = await cb.bulk.send([sms("k")], journal=journal)
+            assert before.outcomes[0].outcome == "uncertain"
+        again = await cb.bulk.send([sms("k")], journal=journal, resend_uncertain=True)
+    (outcome,) = again.outcomes
+    assert (outcome.outcome, outcome.earlier, outcome.processed) == ("uncertain", False, verdict)
+    with Journal(journal) as book:
+        entry = book.get("k")
+    assert entry is not None and (entry.state, entry.processed) == ("uncertain", verdict)
+
+
 async def test_a_message_refused_before_its_request_is_sent_once_it_is_fixed(
     tmp_path: Path,
 ) -> None:
@@ -401,13 +487,13 @@ async def test_a_changed_message_for_a_sent_key_is_reported_not_sent(tmp_path: P
     journal = tmp_path / "j.sqlite"
     fake = FakeCommBox()
     async with fake.client() as cb:
-        await cb.bulk.send([sms("k", "hello")], journal=journal)
-        again = await cb.bulk.send([sms("k", "hello, edited")], journal=journal)
-    outcome = again.outcomes[0]
+        await cb.bulk.send([sms("k", "hello"), sms("j")], journal=journal)
+        again = await cb.bulk.send([sms("k", "hello, edited"), sms("j")], journal=journal)
+    outcome = by_key(again.outcomes)["k"]
     assert (outcome.outcome, outcome.earlier, outcome.changed) == ("sent", True, True)
-    assert "differs" in (outcome.error or "")
-    assert again.changed == 1
-    assert len(fake.objects) == 1
+    assert outcome.error == "the message differs from the one sent then; not sent again"
+    assert (again.changed, again.earlier) == (1, 2)  # the unchanged key after it counts 0
+    assert len(fake.objects) == 2
 
 
 async def test_a_malformed_record_now_does_not_hide_an_earlier_send(tmp_path: Path) -> None:
@@ -476,6 +562,9 @@ async def test_stop_leaves_what_waits_in_the_throttle_pending(tmp_path: Path) ->
     assert set(counts) == {"sent", "pending"}
     assert counts["sent"] == len(fake.objects)
     assert report.stopped_early
+    # Cut off in the throttle, or still queued for a worker when the stop came.
+    reasons = {o.error for o in seen if o.outcome == "pending"}
+    assert reasons == {"interrupted before it was sent", "the run stopped first"}
     with Journal(journal) as book:
         assert book.counts() == counts  # every key taken is on record, none "sending"
     async with fake.client() as cb:
@@ -503,6 +592,11 @@ async def test_cancelling_the_send_marks_only_what_may_have_been_sent_uncertain(
     on_the_wire = len(server.received)
     assert counts["uncertain"] == on_the_wire > 0
     assert counts["pending"] > 0
+    # Queued, or waiting for the throttle: never sent. On the wire: cut off mid-request.
+    assert {o.error for o in seen if o.outcome == "pending"} == {"interrupted before it was sent"}
+    assert {(o.error, o.processed) for o in seen if o.outcome == "uncertain"} == {
+        ("interrupted mid-request", MAYBE)
+    }
     assert sum(counts.values()) == len({o.key for o in seen})  # each key once
     with Journal(journal) as book:
         journal_counts = book.counts()
@@ -571,7 +665,8 @@ async def test_a_message_no_request_can_carry_is_rejected_and_the_run_goes_on() 
         report = await cb.bulk.send(batch, concurrency=1)
     outcomes = by_key(report.outcomes)
     assert (outcomes["bad"].outcome, outcomes["bad"].failure) == ("failed", "rejected")
-    assert "cannot be sent" in (outcomes["bad"].error or "")
+    reason = "message 'bad' cannot be sent as it is: UnicodeEncodeError: "
+    assert (outcomes["bad"].error or "").startswith(reason)
     assert outcomes["ok-1"].outcome == outcomes["ok-2"].outcome == "sent"
     assert len(fake.objects) == 2
 
@@ -726,6 +821,29 @@ async def test_a_single_result_not_in_a_list_is_that_recipients_result() -> None
     assert [(o.outcome, o.id) for o in report.outcomes] == [("sent", 8)]
 
 
+async def test_whatsapp_templates_waiting_for_their_batch_when_the_run_stops_are_pending() -> None:
+    """Templates wait for 20 of their stream before they are sent; the run stopping while
+    they wait leaves each of them pending, reported like every other message taken."""
+    stop = anyio.Event()
+
+    async def source() -> Any:
+        yield wa("a", A)
+        yield wa("b", B)
+        stop.set()
+        await anyio.sleep(0)  # the run sees the stop
+        yield wa("c", C)
+
+    seen: list[Outcome] = []
+    fake = FakeCommBox()
+    async with fake.client() as cb:
+        report = await cb.bulk.send(source(), stop=stop, on_outcome=seen.append)
+    assert sorted((o.key, o.outcome, o.error) for o in seen) == [
+        (key, "pending", "the run stopped first") for key in "abc"
+    ]
+    assert report.stopped_early and report.counts == {"pending": 3}
+    assert fake.whatsapp_sent == []
+
+
 async def test_whatsapp_results_are_decoded_under_the_clients_max_depth() -> None:
     """A ``failed`` string holding JSON deeper than max_depth is unreadable: uncertain."""
     deep = '{"a": ' * 10 + "1" + "}" * 10
@@ -780,6 +898,54 @@ def test_each_error_is_a_failure_of_its_kind(error: CommBoxError, failure: str) 
     assert send_module._failure(error) == failure
 
 
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            status_error(400),
+            Outcome(
+                key="k",
+                outcome="failed",
+                error="APIStatusError: HTTP 400: POST /streams/532/objects -> HTTP 400",
+                failure="rejected",
+            ),
+        ),
+        (
+            APIConnectionError("the answer was lost", method="POST", path="/x", processed=MAYBE),
+            Outcome(
+                key="k",
+                outcome="uncertain",
+                error="APIConnectionError: the answer was lost (POST /x; may have been processed)",
+                processed=MAYBE,
+            ),
+        ),
+        (
+            AuthenticationError(
+                "HTTP 401",
+                http_status=401,
+                envelope_status=None,
+                description=None,
+                method="POST",
+                path="/streams/532/objects",
+            ),
+            Outcome(
+                key="k",
+                outcome="pending",
+                error="not sent: AuthenticationError: "
+                "HTTP 401: POST /streams/532/objects -> HTTP 401",
+            ),
+        ),
+    ],
+    ids=["refused", "maybe taken", "stops the run"],
+)
+def test_a_requests_error_becomes_the_outcome_its_verdict_says_and_names_the_error(
+    error: CommBoxError, expected: Outcome
+) -> None:
+    """Failed if CommBox certainly did not act on it, uncertain (with the verdict) if it may
+    have, pending if the error stops the run; the error, by its type and text, is the reason."""
+    assert send_module._after_error("k", error) == expected
+
+
 @pytest.mark.parametrize("sent", [False, True])
 def test_a_library_bug_is_failed_if_nothing_left_else_uncertain(sent: bool) -> None:
     exposure = Exposure()
@@ -791,6 +957,42 @@ def test_a_library_bug_is_failed_if_nothing_left_else_uncertain(sent: bool) -> N
     else:
         expected = Outcome(key="k", outcome="failed", error=error, failure="not_sent")
     assert outcome == expected
+
+
+@pytest.mark.parametrize(
+    ("sent", "status", "expected"),
+    [
+        (False, None, Outcome(key="k", outcome="pending", error="interrupted before it was sent")),
+        (
+            True,
+            None,
+            Outcome(
+                key="k",
+                outcome="uncertain",
+                error="interrupted mid-request",
+                processed=Processed.MAYBE,
+            ),
+        ),
+        (
+            True,
+            200,  # CommBox's 2xx status line had arrived: it took the message
+            Outcome(
+                key="k",
+                outcome="uncertain",
+                error="interrupted mid-request",
+                processed=Processed.YES,
+            ),
+        ),
+    ],
+    ids=["nothing sent", "sent", "answered 2xx"],
+)
+def test_an_interrupted_request_is_pending_if_nothing_left_else_uncertain_with_its_verdict(
+    sent: bool, status: int | None, expected: Outcome
+) -> None:
+    """What a cancelled request's message is, and the reason the user reads for it."""
+    exposure = Exposure()
+    exposure.sent, exposure.status = sent, status
+    assert send_module._interrupted("k", exposure) == expected
 
 
 def journal_error() -> JournalError:

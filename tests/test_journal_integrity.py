@@ -113,6 +113,7 @@ TAMPERED: dict[str, tuple[str, str]] = {
     "run='x'": ("run = 'x'", "run = 'x'"),
     "started='yesterday'": ("started = 'yesterday'", "started = 'yesterday'"),
     "digest=blob": ("digest = x'00ff'", "digest = b'"),
+    "error=blob": ("error = x'00ff'", "error = b'"),
 }
 
 
@@ -140,8 +141,9 @@ def test_a_tampered_row_stops_the_send_at_its_key_typed(case: str, tmp_path: Pat
 # of the changes it must refuse, and for a row in which state (None: any).
 REFUSED_BY: dict[str, tuple[str | None, set[str]]] = {
     "rows": (None, {"processed=99", "processed='maybe'", "state='bogus'", "failure='bogus'",
-                    "id='abc'"}),
-    "uncertain": ("uncertain", {"processed=99", "processed='maybe'", "started='yesterday'"}),
+                    "id='abc'", "error=blob"}),
+    "uncertain": ("uncertain", {"processed=99", "processed='maybe'", "started='yesterday'",
+                                "error=blob"}),
     "counts": (None, {"state='bogus'"}),
 }  # fmt: skip
 
@@ -239,6 +241,41 @@ def test_a_disk_failure_mid_run_is_a_journal_error(call: str, tmp_path: Path) ->
             JOURNAL_CALLS[call](book)
     finally:
         real.close()
+
+
+def test_a_write_that_fails_midway_leaves_none_of_it_and_the_journal_usable(
+    tmp_path: Path,
+) -> None:
+    """JournalBackend.write's promise: all of it is written, or none of it. The disk fails
+    after the "sending" rows went in, before the settled ones: neither is on record, and the
+    journal goes on with the next write."""
+    from commbox_async.bulk import Sending
+
+    path = tmp_path / "j.sqlite"
+    book = Journal(path)
+    real = book._db
+
+    class SecondStatementFails:
+        statements = 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def executemany(self, sql: str, rows: Any) -> Any:
+            SecondStatementFails.statements += 1
+            if SecondStatementFails.statements == 2:
+                raise sqlite3.OperationalError("disk I/O error")
+            return real.executemany(sql, rows)
+
+    book._db = SecondStatementFails()  # type: ignore[assignment]
+    with pytest.raises(JournalError, match=r"could not be written: .*disk I/O error"):
+        book.write(sending=[Sending("a")], settled=[Outcome(key="b", outcome="sent", id=1)])
+    book._db = real
+    assert (book.get("a"), book.get("b")) == (None, None)
+    book.settle(Outcome(key="c", outcome="sent", id=2))
+    book.close()
+    with Journal(path) as again:
+        assert again.counts() == {"sent": 1}
 
 
 def test_reconciling_a_key_whose_lookup_is_not_what_a_send_wrote(tmp_path: Path) -> None:
