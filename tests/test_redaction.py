@@ -376,6 +376,25 @@ def test_an_argument_is_redacted_in_the_text_it_is_logged_as() -> None:
     assert number == 10**5000  # a number is kept, even one too long to be shown by str()
 
 
+class _ShownByReprOnly:
+    """An object whose str raises and whose repr shows the secret: ``%r`` still shows it."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        return "_ShownByReprOnly('/h?secret=plain')"
+
+
+def test_an_argument_whose_str_fails_is_redacted_in_its_repr() -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    record = _record("got %r", _ShownByReprOnly())
+    assert SecretRedactingFilter().filter(record)
+    assert record.args == ("_ShownByReprOnly('/h?secret=***')",)
+    assert "plain" not in record.getMessage()
+
+
 def test_an_exception_never_raised_is_redacted_too() -> None:
     from commbox_async.webhooks import SecretRedactingFilter
 
@@ -453,6 +472,37 @@ def test_an_extra_that_cannot_be_shown_or_compared_does_not_unhide_the_next_one(
     assert record.thing is thing
     assert record.headers["X-CommBox-Secret"] == "***"
     assert record.request_line == "GET /h?secret=*** HTTP/1.1"
+
+
+def test_an_extra_the_filter_fails_on_does_not_unhide_the_ones_after_it() -> None:
+    """A mapping that holds itself cannot be redacted (its items never end: a RecursionError):
+    it is left as it is, and the extras after it still lose the secret."""
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    record = _record("%s", "done")
+    loop: dict[str, Any] = {}
+    loop["me"] = loop
+    record.loop = loop
+    record.request_line = "GET /h?secret=plain HTTP/1.1"
+    assert SecretRedactingFilter().filter(record)
+    assert record.loop is loop
+    assert record.request_line == "GET /h?secret=*** HTTP/1.1"
+
+
+class _IncomparableUrl(_Incomparable):
+    def __str__(self) -> str:
+        return "https://h/hook?secret=plain"
+
+
+def test_an_extra_that_cannot_be_compared_and_holds_the_secret_is_redacted() -> None:
+    """An extra whose ``!=`` raises (a numpy array of URLs, say) cannot be told unchanged
+    from its redacted text: it is replaced by that text all the same."""
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    record = _record("%s", "done")
+    record.url = _IncomparableUrl()
+    assert SecretRedactingFilter().filter(record)
+    assert type(record.url) is str and record.url == "https://h/hook?secret=***"
 
 
 def test_an_argument_that_cannot_be_shown_does_not_unhide_the_others() -> None:
