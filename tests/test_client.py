@@ -480,6 +480,15 @@ async def test_a_token_callable_returning_no_usable_token_says_what_it_returned(
     assert calls == 0
 
 
+@pytest.mark.parametrize(("token", "kind"), [(b"tok", "bytes"), (123, "int")])
+def test_a_token_neither_text_nor_callable_is_refused_naming_its_type(
+    token: Any, kind: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        AsyncCommBox(token=token)
+    assert str(info.value) == f"token must be a string or a callable returning one, got {kind}"
+
+
 # -- lifecycle -------------------------------------------------------------------------------
 
 

@@ -1269,3 +1269,48 @@ async def test_raw_deflate_arriving_in_small_chunks_is_read() -> None:
 
     got = await read_body(bytewise(), ReceiverConfig(), declared=None, encoding="deflate")
     assert got == BODY, got
+
+
+@pytest.mark.anyio
+async def test_a_compressed_body_inflating_past_the_cap_is_stopped_there() -> None:
+    """max_bytes bounds what a body inflates to, not what was sent: 16 KiB of gzip that
+    inflate to 16 MiB are a 413 as soon as the inflated bytes pass the cap, with no chunk read
+    after the one that crossed it (not inflated whole and refused afterwards by the parse)."""
+    config = ReceiverConfig(max_bytes=64 * 1024)
+    packed = _gzip(b"0" * 2**20, repeat=16)
+    pulled = 0
+
+    async def counted() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for i in range(0, len(packed), 1024):
+            pulled += 1
+            yield packed[i : i + 1024]
+
+    verdict = await read_body(counted(), config, declared=None, encoding="gzip")
+    assert isinstance(verdict, Verdict) and verdict.status == 413, verdict
+    assert verdict.close
+    assert pulled == 1  # its first KiB already inflates past 64 KiB
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "body",
+    [b"\x1f\x8b not gzip at all", gzip.compress(BODY)[:-4], gzip.compress(BODY) + b"junk"],
+    ids=["not gzip", "cut off", "junk after its end"],
+)
+async def test_a_body_whose_compression_is_corrupt_is_a_400_that_closes_the_connection(
+    body: bytes,
+) -> None:
+    """Reading stopped at the corruption: what follows on the connection is not a request,
+    so the answer says ``Connection: close`` (as for a body too large or too slow)."""
+    from commbox_async.webhooks.starlette import webhook_app
+
+    router, seen = _receiver_router()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=webhook_app(router)), base_url="http://test"
+    ) as http:
+        response = await http.post("/", content=body, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 400, response.text
+    assert "could not be read" in response.text
+    assert response.headers.get("connection") == "close"
+    assert seen == []

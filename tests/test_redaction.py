@@ -4,6 +4,7 @@ chain, and its traceback rendered with every frame's locals, on both transports.
 from __future__ import annotations
 
 import pickle
+import threading
 import traceback
 from typing import Any
 
@@ -178,6 +179,22 @@ async def test_a_gateway_echoing_the_token_does_not_put_it_in_the_error(transpor
     assert "<redacted>" in str(info.value.body)
 
 
+async def test_an_echoed_token_is_replaced_by_redacted_wherever_it_is_in_the_body() -> None:
+    """In text, in a mapping's keys and values, in a list: each occurrence becomes exactly
+    ``<redacted>`` and the rest of what the server said is kept as it was."""
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        data = {f"k-{TOKEN}": [f"Bearer {TOKEN}", 1], "other": "kept"}
+        return httpx.Response(502, json=envelope(data, status=502, description=f"got {TOKEN}"))
+
+    async with make_client(echo, max_retries=0) as cb:
+        with pytest.raises(CommBoxError) as info:
+            await cb.request("POST", "/x", json={})
+    assert info.value.data == {"k-<redacted>": ["Bearer <redacted>", 1], "other": "kept"}
+    assert info.value.description == "got <redacted>"
+    assert_no_token(info.value)
+
+
 async def test_a_jwt_is_not_in_the_locals_of_a_failing_emarsys_call() -> None:
     from commbox_async.models import EmarsysTemplate
 
@@ -206,6 +223,97 @@ async def test_a_refused_token_from_a_callable_is_not_in_the_locals_of_its_error
         with pytest.raises(ConfigurationError) as info:
             await cb.request("GET", "/x")
     assert "SECRET" not in library_locals(info.value)
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (" \n", "the CommBox token is empty"),
+        (
+            "ab\tcd",
+            "the CommBox token has a character that cannot go in an HTTP header at position 3 "
+            "of 5 (tokens are visible ASCII: check how it was copied)",
+        ),
+    ],
+)
+def test_a_refused_token_is_named_and_its_bad_character_placed(token: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        AsyncCommBox(token=token)
+    assert str(info.value) == message
+
+
+async def test_a_token_may_hold_every_visible_ascii_character() -> None:
+    """From ``!`` to ``~``, the ends included: all can go in a header, and are sent as given."""
+    visible = "".join(map(chr, range(ord("!"), ord("~") + 1)))
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        return httpx.Response(200, json=envelope())
+
+    async with make_client(handler, token=visible) as cb:
+        await cb.request("GET", "/x")
+    assert seen == [f"Bearer {visible}"]
+
+
+def _failed(name: str) -> BaseException:
+    """An exception raised from a frame of its own whose locals hold ``SECRET-<name>``."""
+    held = f"SECRET-{name}"
+    try:
+        raise ValueError(name)
+    except ValueError as exc:
+        assert held
+        return exc
+
+
+def _locals_shown(exc: BaseException) -> str:
+    return "".join(
+        repr(frame.f_locals)
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+        if frame.f_code is _failed.__code__
+    )
+
+
+def test_clearing_a_chain_clears_every_exception_reached_by_two_ways() -> None:
+    """An error whose cause and context lead to the same earlier ones (a diamond): every
+    exception of the chain loses its frames' locals, not only those met first."""
+    from commbox_async._secret import clear_locals
+
+    root, x, y, z, w = (_failed(n) for n in "RXYZW")
+    root.__cause__, root.__context__ = x, y
+    y.__cause__, y.__context__ = z, w
+    w.__context__ = z  # z is reached through y and through w
+    clear_locals(root)
+    for exc in (root, x, y, z, w):
+        assert "SECRET" not in _locals_shown(exc), exc
+
+
+def test_clearing_a_chain_that_loops_ends_and_clears_it() -> None:
+    """Re-raising the original error from the handler of its translation makes a loop
+    (``a.__context__`` is ``b``, ``b.__cause__`` is ``a``): the clearing still ends."""
+    from commbox_async._secret import clear_locals
+
+    def translate() -> None:
+        held = "SECRET-T"
+        try:
+            raise ValueError("a")
+        except ValueError as a:
+            try:
+                raise RuntimeError("b") from a
+            except RuntimeError:
+                assert held
+                raise a from None
+
+    with pytest.raises(ValueError) as info:
+        translate()
+    a = info.value
+    assert a.__context__ is not None and a.__context__.__cause__ is a  # the loop
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (clear_locals(a), done.set()), daemon=True)
+    worker.start()
+    assert done.wait(10), "clear_locals did not end on a looping chain"
+    frames = [frame for frame, _ in traceback.walk_tb(a.__traceback__)]
+    assert all("SECRET" not in repr(frame.f_locals) for frame in frames[1:])
 
 
 def test_errors_survive_pickling_with_their_verdict() -> None:
@@ -376,6 +484,25 @@ def test_an_argument_is_redacted_in_the_text_it_is_logged_as() -> None:
     assert number == 10**5000  # a number is kept, even one too long to be shown by str()
 
 
+class _ShownByReprOnly:
+    """An object whose str raises and whose repr shows the secret: ``%r`` still shows it."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        return "_ShownByReprOnly('/h?secret=plain')"
+
+
+def test_an_argument_whose_str_fails_is_redacted_in_its_repr() -> None:
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    record = _record("got %r", _ShownByReprOnly())
+    assert SecretRedactingFilter().filter(record)
+    assert record.args == ("_ShownByReprOnly('/h?secret=***')",)
+    assert "plain" not in record.getMessage()
+
+
 def test_an_exception_never_raised_is_redacted_too() -> None:
     from commbox_async.webhooks import SecretRedactingFilter
 
@@ -453,6 +580,37 @@ def test_an_extra_that_cannot_be_shown_or_compared_does_not_unhide_the_next_one(
     assert record.thing is thing
     assert record.headers["X-CommBox-Secret"] == "***"
     assert record.request_line == "GET /h?secret=*** HTTP/1.1"
+
+
+def test_an_extra_the_filter_fails_on_does_not_unhide_the_ones_after_it() -> None:
+    """A mapping that holds itself cannot be redacted (its items never end: a RecursionError):
+    it is left as it is, and the extras after it still lose the secret."""
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    record = _record("%s", "done")
+    loop: dict[str, Any] = {}
+    loop["me"] = loop
+    record.loop = loop
+    record.request_line = "GET /h?secret=plain HTTP/1.1"
+    assert SecretRedactingFilter().filter(record)
+    assert record.loop is loop
+    assert record.request_line == "GET /h?secret=*** HTTP/1.1"
+
+
+class _IncomparableUrl(_Incomparable):
+    def __str__(self) -> str:
+        return "https://h/hook?secret=plain"
+
+
+def test_an_extra_that_cannot_be_compared_and_holds_the_secret_is_redacted() -> None:
+    """An extra whose ``!=`` raises (a numpy array of URLs, say) cannot be told unchanged
+    from its redacted text: it is replaced by that text all the same."""
+    from commbox_async.webhooks import SecretRedactingFilter
+
+    record = _record("%s", "done")
+    record.url = _IncomparableUrl()
+    assert SecretRedactingFilter().filter(record)
+    assert type(record.url) is str and record.url == "https://h/hook?secret=***"
 
 
 def test_an_argument_that_cannot_be_shown_does_not_unhide_the_others() -> None:
