@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import traceback
 from typing import Any
@@ -403,6 +404,33 @@ async def test_one_debug_record_per_attempt(caplog: pytest.LogCaptureFixture) ->
         ("GET", "/managers/1", 200, 2),
     ]
     assert all(r.commbox_elapsed >= 0 for r in records)  # type: ignore[attr-defined]
+
+
+async def test_an_attempt_that_fails_on_the_wire_has_its_debug_record_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One DEBUG record per attempt, the failed ones included: what failed in place of the
+    status, the same structured fields (commbox_status None)."""
+    caplog.set_level(logging.DEBUG, logger="commbox_async")
+    answers = iter(["refuse", "ok"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if next(answers) == "refuse":
+            raise httpx.ConnectError("connection refused", request=request)
+        return ok({"id": 1})
+
+    async with make_client(handler) as cb:
+        await cb.request("GET", "/managers/{m}", m=1)
+    records = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert [
+        (r.commbox_method, r.commbox_path, r.commbox_status, r.commbox_attempt) for r in records
+    ] == [  # type: ignore[attr-defined]
+        ("GET", "/managers/1", None, 1),
+        ("GET", "/managers/1", 200, 2),
+    ]
+    assert re.fullmatch(
+        r"GET /managers/1 -> connect_error in \d+\.\d{3}s \(attempt 1\)", records[0].getMessage()
+    )
 
 
 # -- token rotation --------------------------------------------------------------------------
