@@ -527,6 +527,46 @@ async def test_connection_errors_name_the_host(transport: str) -> None:
     assert info.value.__cause__ is None
 
 
+@pytest.mark.parametrize(
+    ("raised", "message", "reason"),
+    [
+        (
+            httpx.ConnectError("connection refused"),
+            "could not connect to api.commbox.io: connection refused",
+            "connect_error",
+        ),
+        # httpcore's timeouts often carry no message: the class then says what happened.
+        (
+            httpx.ReadTimeout(""),
+            "timed out waiting for the response of api.commbox.io: ReadTimeout",
+            "read_timeout",
+        ),
+        (
+            httpx.RemoteProtocolError("peer closed connection"),
+            "connection to api.commbox.io failed after the request was sent: "
+            "peer closed connection",
+            "connection_lost",
+        ),
+        (
+            httpx.ReadError(""),
+            "connection to api.commbox.io failed after the request was sent: ReadError",
+            "connection_lost",
+        ),
+    ],
+)
+async def test_a_transport_failure_says_what_the_library_said_and_names_its_class(
+    raised: httpx.TransportError, message: str, reason: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise raised
+
+    async with make_client(handler, max_retries=0) as cb:
+        with pytest.raises(APIConnectionError) as info:
+            await cb.request("GET", "/x")
+    assert (info.value.message, info.value.reason) == (message, reason)
+    assert info.value.cause_type == type(raised).__name__
+
+
 async def test_a_401_says_what_to_check() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(401, json=envelope(status=401, description="Unauthorized"))
