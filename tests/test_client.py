@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -403,6 +405,37 @@ async def test_one_debug_record_per_attempt(caplog: pytest.LogCaptureFixture) ->
         ("GET", "/managers/1", 200, 2),
     ]
     assert all(r.commbox_elapsed >= 0 for r in records)  # type: ignore[attr-defined]
+
+
+async def test_an_attempt_that_fails_on_the_wire_has_its_debug_record_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One DEBUG record per attempt, the failed ones included: what failed in place of the
+    status, the same structured fields (commbox_status None)."""
+    caplog.set_level(logging.DEBUG, logger="commbox_async")
+    answers = iter(["refuse", "ok"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if next(answers) == "refuse":
+            raise httpx.ConnectError("connection refused", request=request)
+        return ok({"id": 1})
+
+    async with make_client(handler) as cb:
+        start = time.monotonic()
+        await cb.request("GET", "/managers/{m}", m=1)
+        took = time.monotonic() - start
+    records = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert [
+        (r.commbox_method, r.commbox_path, r.commbox_status, r.commbox_attempt) for r in records
+    ] == [  # type: ignore[attr-defined]
+        ("GET", "/managers/1", None, 1),
+        ("GET", "/managers/1", 200, 2),
+    ]
+    said = re.fullmatch(
+        r"GET /managers/1 -> connect_error in (\d+\.\d{3})s \(attempt 1\)", records[0].getMessage()
+    )
+    assert said is not None
+    assert float(said[1]) <= took + 0.0005  # the attempt's time, within the whole call's
 
 
 # -- token rotation --------------------------------------------------------------------------

@@ -146,6 +146,51 @@ async def test_pause_stops_everyone_then_resumes_at_rate(anyio_backend: Any) -> 
     assert anyio.current_time() - t >= 5.0 - 1e-9
 
 
+@pytest.mark.parametrize(
+    "anyio_backend", [("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})]
+)
+async def test_a_zero_or_negative_pause_leaves_the_burst_untouched(anyio_backend: Any) -> None:
+    # A 429 with "Retry-After: 0" asks for no pause: the bucket must not be emptied as a
+    # real pause empties it.
+    bucket = TokenBucket(1, 3)
+    await bucket.pause(0.0)
+    await bucket.pause(-1.0)
+    assert [await bucket.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert await bucket.acquire() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", [("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})]
+)
+async def test_tokens_accrue_from_the_end_of_a_pause_when_no_one_asks_at_once(
+    anyio_backend: Any,
+) -> None:
+    # The bucket is empty when the pause ends and refills at the rate from then on: half a
+    # second later at 10/s it holds 5 tokens, whether or not anyone asked in between.
+    bucket = TokenBucket(10, 10)
+    start = anyio.current_time()
+    await bucket.pause(1.0)
+    await anyio.sleep_until(start + 1.5)
+    assert [await bucket.acquire() for _ in range(5)] == [0.0] * 5
+    assert await bucket.acquire() == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", [("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})]
+)
+async def test_a_token_short_by_no_more_than_the_refill_rounding_is_served_at_once(
+    anyio_backend: Any,
+) -> None:
+    # Refill arithmetic leaves a hair less than a whole token; within 1e-9 of one it counts as
+    # one: the caller is served without a wait (and no throttle wait is reported).
+    bucket = TokenBucket(1, 1)
+    start = anyio.current_time()
+    assert start == 0.0  # the virtual clock: the instants below are exact
+    assert await bucket.acquire() == 0.0
+    await anyio.sleep_until(1.0 - 1e-9)
+    assert await bucket.acquire() == 0.0
+
+
 async def test_fast_path_does_not_wait() -> None:
     bucket = TokenBucket(1, 3)
     assert [await bucket.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]

@@ -190,6 +190,39 @@ async def test_httpx_marks_a_request_sent_only_if_its_call_still_stands() -> Non
     assert exposure.verdict() is NO
 
 
+@pytest.mark.parametrize(
+    ("event", "value"),
+    [
+        # httpcore's own shapes: HTTP/1.1 (version, status, reason, headers), HTTP/2 (status,
+        # headers). HTTP/2 is checked here, as the tests have no HTTP/2 server.
+        ("http11.receive_response_headers.complete", (b"HTTP/1.1", 503, b"X", [])),
+        ("http2.receive_response_headers.complete", (503, [])),
+    ],
+)
+async def test_httpx_records_the_status_as_soon_as_its_line_is_read(
+    event: str, value: tuple[object, ...]
+) -> None:
+    exposure = Exposure()
+    exposure.sent = True
+    await _Tracer(exposure)(event, {"return_value": value})
+    assert exposure.status == 503
+    assert exposure.verdict() is NO
+
+
+async def test_a_status_line_read_before_httpx_fails_decides_the_verdict() -> None:
+    """httpx fails after the status line arrived when a redirect's Location is no URL
+    (RemoteProtocolError, before the sender sees the response): the 302 the tracer read says
+    CommBox did not act, so the POST is not "maybe processed" and may be sent again."""
+    answer = respond(302, {}, {"location": "http://host:abc/"})
+    async with raw_server(lambda m, p, b: answer) as server:
+        async with socket_client(server.url, "httpx", max_retries=2) as cb:
+            with pytest.raises(APIConnectionError) as info:
+                await cb.request("POST", "/x", json={})
+    assert info.value.reason == "connection_lost"
+    assert info.value.processed is NO
+    assert len(server.received) == 3
+
+
 async def test_a_call_already_cancelled_sends_nothing_in_process() -> None:
     """An untraced transport (a mock, ASGI, the fake in-process) is taken as sending from the
     moment it is called: an already cancelled call must not be handed to it at all."""
@@ -492,6 +525,46 @@ async def test_connection_errors_name_the_host(transport: str) -> None:
     assert "127.0.0.1" in str(info.value)
     assert info.value.cause_type is not None
     assert info.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    ("raised", "message", "reason"),
+    [
+        (
+            httpx.ConnectError("connection refused"),
+            "could not connect to api.commbox.io: connection refused",
+            "connect_error",
+        ),
+        # httpcore's timeouts often carry no message: the class then says what happened.
+        (
+            httpx.ReadTimeout(""),
+            "timed out waiting for the response of api.commbox.io: ReadTimeout",
+            "read_timeout",
+        ),
+        (
+            httpx.RemoteProtocolError("peer closed connection"),
+            "connection to api.commbox.io failed after the request was sent: "
+            "peer closed connection",
+            "connection_lost",
+        ),
+        (
+            httpx.ReadError(""),
+            "connection to api.commbox.io failed after the request was sent: ReadError",
+            "connection_lost",
+        ),
+    ],
+)
+async def test_a_transport_failure_says_what_the_library_said_and_names_its_class(
+    raised: httpx.TransportError, message: str, reason: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise raised
+
+    async with make_client(handler, max_retries=0) as cb:
+        with pytest.raises(APIConnectionError) as info:
+            await cb.request("GET", "/x")
+    assert (info.value.message, info.value.reason) == (message, reason)
+    assert info.value.cause_type == type(raised).__name__
 
 
 async def test_a_401_says_what_to_check() -> None:
