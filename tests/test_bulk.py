@@ -655,6 +655,20 @@ def test_a_key_marked_sending_is_recovered_as_uncertain_once_its_process_died(
     assert entry.error == "the sending process stopped mid-request"
 
 
+def test_the_journal_keeps_each_outcomes_recipient_result_and_candidates(tmp_path: Path) -> None:
+    """What rows() reads back: a WhatsApp recipient's result as CommBox sent it, and the ids
+    an uncertain key's send could each be; nothing for the others."""
+    result = {"recipient": "972500000001", "status": 200, "object_id": 77, "id": "wamid.1"}
+    with Journal(tmp_path / "j.sqlite") as book:
+        book.settle(
+            Outcome(key="wa", outcome="sent", id=77, processed=Processed.YES, data=result),
+            Outcome(key="two", outcome="uncertain", processed=Processed.MAYBE, candidates=(5, 9)),
+            Outcome(key="plain", outcome="sent", id=3, processed=Processed.YES),
+        )
+        rows = {row["key"]: (row["data"], row["candidates"]) for row in book.rows()}
+    assert rows == {"wa": (result, []), "two": (None, [5, 9]), "plain": (None, [])}
+
+
 def test_sending_and_settling_record_the_run_they_belong_to(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite") as book:
         book.sending("a")  # no run: 0, as a journal of an earlier version has
