@@ -637,6 +637,7 @@ async def test_hooks_and_counters() -> None:
     assert events.count(("response", 200)) == 2
     assert ("throttle", True) in events
     assert snap["requests"] == 3
+    assert snap["responses"] == 3  # the 429 was an answer too
     assert snap["retries"] == {"status_429": 1}
     assert snap["rate_limited"] == 1
     assert snap["throttle_waits"] >= 1
