@@ -436,6 +436,9 @@ async def test_an_attempt_that_fails_on_the_wire_has_its_debug_record_too(
     )
     assert said is not None
     assert float(said[1]) <= took + 0.0005  # the attempt's time, within the whole call's
+    assert re.fullmatch(
+        r"GET /managers/1 -> 200 in \d+\.\d{3}s \(attempt 2\)", records[1].getMessage()
+    )
 
 
 # -- token rotation --------------------------------------------------------------------------

@@ -238,6 +238,17 @@ async def test_retry_after_beyond_deadline_raises_at_once() -> None:
     assert "deadline" in (info.value.gave_up_reason or "")
 
 
+async def test_a_retry_after_an_unreadable_answer_is_counted_under_its_error_class() -> None:
+    answers = iter([httpx.Response(200, content=b"<html>", headers={"content-type": "text/html"})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or ok(1)
+
+    async with make_client(handler) as cb:
+        assert await cb.request("GET", "/x") == 1
+        assert dict(cb.metrics.retries) == {"InvalidResponseError": 1}
+
+
 def _unavailable(retry_after: float) -> ServerError:
     return ServerError(
         "503",

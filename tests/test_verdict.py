@@ -349,6 +349,31 @@ async def test_a_parser_failure_is_typed_and_keeps_the_status_verdict(
     assert info.value.processed is YES
 
 
+async def test_a_parser_failure_shows_the_body_start_as_text_whatever_its_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the error shows of the body: its first 200 bytes as text, bytes that are not
+    UTF-8 (here a stray one, and a character cut in two at byte 200) replaced, never an
+    error of its own in place of the typed one."""
+    import commbox_async._base_client as base
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(base, "parse_response", broken)
+    body = b"\xff" + b"a" * 198 + "\u00e9".encode() + b"tail"
+    kind = "application/json; charset=utf-8"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": kind})
+
+    async with make_client(handler) as cb:
+        with pytest.raises(InvalidResponseError) as info:
+            await cb.request("GET", "/x")
+    assert info.value.snippet == "\ufffd" + "a" * 198 + "\ufffd"
+    assert info.value.content_type == kind
+
+
 async def test_an_http_library_failure_is_typed() -> None:
     calls = 0
 
