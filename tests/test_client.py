@@ -471,6 +471,25 @@ async def test_rotating_token_is_asked_again_once_after_401(is_async: bool) -> N
         assert asked[-1] == "newer-token"
 
 
+async def test_each_token_refresh_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # Two calls, each refused once with the token it started with: two refreshes.
+    tokens = iter(["old-1", "new-1", "old-2", "new-2"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"].startswith("Bearer old"):
+            return httpx.Response(401, json=envelope(status=401))
+        return ok("fine")
+
+    caplog.set_level(logging.INFO, logger="commbox_async")
+    async with make_client(handler, token=lambda: next(tokens)) as cb:
+        assert await cb.request("GET", "/a") == "fine"
+        assert await cb.request("POST", "/b", json={}) == "fine"
+        assert cb.metrics.token_refreshes == 2
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert "401 on GET /a: asking the token callable again" in said
+    assert "401 on POST /b: asking the token callable again" in said
+
+
 async def test_401_twice_raises_and_static_token_is_not_retried() -> None:
     calls = 0
 
