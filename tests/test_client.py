@@ -436,6 +436,9 @@ async def test_an_attempt_that_fails_on_the_wire_has_its_debug_record_too(
     )
     assert said is not None
     assert float(said[1]) <= took + 0.0005  # the attempt's time, within the whole call's
+    assert re.fullmatch(
+        r"GET /managers/1 -> 200 in \d+\.\d{3}s \(attempt 2\)", records[1].getMessage()
+    )
 
 
 # -- token rotation --------------------------------------------------------------------------
@@ -466,6 +469,25 @@ async def test_rotating_token_is_asked_again_once_after_401(is_async: bool) -> N
         # Consulted per request:
         assert await cb.request("GET", "/x") == "fine"
         assert asked[-1] == "newer-token"
+
+
+async def test_each_token_refresh_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # Two calls, each refused once with the token it started with: two refreshes.
+    tokens = iter(["old-1", "new-1", "old-2", "new-2"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"].startswith("Bearer old"):
+            return httpx.Response(401, json=envelope(status=401))
+        return ok("fine")
+
+    caplog.set_level(logging.INFO, logger="commbox_async")
+    async with make_client(handler, token=lambda: next(tokens)) as cb:
+        assert await cb.request("GET", "/a") == "fine"
+        assert await cb.request("POST", "/b", json={}) == "fine"
+        assert cb.metrics.token_refreshes == 2
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert "401 on GET /a: asking the token callable again" in said
+    assert "401 on POST /b: asking the token callable again" in said
 
 
 async def test_401_twice_raises_and_static_token_is_not_retried() -> None:
@@ -646,6 +668,7 @@ async def test_hooks_and_counters() -> None:
     assert events.count(("response", 200)) == 2
     assert ("throttle", True) in events
     assert snap["requests"] == 3
+    assert snap["responses"] == 3  # the 429 was an answer too
     assert snap["retries"] == {"status_429": 1}
     assert snap["rate_limited"] == 1
     assert snap["throttle_waits"] >= 1

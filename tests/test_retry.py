@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import io
+import os
 import time
 from typing import Any
 
@@ -20,7 +21,7 @@ from commbox_async import (
     RateLimitError,
     ServerError,
 )
-from commbox_async._retry import parse_retry_after
+from commbox_async._retry import RetryPolicy, parse_retry_after
 
 from .conftest import envelope, make_client, ok
 from .rawserver import raw_server, respond, unused_port
@@ -235,6 +236,97 @@ async def test_retry_after_beyond_deadline_raises_at_once() -> None:
             await cb.request("GET", "/x")
     assert time.monotonic() - start < 3
     assert "deadline" in (info.value.gave_up_reason or "")
+
+
+async def test_a_retry_after_an_unreadable_answer_is_counted_under_its_error_class() -> None:
+    answers = iter([httpx.Response(200, content=b"<html>", headers={"content-type": "text/html"})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or ok(1)
+
+    async with make_client(handler) as cb:
+        assert await cb.request("GET", "/x") == 1
+        assert dict(cb.metrics.retries) == {"InvalidResponseError": 1}
+
+
+def _unavailable(retry_after: float) -> ServerError:
+    return ServerError(
+        "503",
+        http_status=503,
+        envelope_status=503,
+        description=None,
+        method="GET",
+        path="/x",
+        retry_after=retry_after,
+    )
+
+
+def _policy(max_retry_after: float = 60.0) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=3,
+        initial_backoff=0.001,
+        max_backoff=0.002,
+        max_retry_after=max_retry_after,
+        retry_uncertain=False,
+    )
+
+
+def test_a_retry_after_of_exactly_max_retry_after_is_waited() -> None:
+    # "over max_retry_after" gives up; the cap itself is still a wait the caller accepted.
+    policy = _policy(max_retry_after=5.0)
+    assert policy.next_wait(_unavailable(5.0), method="GET", retries=0, deadline_at=None) == 5.0
+    over = _unavailable(5.5)
+    assert policy.next_wait(over, method="GET", retries=0, deadline_at=None) is None
+    assert over.gave_up_reason == "Retry-After 5.5s exceeds max_retry_after=5s"
+
+
+def test_a_wait_that_would_end_at_the_deadline_gives_up_saying_what_was_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A retry that would start as the deadline passes could only be cut off: give up, and
+    say how much of the deadline was left (a quarter of a second, not rounded up)."""
+    monkeypatch.setattr(time, "monotonic", lambda: 100.0)
+    policy = _policy()
+    at_the_deadline = _unavailable(0.25)
+    assert policy.next_wait(at_the_deadline, method="GET", retries=0, deadline_at=100.25) is None
+    assert at_the_deadline.gave_up_reason == (
+        "waiting 0.25s would pass the call's deadline (0.25s left)"
+    )
+    assert policy.next_wait(_unavailable(0.2), method="GET", retries=0, deadline_at=100.25) == 0.2
+
+
+def test_a_retry_after_of_just_64_characters_is_read_and_a_longer_one_ignored() -> None:
+    assert parse_retry_after("0" * 63 + "7") == 7.0
+    assert parse_retry_after("0" * 64 + "7") is None
+    assert parse_retry_after("") is None
+
+
+@pytest.fixture
+def eastern_time() -> Any:
+    """The process's local time zone set to UTC-5 (no DST) for the test, then restored."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "EST+05"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+@pytest.mark.parametrize("zone", ["GMT", "-0000", "+0100"])
+def test_a_retry_after_date_means_the_same_instant_in_any_local_time_zone(
+    eastern_time: Any, zone: str
+) -> None:
+    # A date "in 30 s": GMT (what RFC 9110 asks), -0000 (which email.utils reads as a date
+    # without a zone) and an offset; none may be read in the machine's own local time.
+    now = 1_700_000_000.0
+    offset = 3600 if zone == "+0100" else 0
+    date = time.strftime("%a, %d %b %Y %H:%M:%S", time.gmtime(now + 30 + offset))
+    assert parse_retry_after(f"{date} {zone}", now=now) == 30.0
 
 
 async def test_per_call_deadline_covers_all_attempts() -> None:

@@ -349,6 +349,31 @@ async def test_a_parser_failure_is_typed_and_keeps_the_status_verdict(
     assert info.value.processed is YES
 
 
+async def test_a_parser_failure_shows_the_body_start_as_text_whatever_its_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the error shows of the body: its first 200 bytes as text, bytes that are not
+    UTF-8 (here a stray one, and a character cut in two at byte 200) replaced, never an
+    error of its own in place of the typed one."""
+    import commbox_async._base_client as base
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(base, "parse_response", broken)
+    body = b"\xff" + b"a" * 198 + "\u00e9".encode() + b"tail"
+    kind = "application/json; charset=utf-8"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": kind})
+
+    async with make_client(handler) as cb:
+        with pytest.raises(InvalidResponseError) as info:
+            await cb.request("GET", "/x")
+    assert info.value.snippet == "\ufffd" + "a" * 198 + "\ufffd"
+    assert info.value.content_type == kind
+
+
 async def test_an_http_library_failure_is_typed() -> None:
     calls = 0
 
@@ -397,6 +422,80 @@ async def test_a_declared_body_over_the_limit_is_not_read(
     assert info.value.processed is processed
     assert info.value.declared == 300_000_000
     assert "max_response_bytes=100,000" in str(info.value)
+
+
+async def test_a_response_over_the_limit_is_not_asked_for_again() -> None:
+    """The same request gets the same too large answer: a GET (retried on a 503 otherwise) is
+    sent once."""
+    attempts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal attempts
+        attempts += 1
+        return httpx.Response(503, content=b"x" * 2000)
+
+    async with make_client(handler, max_response_bytes=1000, max_retries=3) as cb:
+        with pytest.raises(ResponseTooLargeError):
+            await cb.request("GET", "/x")
+    assert attempts == 1
+
+
+def _body_of_about(size: int) -> bytes:
+    """An envelope about ``size`` bytes long (two network reads' worth at 100 kB)."""
+    return json.dumps(envelope("x" * size)).encode()
+
+
+def _chunked(body: bytes, piece: int) -> bytes:
+    parts = [body[i : i + piece] for i in range(0, len(body), piece)]
+    return b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "until-close"])
+async def test_a_body_of_exactly_the_limit_is_read_whole_however_it_is_framed(
+    transport: str, framing: str
+) -> None:
+    body = _body_of_about(100_000)
+    head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+    if framing == "content-length":
+        raw = f"{head}content-length: {len(body)}\r\n\r\n".encode() + body
+    elif framing == "chunked":
+        raw = f"{head}transfer-encoding: chunked\r\n\r\n".encode() + _chunked(body, 30_000)
+    else:
+        raw = f"{head}connection: close\r\n\r\n".encode() + body
+    async with raw_server(lambda m, p, b: ("raw", raw, "close")) as server:
+        async with socket_client(server.url, transport, max_response_bytes=len(body)) as cb:
+            assert await cb.request("GET", "/x") == "x" * 100_000
+
+
+async def test_a_body_with_neither_length_nor_chunks_is_capped_too(transport: str) -> None:
+    """Read until the server closes: nothing declares its size, so the limit is checked as it
+    comes in."""
+    body = _body_of_about(300_000)
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n"
+    async with raw_server(lambda m, p, b: ("raw", head + body, "close")) as server:
+        async with socket_client(server.url, transport, max_response_bytes=100_000) as cb:
+            with pytest.raises(ResponseTooLargeError) as info:
+                await cb.request("GET", "/x")
+    assert info.value.declared is None
+
+
+@pytest.mark.parametrize(
+    ("length", "declared"),
+    [
+        ("1" + "0" * 17, 10**17),  # 18 digits: read as a length, over the limit at once
+        ("1" + "0" * 18, None),  # 19 digits: no length a body can have, ignored
+    ],
+)
+async def test_a_declared_length_is_believed_up_to_18_digits(
+    length: str, declared: int | None
+) -> None:
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+    piece = b"x" * 65536
+    async with raw_server(lambda m, p, b: ("raw", head.encode() + piece * 4, "close")) as server:
+        async with socket_client(server.url, "httpx", max_response_bytes=100_000) as cb:
+            with pytest.raises(ResponseTooLargeError) as info:
+                await cb.request("GET", "/x")
+    assert info.value.declared == declared
 
 
 async def test_a_chunked_body_stops_being_read_at_the_limit(transport: str) -> None:
