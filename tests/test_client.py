@@ -441,6 +441,20 @@ async def test_an_attempt_that_fails_on_the_wire_has_its_debug_record_too(
     )
 
 
+async def test_each_retry_is_logged_with_what_it_waits_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="commbox_async")
+    responses = iter([httpx.Response(503, json=envelope(status=503)), ok({"id": 1})])
+    async with make_client(lambda r: next(responses), max_retries=3) as cb:
+        await cb.request("GET", "/managers/{m}", m=1)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(said) == 1
+    assert re.fullmatch(
+        r"retrying GET /managers/1 in \d+\.\d\ds after status_503 \(attempt 1 of 4\)", said[0]
+    )
+
+
 # -- token rotation --------------------------------------------------------------------------
 
 
@@ -488,6 +502,20 @@ async def test_each_token_refresh_is_counted_and_logged(caplog: pytest.LogCaptur
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert "401 on GET /a: asking the token callable again" in said
     assert "401 on POST /b: asking the token callable again" in said
+
+
+async def test_a_token_refresh_retries_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    # No backoff before asking with the new token: the retry fits in a deadline shorter than
+    # any wait would be.
+    tokens = iter(["old", "new"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"] == "Bearer old":
+            return httpx.Response(401, json=envelope(status=401))
+        return ok("fine")
+
+    async with make_client(handler, token=lambda: next(tokens), deadline=0.5) as cb:
+        assert await cb.request("GET", "/a") == "fine"
 
 
 async def test_401_twice_raises_and_static_token_is_not_retried() -> None:
