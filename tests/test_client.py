@@ -455,6 +455,21 @@ async def test_each_retry_is_logged_with_what_it_waits_for(
     )
 
 
+async def test_a_calls_timeouts_are_cut_to_what_is_left_of_its_deadline() -> None:
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return ok(1)
+
+    async with make_client(handler, timeout=10, deadline=0.5) as cb:
+        await cb.request("GET", "/x")
+        await cb.with_options(deadline=60).request("GET", "/x")
+    assert set(seen[0]) == {"connect", "read", "write", "pool"}
+    assert all(0 < value <= 0.5 for value in seen[0].values())
+    assert set(seen[1].values()) == {10}  # a deadline further off than the timeouts
+
+
 # -- token rotation --------------------------------------------------------------------------
 
 
