@@ -470,6 +470,27 @@ async def test_a_calls_timeouts_are_cut_to_what_is_left_of_its_deadline() -> Non
     assert set(seen[1].values()) == {10}  # a deadline further off than the timeouts
 
 
+async def test_the_retry_hook_is_told_which_call_retries_why_and_after_how_long() -> None:
+    events: list[Any] = []
+
+    async def on_retry(event: Any) -> None:
+        events.append(event)
+
+    responses = iter([httpx.Response(503, json=envelope(status=503)), ok({"id": 1})])
+    hooks = Hooks(on_retry=[on_retry])
+    async with make_client(lambda r: next(responses), hooks=hooks) as cb:
+        await cb.request("GET", "/managers/{m}", m=1)
+    [event] = events
+    assert (event.method, event.path, event.attempt, event.reason) == (
+        "GET",
+        "/managers/1",
+        1,
+        "status_503",
+    )
+    assert 0 <= event.wait <= 0.002 + 0.001  # max_backoff plus at most initial of jitter
+    assert isinstance(event.error, ServerError) and event.error.http_status == 503
+
+
 # -- token rotation --------------------------------------------------------------------------
 
 
