@@ -468,6 +468,30 @@ async def test_a_calls_timeouts_are_cut_to_what_is_left_of_its_deadline() -> Non
     assert set(seen[0]) == {"connect", "read", "write", "pool"}
     assert all(0 < value <= 0.5 for value in seen[0].values())
     assert set(seen[1].values()) == {10}  # a deadline further off than the timeouts
+    async with make_client(handler, timeout=None, deadline=0.5) as cb:  # no timeouts at all
+        await cb.request("GET", "/x")
+    assert all(0 < value <= 0.5 for value in seen[2].values())
+
+
+async def test_a_timeout_shorter_than_what_is_left_of_the_deadline_stays_as_it_is() -> None:
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return ok(1)
+
+    # One timeout longer than the 20 s deadline (cut to what is left), the others shorter.
+    long_read = httpx.Timeout(connect=0.1, read=30, write=0.3, pool=0.4)
+    long_write = httpx.Timeout(connect=0.1, read=0.2, write=30, pool=0.4)
+    async with make_client(handler, deadline=20) as cb:
+        await cb.with_options(timeout=long_read).request("GET", "/x")
+        await cb.with_options(timeout=long_write).request("GET", "/x")
+    assert 19 < seen[0].pop("read") <= 20
+    assert 19 < seen[1].pop("write") <= 20
+    assert seen == [
+        {"connect": 0.1, "write": 0.3, "pool": 0.4},
+        {"connect": 0.1, "read": 0.2, "pool": 0.4},
+    ]
 
 
 async def test_the_retry_hook_is_told_which_call_retries_why_and_after_how_long() -> None:
