@@ -379,6 +379,7 @@ async def test_per_call_deadline_covers_all_attempts() -> None:
             elapsed = time.monotonic() - start
     assert elapsed < 2.5
     assert isinstance(info.value, APITimeoutError)
+    assert info.value.reason == "deadline"
 
 
 async def test_files_are_resent_whole_on_retry(tmp_path: Any) -> None:
