@@ -441,6 +441,80 @@ async def test_an_attempt_that_fails_on_the_wire_has_its_debug_record_too(
     )
 
 
+async def test_each_retry_is_logged_with_what_it_waits_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="commbox_async")
+    responses = iter([httpx.Response(503, json=envelope(status=503)), ok({"id": 1})])
+    async with make_client(lambda r: next(responses), max_retries=3) as cb:
+        await cb.request("GET", "/managers/{m}", m=1)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(said) == 1
+    assert re.fullmatch(
+        r"retrying GET /managers/1 in \d+\.\d\ds after status_503 \(attempt 1 of 4\)", said[0]
+    )
+
+
+async def test_a_calls_timeouts_are_cut_to_what_is_left_of_its_deadline() -> None:
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return ok(1)
+
+    async with make_client(handler, timeout=10, deadline=0.5) as cb:
+        await cb.request("GET", "/x")
+        await cb.with_options(deadline=60).request("GET", "/x")
+    assert set(seen[0]) == {"connect", "read", "write", "pool"}
+    assert all(0 < value <= 0.5 for value in seen[0].values())
+    assert set(seen[1].values()) == {10}  # a deadline further off than the timeouts
+    async with make_client(handler, timeout=None, deadline=0.5) as cb:  # no timeouts at all
+        await cb.request("GET", "/x")
+    assert all(0 < value <= 0.5 for value in seen[2].values())
+
+
+async def test_a_timeout_shorter_than_what_is_left_of_the_deadline_stays_as_it_is() -> None:
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return ok(1)
+
+    # One timeout longer than the 20 s deadline (cut to what is left), the others shorter.
+    long_read = httpx.Timeout(connect=0.1, read=30, write=0.3, pool=0.4)
+    long_write = httpx.Timeout(connect=0.1, read=0.2, write=30, pool=0.4)
+    async with make_client(handler, deadline=20) as cb:
+        await cb.with_options(timeout=long_read).request("GET", "/x")
+        await cb.with_options(timeout=long_write).request("GET", "/x")
+    assert 19 < seen[0].pop("read") <= 20
+    assert 19 < seen[1].pop("write") <= 20
+    assert seen == [
+        {"connect": 0.1, "write": 0.3, "pool": 0.4},
+        {"connect": 0.1, "read": 0.2, "pool": 0.4},
+    ]
+
+
+async def test_the_retry_hook_is_told_which_call_retries_why_and_after_how_long() -> None:
+    events: list[Any] = []
+
+    async def on_retry(event: Any) -> None:
+        events.append(event)
+
+    responses = iter([httpx.Response(503, json=envelope(status=503)), ok({"id": 1})])
+    hooks = Hooks(on_retry=[on_retry])
+    async with make_client(lambda r: next(responses), hooks=hooks) as cb:
+        await cb.request("GET", "/managers/{m}", m=1)
+    [event] = events
+    assert (event.method, event.path, event.attempt, event.reason) == (
+        "GET",
+        "/managers/1",
+        1,
+        "status_503",
+    )
+    assert 0 <= event.wait <= 0.002 + 0.001  # max_backoff plus at most initial of jitter
+    assert isinstance(event.error, ServerError) and event.error.http_status == 503
+
+
 # -- token rotation --------------------------------------------------------------------------
 
 
@@ -488,6 +562,20 @@ async def test_each_token_refresh_is_counted_and_logged(caplog: pytest.LogCaptur
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert "401 on GET /a: asking the token callable again" in said
     assert "401 on POST /b: asking the token callable again" in said
+
+
+async def test_a_token_refresh_retries_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    # No backoff before asking with the new token: the retry fits in a deadline shorter than
+    # any wait would be.
+    tokens = iter(["old", "new"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"] == "Bearer old":
+            return httpx.Response(401, json=envelope(status=401))
+        return ok("fine")
+
+    async with make_client(handler, token=lambda: next(tokens), deadline=0.5) as cb:
+        assert await cb.request("GET", "/a") == "fine"
 
 
 async def test_401_twice_raises_and_static_token_is_not_retried() -> None:

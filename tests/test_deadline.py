@@ -144,3 +144,61 @@ async def test_a_call_deadline_through_a_group_ends_the_call(narrow: float, tran
             assert await asyncio.wait_for(asyncio.sleep(0, result=1), 1) == 1  # not cancelled
     assert isinstance(info.value, APITimeoutError)
     assert info.value.processed is Processed.YES
+
+
+class _Task:
+    def __init__(self) -> None:
+        self.cancelled_at: float | None = None
+        self.clock: _Loop | None = None
+
+    def cancel(self, msg: object = None) -> bool:
+        assert self.clock is not None
+        self.cancelled_at = self.clock.now
+        return True
+
+    def cancelling(self) -> int:
+        return 0
+
+    def uncancel(self) -> int:
+        return 0
+
+
+class _Handle:
+    def cancel(self) -> None:
+        pass
+
+
+class _Loop:
+    """A loop reduced to a clock and its timers, run by hand: the instants are exact."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.timers: list[tuple[float, int, object, tuple[object, ...]]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: object, *args: object) -> _Handle:
+        self.timers.append((when, len(self.timers), callback, args))
+        return _Handle()
+
+    def run(self) -> None:
+        while self.timers:
+            self.timers.sort(key=lambda t: (t[0], t[1]))
+            when, _, callback, args = self.timers.pop(0)
+            self.now = max(self.now, when)
+            callback(*args)  # type: ignore[operator]
+
+
+def test_every_deadline_waiting_in_a_group_fires_at_its_exact_time() -> None:
+    loop = _Loop()
+    deadlines = Deadlines(loop)  # type: ignore[arg-type]
+    tasks = [_Task(), _Task()]
+    for task in tasks:
+        task.clock = loop
+    first = deadlines.arm(tasks[0], 5.25)  # type: ignore[arg-type]
+    second = deadlines.arm(tasks[1], 5.5)  # type: ignore[arg-type]
+    assert first.group is not None  # both wait in the group of second 105
+    loop.run()
+    assert [task.cancelled_at for task in tasks] == [105.25, 105.5]
+    assert deadlines.disarm(first, True) and deadlines.disarm(second, True)

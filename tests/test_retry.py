@@ -207,6 +207,47 @@ async def test_429_pauses_the_whole_bucket() -> None:
     assert stamps["/second-ok"] - t0 >= 0.45
 
 
+async def test_a_429_holds_back_a_call_already_under_way_for_its_retry_after() -> None:
+    """The throttle pauses for the Retry-After, not for the backoff: a second caller that
+    starts while the throttled one waits is held back too."""
+    stamps: dict[str, float] = {}
+    throttled = anyio.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        key = request.url.path
+        if key == "/first" and key not in stamps:
+            stamps[key] = time.monotonic()
+            throttled.set()
+            return httpx.Response(429, json=envelope(status=429), headers={"Retry-After": "0.5"})
+        stamps.setdefault(key + "-ok", time.monotonic())
+        return ok()
+
+    async def second(cb: Any) -> None:
+        await throttled.wait()
+        await cb.request("GET", "/second")
+
+    async with make_client(handler, rate_limit=1000, burst=100, max_backoff=0.001) as cb:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(second, cb)
+            await cb.request("GET", "/first")
+        assert cb.metrics.rate_limited == 1
+    assert stamps["/second-ok"] - stamps["/first"] >= 0.45
+
+
+async def test_each_429_is_counted() -> None:
+    answers = iter([429, 429])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = next(answers, 200)
+        if status == 429:
+            return httpx.Response(429, json=envelope(status=429), headers={"Retry-After": "0"})
+        return ok()
+
+    async with make_client(handler) as cb:
+        await cb.request("GET", "/x")
+        assert cb.metrics.rate_limited == 2
+
+
 async def test_retry_after_beyond_cap_raises_at_once_with_the_wait() -> None:
     attempts = 0
 
@@ -338,6 +379,7 @@ async def test_per_call_deadline_covers_all_attempts() -> None:
             elapsed = time.monotonic() - start
     assert elapsed < 2.5
     assert isinstance(info.value, APITimeoutError)
+    assert info.value.reason == "deadline"
 
 
 async def test_files_are_resent_whole_on_retry(tmp_path: Any) -> None:

@@ -285,6 +285,21 @@ async def test_a_body_cut_off_after_its_status_line(
 # -- retries ----------------------------------------------------------------------------------
 
 
+async def test_a_call_cancelled_while_waiting_to_retry_a_503_was_not_processed() -> None:
+    """The 503 said CommBox did not act; the next attempt had not started when the call was
+    cancelled in the wait before it: nothing may have been processed."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json=envelope(status=503), headers={"Retry-After": "5"})
+
+    async with make_client(handler) as cb:
+        exposure = Exposure()
+        with anyio.move_on_after(0.3) as scope, tracking(exposure):
+            await cb.request("POST", "/x", json={})
+    assert scope.cancelled_caught
+    assert exposure.verdict() is NO
+
+
 async def test_the_worst_attempt_wins_when_uncertain_posts_are_retried(transport: str) -> None:
     """retry_uncertain=True: a 500 (maybe processed), then 503s (not processed). The error
     raised is the last 503, but the call as a whole may have been processed."""
