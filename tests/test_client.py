@@ -763,6 +763,18 @@ async def test_hooks_and_counters() -> None:
     assert snap["throttle_wait_seconds"] > 0
 
 
+async def test_the_response_hook_is_told_how_long_the_send_took() -> None:
+    """``ResponseEvent.elapsed`` is the attempt's send, in seconds: never more than the whole
+    call took, never negative."""
+    events: list[Any] = []
+    async with make_client(lambda r: ok(), hooks=Hooks(on_response=[events.append])) as cb:
+        before = time.monotonic()
+        await cb.request("GET", "/x")
+        took = time.monotonic() - before
+    (event,) = events
+    assert 0 <= event.elapsed <= took
+
+
 NAN = float("nan")
 
 

@@ -13,7 +13,7 @@ from commbox_async import APITimeoutError, DeadlineExceededError, _deadline
 from commbox_async._deadline import Deadlines
 from commbox_async._verdict import Processed
 
-from .conftest import envelope, socket_client
+from .conftest import envelope, make_client, ok, socket_client
 from .rawserver import raw_server
 
 pytestmark = pytest.mark.anyio
@@ -144,6 +144,25 @@ async def test_a_call_deadline_through_a_group_ends_the_call(narrow: float, tran
             assert await asyncio.wait_for(asyncio.sleep(0, result=1), 1) == 1  # not cancelled
     assert isinstance(info.value, APITimeoutError)
     assert info.value.processed is Processed.YES
+
+
+async def test_a_call_on_asyncio_waits_in_the_grouped_deadlines() -> None:
+    """On asyncio a call's deadline joins the loop's grouped deadlines (no timer of its own, no
+    cancel scope): while the request is out it waits in a group, and leaves it when done."""
+    waiting: list[int] = []
+
+    def count() -> int:
+        assert cb._core.deadlines is not None
+        return sum(len(group) for group in cb._core.deadlines._groups.values())
+
+    def handler(request: object) -> object:
+        waiting.append(count())
+        return ok()
+
+    async with make_client(handler, deadline=300) as cb:
+        await cb.request("GET", "/x")
+        waiting.append(count())
+    assert waiting == [1, 0]
 
 
 class _Task:

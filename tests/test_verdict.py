@@ -436,6 +436,7 @@ async def test_a_declared_body_over_the_limit_is_not_read(
                 await cb.request("POST", "/x", json={})
     assert info.value.processed is processed
     assert info.value.declared == 300_000_000
+    assert info.value.content_type == "application/json"
     assert "max_response_bytes=100,000" in str(info.value)
 
 
@@ -557,6 +558,10 @@ async def test_stacked_encodings_are_refused_before_they_inflate(transport: str)
             with pytest.raises(InvalidResponseError, match="stacked Content-Encoding") as info:
                 await cb.request("POST", "/x", json={})
     assert info.value.processed is YES
+    # The error says what came back: its content type, and no body (none could be read).
+    assert info.value.content_type == "application/json"
+    assert info.value.snippet == ""
+    assert "content-type application/json, body starts ''" in str(info.value)
 
 
 @pytest.mark.parametrize("wbits", [zlib.MAX_WBITS, -zlib.MAX_WBITS])
