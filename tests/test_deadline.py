@@ -221,3 +221,16 @@ def test_every_deadline_waiting_in_a_group_fires_at_its_exact_time() -> None:
     loop.run()
     assert [task.cancelled_at for task in tasks] == [105.25, 105.5]
     assert deadlines.disarm(first, True) and deadlines.disarm(second, True)
+
+
+async def test_a_deadline_without_the_grouped_timers_is_kept_by_a_cancel_scope() -> None:
+    """Where the grouped deadlines are not available (trio, or asyncio before 3.11), the same
+    deadline is kept by an anyio cancel scope: a hung call ends at it, as a deadline error."""
+    async with raw_server(lambda m, p, b: ("hang",)) as server:
+        async with make_client(base_url=server.url, deadline=0.3, timeout=10) as cb:
+            cb._core.deadlines = None
+            start = anyio.current_time()
+            with pytest.raises(DeadlineExceededError) as info:
+                await cb.request("GET", "/x")
+            assert anyio.current_time() - start < 5
+    assert info.value.reason == "deadline"
