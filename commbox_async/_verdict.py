@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 
 __all__ = ["Exposure", "Processed", "current_exposure", "for_status", "tracking"]
 
@@ -103,12 +102,19 @@ _current: contextvars.ContextVar[Exposure | None] = contextvars.ContextVar(
 current_exposure: Callable[[], Exposure | None] = _current.get
 
 
-@contextmanager
-def tracking(exposure: Exposure) -> Iterator[Exposure]:
+class tracking:  # named as the context manager it replaced: ``with tracking(exposure):``
     """Calls made inside the block record their progress in ``exposure``: the caller can then
-    tell, even after cancelling the call, whether any byte of it may have reached CommBox."""
-    token = _current.set(exposure)
-    try:
-        yield exposure
-    finally:
-        _current.reset(token)
+    tell, even after cancelling the call, whether any byte of it may have reached CommBox.
+    (A class rather than a generator: ``cb.bulk`` enters one per request.)"""
+
+    __slots__ = ("_exposure", "_token")
+
+    def __init__(self, exposure: Exposure) -> None:
+        self._exposure = exposure
+
+    def __enter__(self) -> Exposure:
+        self._token = _current.set(self._exposure)
+        return self._exposure
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)

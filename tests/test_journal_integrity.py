@@ -103,6 +103,32 @@ def test_a_journal_of_this_and_earlier_versions_still_opens(tmp_path: Path) -> N
         assert [r["failure"] for r in book.rows()] == [None] * 4
 
 
+def test_a_messages_fingerprint_is_the_one_earlier_versions_wrote() -> None:
+    """Journals keep fingerprints across versions: a fingerprint computed another way (key
+    order, separators, escaping) would make every key of an existing journal read as changed,
+    and none of them would be sent again. These values were written by the first version."""
+    from commbox_async import NewChild
+
+    new = BulkMessage(
+        key="k",
+        stream_id=532,
+        payload=NewObject.sms(user_stream_provider_id="972500000000", message="héllo ✓"),
+    )
+    child = BulkMessage(
+        key="c",
+        stream_id="532",
+        object_id=77,
+        payload=NewChild.from_agent(
+            message="hi",
+            user_identity=5,
+            user_stream_provider_id="972500000000",
+            user_stream_provider_type=2,
+        ),
+    )
+    assert new.digest() == "1a220528c6edcc12e408846dd6ce6c2b"
+    assert child.digest() == "21f090a4609bda4c7b3f6ef05135a694"
+
+
 # (the change, the column the error names)
 TAMPERED: dict[str, tuple[str, str]] = {
     "processed=99": ("processed = 99", "processed = 99"),

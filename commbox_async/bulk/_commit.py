@@ -26,8 +26,11 @@ class GroupCommit:
     start a request in the same turn. The first writer of a turn yields once so the others
     can add their rows, then commits them all in one transaction; everyone's ``write``
     returns only after that commit, so "sending" is on disk before the request goes out and
-    an outcome before it is reported. The waits are shielded from cancellation: they last one
-    turn, and a row handed over is committed whatever happens to its writer.
+    an outcome before it is reported. A row handed over is committed whatever happens to its
+    writer: a writer cancelled while it waits stops waiting, its rows committed all the same.
+    The waits themselves are not shielded (an anyio scope costs more than the rest of the
+    wait): a writer that must not be cut off, such as an outcome about to be reported, waits
+    inside a shielded scope of its own.
     """
 
     def __init__(self, journal: JournalBackend, run: int) -> None:
@@ -38,31 +41,23 @@ class GroupCommit:
         self._turn: _Turn | None = None
 
     async def write(
-        self,
-        *,
-        sending: Sequence[Sending] = (),
-        settled: Sequence[Outcome] = (),
-        shielded: bool = False,
+        self, *, sending: Sequence[Sending] = (), settled: Sequence[Outcome] = ()
     ) -> None:
-        """Hand over rows and return once they are committed. ``shielded``: the caller
-        already waits in a shielded scope (a scope costs more than the rest of the wait)."""
+        """Hand over rows and return once they are committed (or once the writer is cancelled:
+        the rows are committed all the same)."""
         self._sending.extend(sending)
         self._settled.extend(settled)
         turn = self._turn
         if turn is not None:  # someone is committing this turn's rows: wait for it
-            if shielded:
-                await turn.done.wait()
-            else:
-                with anyio.CancelScope(shield=True):
-                    await turn.done.wait()
+            await turn.done.wait()
         else:
             self._turn = turn = _Turn()
             try:
-                await anyio.lowlevel.cancel_shielded_checkpoint()
+                await anyio.lowlevel.checkpoint()
             finally:
-                # asyncio's own cancellation (Task.cancel: a call's deadline on asyncio) passes the
-                # shield and may strike here; the rows handed over are committed all the same,
-                # and the writers waiting for them released, before it goes on up.
+                # A cancellation striking here (anyio's, or asyncio's own, which passes shields:
+                # a call's deadline on asyncio) commits the rows handed over, and releases the
+                # writers waiting for them, before it goes on up.
                 self._commit(turn)
         if turn.error is not None:
             raise turn.error

@@ -430,7 +430,7 @@ class _Run:
         if self.resending:
             outcomes = [self._still_uncertain(o) for o in outcomes]
         with anyio.CancelScope(shield=True):
-            await self.commits.write(sending=sending, settled=outcomes, shielded=True)
+            await self.commits.write(sending=sending, settled=outcomes)
             for outcome in outcomes:
                 await self._report(outcome)
 

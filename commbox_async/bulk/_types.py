@@ -35,6 +35,10 @@ OutcomeKind = Literal["sent", "failed", "uncertain", "pending"]
 #: after every retry, deadline); the next run sends it again by itself.
 FailureKind = Literal["rejected", "not_sent"]
 
+#: The JSON a message's fingerprint hashes. Journals keep fingerprints across runs and
+#: versions, so this form never changes: a different one would make every key read as changed.
+_DIGEST_FORM = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
 
 @attrs.frozen(kw_only=True)
 class SmsMessage:
@@ -92,8 +96,7 @@ class BulkMessage:
             None if self.object_id is None else str(self.object_id),
             self.payload.to_wire(),
         ]
-        text = json.dumps(form, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        return hashlib.sha256(_DIGEST_FORM.encode(form).encode()).hexdigest()[:32]
 
 
 @attrs.frozen(kw_only=True)
