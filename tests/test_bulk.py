@@ -557,6 +557,28 @@ async def test_writers_sharing_an_interrupted_commit_are_told_it_was_interrupted
     assert sorted(type(e).__name__ for e in raised) == ["Interrupted", "JournalError"]
 
 
+async def test_a_failed_commit_is_not_hidden_by_the_cancellation_that_started_it() -> None:
+    """The first writer of a turn, cancelled as it yields, commits the turn on its way out; when
+    that commit fails, the JournalError goes up, not the cancellation alone: otherwise a run
+    cancelled at that moment took rows for written that are not (an outsider's attack found a
+    sent key left pending, and sent again on resume)."""
+    from commbox_async.bulk._commit import GroupCommit
+    from commbox_async.bulk.journal import Sending
+
+    class Full(Journal):
+        def write(self, *, sending: Any = (), settled: Any = (), run: int = 0) -> None:
+            raise JournalError("the bulk journal j could not be written: disk full")
+
+    book = Full()
+    commits = GroupCommit(book, book.begin_run())
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        with pytest.raises(JournalError, match="disk full") as caught:
+            await commits.write(sending=[Sending("a")])
+    assert isinstance(caught.value.__cause__, anyio.get_cancelled_exc_class())
+    book.close()
+
+
 async def test_a_key_repeated_after_the_run_settled_it_is_a_duplicate_not_an_earlier_send() -> None:
     """Duplicates are found through the run number the journal holds for a key, once the key
     is no longer queued or in flight: the repeat is the run's own, not an earlier run's."""

@@ -54,11 +54,16 @@ class GroupCommit:
             self._turn = turn = _Turn()
             try:
                 await anyio.lowlevel.checkpoint()
-            finally:
+            except BaseException as cancelled:
                 # A cancellation striking here (anyio's, or asyncio's own, which passes shields:
                 # a call's deadline on asyncio) commits the rows handed over, and releases the
-                # writers waiting for them, before it goes on up.
+                # writers waiting for them, before it goes on up; if that commit failed, the
+                # failure goes up instead, so that no caller takes the rows for written.
                 self._commit(turn)
+                if turn.error is not None:
+                    raise turn.error from cancelled
+                raise
+            self._commit(turn)
         if turn.error is not None:
             raise turn.error
 

@@ -373,34 +373,44 @@ class _Run:
 
     async def _work(self, stream: MemoryObjectReceiveStream[list[BulkMessage]]) -> None:
         async with stream:
-            while (batch := await take(stream)) is not None:
-                if self.stopping:
-                    await self._settle([_pending(m.key, "the run stopped first") for m in batch])
-                else:
-                    await self._deliver(batch)
+            ended = False
+            while not ended:
+                # One scope for the worker's requests, not one per request (a scope costs a
+                # few microseconds each way): halt() cancels it to stop the request in flight,
+                # which ends this block, and the worker goes on in a new one. A message it
+                # takes while the cancelled scope lasts is settled pending (the run stopped),
+                # in _settle's shield, before anything else can wait in that scope.
+                with anyio.CancelScope() as scope:
+                    while (batch := await take(stream)) is not None:
+                        if self.stopping:
+                            why = "the run stopped first"
+                            await self._settle([_pending(m.key, why) for m in batch])
+                        else:
+                            await self._deliver(batch, scope)
+                    ended = True
 
-    async def _deliver(self, batch: list[BulkMessage]) -> None:
-        """One request: a single message, or up to 20 WhatsApp templates of one stream."""
+    async def _deliver(self, batch: list[BulkMessage], scope: anyio.CancelScope) -> None:
+        """One request: a single message, or up to 20 WhatsApp templates of one stream, under
+        its worker's ``scope``."""
         sending = [self.unsettled.get(m.key, Sending(m.key)) for m in batch]
         # "sending" is written once the throttle lets the request go, before its first byte.
         exposure = Exposure(before_send=functools.partial(self.commits.write, sending=sending))
-        with anyio.CancelScope() as scope:
-            self.inflight[scope] = exposure
-            try:
-                outcomes = await self._attempt(batch, exposure)
-            except JournalError:
-                raise
-            except BaseException:
-                # Cancelled: by halt() (nothing sent yet) or from outside (Ctrl-C twice).
-                await self._settle([_interrupted(m.key, exposure) for m in batch])
-                raise
-            finally:
-                del self.inflight[scope]
-            # Settled before its "sending" mark (refused by a check before the request, or its
-            # deadline ran out in the throttle): the row still gets the message's fingerprint,
-            # so that a fixed message is told from the one that failed.
-            announced = exposure.before_send is None
-            await self._settle(outcomes, sending=() if announced else sending)
+        self.inflight[scope] = exposure
+        try:
+            outcomes = await self._attempt(batch, exposure)
+        except JournalError:
+            raise
+        except BaseException:
+            # Cancelled: by halt() (nothing sent yet) or from outside (Ctrl-C twice).
+            await self._settle([_interrupted(m.key, exposure) for m in batch])
+            raise
+        finally:
+            del self.inflight[scope]
+        # Settled before its "sending" mark (refused by a check before the request, or its
+        # deadline ran out in the throttle): the row still gets the message's fingerprint,
+        # so that a fixed message is told from the one that failed.
+        announced = exposure.before_send is None
+        await self._settle(outcomes, sending=() if announced else sending)
 
     async def _attempt(self, batch: list[BulkMessage], exposure: Exposure) -> list[Outcome]:
         """One request's outcomes; every error of this request becomes its outcome, except
