@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -72,3 +73,10 @@ def report(name: str, rows: list[dict[str, Any]], summary: dict[str, Any]) -> No
 
 def _fmt(v: Any) -> str:
     return f"{v:,.3f}" if isinstance(v, float) else str(v)
+
+
+def ratio(rates: dict[str, list[float]], ours: str, bare: str) -> dict[str, Any]:
+    """The median of the rounds' ratios, with its interquartile range and the round count."""
+    each = [a / b for a, b in zip(rates[ours], rates[bare], strict=True)]
+    q1, _, q3 = statistics.quantiles(each, n=4, method="inclusive")
+    return {"median": statistics.median(each), "q1": q1, "q3": q3, "rounds": len(each)}

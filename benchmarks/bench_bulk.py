@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import report
+from _common import ratio, report
 
 from commbox_async import NewObject
 from commbox_async.bulk import BulkMessage
@@ -154,20 +154,17 @@ async def reconcile_pacing(path: Path) -> tuple[float, int, int]:
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        bare, ours = [], []
+        rates: dict[str, list[float]] = {"bare": [], "ours": []}
         for r in range(THROUGHPUT_ROUNDS):
-            journal = Path(tmp) / f"journal-{r}.sqlite"
-            runs_ = [bare_loop, functools.partial(bulk_sender, journal)]
-            results = []
-            for run_ in runs_ if r % 2 == 0 else runs_[::-1]:
+            runs_ = {
+                "bare": bare_loop,
+                "ours": functools.partial(bulk_sender, Path(tmp) / f"journal-{r}.sqlite"),
+            }
+            for name in list(runs_) if r % 2 == 0 else list(runs_)[::-1]:
                 gc.collect()  # the last run's fake is garbage: collect it now, not mid-run
-                results.append(await run_())
-            b, o = results if r % 2 == 0 else results[::-1]
-            bare.append(b)
-            ours.append(o)
-        ratios = sorted(o / b for o, b in zip(ours, bare))
-        ratio = statistics.median(ratios)
-        q1, _, q3 = statistics.quantiles(ratios, n=4)
+                rates[name].append(await runs_[name]())
+        throughput = ratio(rates, "ours", "bare")
+        each = sorted(o / b for o, b in zip(rates["ours"], rates["bare"]))
         runs = []
         for r in range(ROUNDS):
             gc.collect()  # the fakes of the runs above are garbage: collect them now, not mid-run
@@ -186,24 +183,24 @@ async def main() -> None:
         [
             {
                 "sender": "bare gather + semaphore, raw httpx",
-                "msgs/s": statistics.median(bare),
+                "msgs/s": statistics.median(rates["bare"]),
                 "ratio": 1.0,
             },
             {
                 "sender": "cb.bulk.send, SQLite journal",
-                "msgs/s": statistics.median(ours),
-                "ratio": ratio,
+                "msgs/s": statistics.median(rates["ours"]),
+                "ratio": throughput["median"],
             },
         ],
         {
             "messages": N,
             "concurrency": CONCURRENCY,
             f"throughput ratio: median of {THROUGHPUT_ROUNDS} rounds (interquartile)": (
-                f"{ratio:.3f} ({q1:.3f} - {q3:.3f})"
+                f"{throughput['median']:.3f} ({throughput['q1']:.3f} - {throughput['q3']:.3f})"
             ),
-            "throughput ratios, sorted": " / ".join(f"{x:.3f}" for x in ratios),
+            "throughput ratios, sorted": " / ".join(f"{x:.3f}" for x in each),
             "throughput target": ">= 0.8",
-            "throughput met": ratio >= 0.8,
+            "throughput met": throughput["median"] >= 0.8,
             f"{RATE_N} sends at {RATE:g}/s: seconds (median of {ROUNDS})": elapsed,
             "all runs": " / ".join(f"{x:.3f}" for x in runs),
             "N/R seconds": expected,

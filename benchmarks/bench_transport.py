@@ -38,7 +38,7 @@ from typing import Any
 
 import aiohttp
 import httpx
-from _common import report, static_server
+from _common import ratio, report, static_server
 from httpx_aiohttp import AiohttpTransport
 
 from commbox_async import AsyncCommBox
@@ -171,13 +171,6 @@ async def rounds(
             rates[name].append(await run(group[name], n, c, driver))
         done += 1
     return rates
-
-
-def ratio(rates: dict[str, list[float]], ours: str, bare: str) -> dict[str, Any]:
-    """The median of the rounds' ratios, with its interquartile range and the round count."""
-    each = [a / b for a, b in zip(rates[ours], rates[bare], strict=True)]
-    q1, _, q3 = statistics.quantiles(each, n=4, method="inclusive")
-    return {"median": statistics.median(each), "q1": q1, "q3": q3, "rounds": len(each)}
 
 
 def median_rate(rates: dict[str, list[float]], name: str) -> int:
