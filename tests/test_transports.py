@@ -20,6 +20,7 @@ from commbox_async import (
     CommBoxError,
     ConfigurationError,
     NewObject,
+    Processed,
     RateLimitError,
     ServerError,
 )
@@ -308,3 +309,82 @@ def test_the_aiohttp_transport_without_aiohttp_says_which_extra(
     with pytest.raises(MissingExtraError, match=r"commbox-async\[aiohttp\]") as info:
         AsyncCommBox(token=TOKEN, transport="aiohttp")
     assert isinstance(info.value, ImportError) and info.value.extra == "aiohttp"
+
+
+# -- read timeouts (on aiohttp: one ReadWatch timer per client, not aiohttp's two per request) --
+
+READ = 0.3  # the read timeout of these tests; ReadWatch ticks every READ / 4
+ENVELOPE = b'{"status":"200","description":"OK","data":{"id":1}}'
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+HEAD += b"content-length: %d\r\n\r\n" % len(ENVELOPE)
+
+
+async def test_a_body_that_keeps_coming_is_not_a_read_timeout(transport: str) -> None:
+    """The body's last 15 bytes one every READ / 3, four read timeouts in all: each byte is
+    progress (slower than ReadWatch's tick, so some ticks see none)."""
+    drip = ("drip", HEAD + ENVELOPE[:-15], ENVELOPE[-15:], READ / 3)
+    async with raw_server(lambda m, p, b: drip) as server:
+        async with client(server.url, transport, timeout=READ, max_retries=0) as cb:
+            start = anyio.current_time()
+            assert await cb.request("POST", "/x", json={}) == {"id": 1}
+            assert anyio.current_time() - start > 4 * READ
+
+
+@pytest.mark.parametrize("sent", [b"", HEAD, HEAD + ENVELOPE[:10]], ids=["none", "head", "half"])
+async def test_a_response_that_stops_ends_at_its_read_timeout(transport: str, sent: bytes) -> None:
+    """Nothing back, only the headers, or half the body, and then silence: a read timeout no
+    sooner than READ after the last byte and not much later, with the verdict of how far the
+    response got (a status line of 200 means CommBox acted)."""
+    async with raw_server(lambda m, p, b: ("raw", sent, "hang")) as server:
+        async with client(server.url, transport, timeout=READ, max_retries=0) as cb:
+            start = anyio.current_time()
+            with anyio.fail_after(5), pytest.raises(APITimeoutError) as info:
+                await cb.request("POST", "/x", json={})
+            elapsed = anyio.current_time() - start
+    assert info.value.reason == "read_timeout"
+    assert READ <= elapsed < 3 * READ
+    assert info.value.processed is (Processed.YES if sent else Processed.MAYBE)
+
+
+async def test_a_read_timeout_counts_from_the_last_progress(transport: str) -> None:
+    """Headers that come late, then silence: the timeout runs from the headers, not from
+    the request."""
+    late = ("late", READ * 2 / 3, ("raw", HEAD + ENVELOPE[:10], "hang"))
+    async with raw_server(lambda m, p, b: late) as server:
+        async with client(server.url, transport, timeout=READ, max_retries=0) as cb:
+            start = anyio.current_time()
+            with anyio.fail_after(5), pytest.raises(APITimeoutError):
+                await cb.request("POST", "/x", json={})
+            assert anyio.current_time() - start >= READ * 5 / 3
+
+
+async def test_a_read_timeout_closes_the_connection_it_ended(transport: str) -> None:
+    """The next call after a read timeout does not get the silent connection back."""
+    async with raw_server(first_then_ok(("raw", HEAD, "hang"))) as server:
+        async with client(server.url, transport, timeout=READ, max_retries=0) as cb:
+            with pytest.raises(APITimeoutError):
+                await cb.request("POST", "/x", json={})
+            with anyio.fail_after(5):
+                assert await cb.request("POST", "/x", json={}) == {"id": 1}
+    assert len(server.received) == 2
+
+
+@pytest.mark.parametrize("body", ["multipart", "large json"])
+async def test_an_upload_written_over_time_has_a_read_timeout_too(
+    transport: str, body: str, tmp_path: Path
+) -> None:
+    """A streamed or large body keeps aiohttp's own read timeout (it starts once the body is
+    written, which only aiohttp sees): a server that reads it all and never answers still
+    ends the call at its read timeout."""
+    path = tmp_path / "report.pdf"
+    path.write_bytes(b"%PDF" * 50000)
+    if body == "multipart":
+        upload: dict[str, Any] = {"data": {"a": "1"}, "files": [path]}
+    else:
+        upload = {"json": {"text": "x" * 200_000}}
+    async with raw_server(lambda m, p, b: ("hang",)) as server:
+        async with client(server.url, transport, timeout=READ, max_retries=0) as cb:
+            with anyio.fail_after(10), pytest.raises(APITimeoutError) as info:
+                await cb.request("POST", "/x", **upload)
+    assert info.value.reason == "read_timeout"
+    assert len(server.received) == 1 and len(server.received[0][2]) > 65536
