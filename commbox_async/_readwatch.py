@@ -64,9 +64,8 @@ class ReadWatch:
         attempt.connection = connection
         attempt.last = self._clock()
         self._attempts.add(attempt)
-        every = _tick_for(attempt.read)
-        if self._handle is None or every < self._every:
-            self._arm(every)
+        if self._handle is None or attempt.read < 4 * self._every:  # it needs a nearer tick
+            self._arm(_tick_for(attempt.read))
 
     def responded(self, attempt: Watched, stream: Any) -> None:
         """The response's headers are in; from now on its body's bytes count as progress."""
@@ -85,10 +84,15 @@ class ReadWatch:
         self._attempts.clear()
 
     def _arm(self, every: float) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
+        """Tick within ``every`` seconds, and every ``every`` seconds after that. A tick
+        already due sooner stays: attempts coming faster than their tick must not put it off."""
         self._every = every
-        self._handle = self._loop.call_at(self._clock() + every, self._tick)
+        at = self._clock() + every
+        if self._handle is not None:
+            if self._handle.when() <= at:
+                return
+            self._handle.cancel()
+        self._handle = self._loop.call_at(at, self._tick)
 
     def _tick(self) -> None:
         self._handle = None

@@ -114,3 +114,18 @@ async def test_a_read_timeout_near_zero_does_not_spin_the_loop() -> None:
     w.start(attempt, Connection())
     assert w._every == 0.005
     w.close()
+
+
+async def test_attempts_arriving_faster_than_the_tick_do_not_put_it_off() -> None:
+    """Calls whose read timeouts are tiny (a deadline about to end clamps them) start every
+    millisecond: the tick still comes, and an older attempt still times out."""
+    w, old, connection = watch(), Watched(0.05), Connection()
+    w.start(old, connection)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 0.3
+    while loop.time() < end and not connection.protocol.errors:
+        w.start(Watched(0.001), Connection())
+        await asyncio.sleep(0.001)
+    assert connection.protocol.errors
+    assert loop.time() < end - 0.1  # at its time, not when the stream of calls stopped
+    w.close()
