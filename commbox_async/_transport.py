@@ -414,7 +414,7 @@ class _Connecting(Watched):
     __slots__ = ("exposure", "watch")
 
     def __init__(self, exposure: Exposure, watch: ReadWatch | None, read: float) -> None:
-        super().__init__(read)
+        Watched.__init__(self, read)
         self.exposure = exposure
         self.watch = watch
 
