@@ -50,6 +50,7 @@ async def test_an_attempt_without_progress_fails_after_its_read_timeout_and_not_
     await asyncio.sleep(0.1)
     [error] = connection.protocol.errors
     assert isinstance(error, Timeout)
+    assert str(error) == "Timeout on reading data from socket"  # aiohttp's own words
     assert w._handle is None  # nothing left to watch: no timer
 
 
@@ -128,4 +129,13 @@ async def test_attempts_arriving_faster_than_the_tick_do_not_put_it_off() -> Non
         await asyncio.sleep(0.001)
     assert connection.protocol.errors
     assert loop.time() < end - 0.1  # at its time, not when the stream of calls stopped
+    w.close()
+
+
+async def test_one_attempt_with_a_long_read_timeout_starts_a_tick_a_second_away() -> None:
+    w = watch()
+    loop = asyncio.get_running_loop()
+    w.start(Watched(30), Connection())
+    assert w._handle is not None
+    assert 0.9 < w._handle.when() - loop.time() <= 1.0
     w.close()

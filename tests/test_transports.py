@@ -388,3 +388,75 @@ async def test_an_upload_written_over_time_has_a_read_timeout_too(
                 await cb.request("POST", "/x", **upload)
     assert info.value.reason == "read_timeout"
     assert len(server.received) == 1 and len(server.received[0][2]) > 65536
+
+
+def test_the_aiohttp_sender_gives_aiohttp_each_timeout_once_per_timeout(
+    anyio_backend: str,
+) -> None:
+    """The pool wait is aiohttp's ``connect``, the connect its ``sock_connect``; the read
+    timeout is aiohttp's only for an attempt the ReadWatch does not watch. Built once for
+    the client's one Timeout, not per call."""
+    import httpx
+
+    from commbox_async._transport import AiohttpSender
+
+    async def main() -> None:
+        sender = AiohttpSender(limits=httpx.Limits(max_connections=4))
+        sender._open()
+        timeout = httpx.Timeout(READ, connect=0.7, pool=0.9)
+        watched, own = (sender._client_timeout(timeout, w) for w in (True, False))
+        assert (watched.sock_read, own.sock_read) == (None, READ)
+        for t in (watched, own):
+            assert (t.total, t.connect, t.sock_connect) == (None, 0.9, 0.7)
+        assert sender._client_timeout(timeout, True) is watched
+        await sender.aclose()
+
+    if anyio_backend != "asyncio":
+        pytest.skip("the aiohttp transport is asyncio-only")
+    anyio.run(main)
+
+
+async def test_a_pool_wait_timeout_sends_nothing_on_both_transports(transport: str) -> None:
+    """One connection, held by a call the server never answers: the next call waits for it
+    no longer than the pool timeout, and is not sent."""
+    import httpx
+
+    timeout = httpx.Timeout(5, pool=0.2)
+    async with raw_server(lambda m, p, b: ("hang",)) as server:
+        async with (
+            client(server.url, transport, timeout=timeout, max_retries=0, max_connections=1) as cb,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(cb.request, "GET", "/held")
+            await anyio.sleep(0.1)
+            start = anyio.current_time()
+            with anyio.fail_after(3), pytest.raises(APITimeoutError) as info:
+                await cb.request("POST", "/x", json={})
+            assert anyio.current_time() - start < 2
+            tg.cancel_scope.cancel()
+    assert info.value.processed is Processed.NO
+    assert [r[1] for r in server.received] == ["/held"]
+
+
+async def test_a_connect_timeout_sends_nothing_on_both_transports(transport: str) -> None:
+    """A listener whose accept queue is full (backlog 0, one connection waiting): the
+    connect hangs and ends at the connect timeout."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        filler.connect(("127.0.0.1", port))
+        timeout = httpx.Timeout(5, connect=0.2)
+        async with client(
+            f"http://127.0.0.1:{port}", transport, timeout=timeout, max_retries=0
+        ) as cb:
+            start = anyio.current_time()
+            with anyio.fail_after(3), pytest.raises(APITimeoutError) as info:
+                await cb.request("POST", "/x", json={})
+            assert anyio.current_time() - start < 2
+    assert info.value.reason == "connect_timeout"
+    assert info.value.processed is Processed.NO
