@@ -21,14 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Deadlines", "Expiry", "clock_of"]
-
-
-def clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
-    """The loop's clock: asyncio's own is ``time.monotonic``, then called directly (no Python
-    frame per reading)."""
-    base = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
-    return time.monotonic if base else loop.time
+__all__ = ["Deadlines", "Expiry"]
 
 
 class _Task(Protocol):
@@ -72,7 +65,9 @@ class Deadlines:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._groups: dict[int, set[Expiry]] = {}
-        self._time = clock_of(loop)
+        # The loop's clock: asyncio's own is time.monotonic, called directly (no Python frame).
+        base = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
+        self._time: Callable[[], float] = time.monotonic if base else loop.time
 
     def arm(self, task: _Task, seconds: float) -> Expiry:
         """Cancel ``task`` ``seconds`` from now unless :meth:`disarm` is called first."""

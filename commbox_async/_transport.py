@@ -8,7 +8,6 @@ processed" verdict is made of, known here and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import functools
@@ -28,7 +27,6 @@ from ._exceptions import (
     MissingExtraError,
 )
 from ._inflate import BadEncoding, inflater, read_inflated
-from ._readwatch import ReadWatch, Watched
 from ._secret import Secret, clear_locals
 from ._verdict import Exposure, Processed, for_status
 
@@ -407,26 +405,10 @@ def _json_body(value: Any) -> bytes:
     ).encode("utf-8")
 
 
-class _Connecting(Watched):
-    """The attempt the aiohttp connector is connecting for (same task): its exposure, and the
-    read watch it joins once it has a connection (None: aiohttp's own read timeout, or none)."""
-
-    __slots__ = ("exposure", "watch")
-
-    def __init__(self, exposure: Exposure, watch: ReadWatch | None, read: float) -> None:
-        Watched.__init__(self, read)
-        self.exposure = exposure
-        self.watch = watch
-
-
-_connecting: contextvars.ContextVar[_Connecting | None] = contextvars.ContextVar(
+#: The exposure of the attempt the aiohttp connector is connecting for (same task).
+_connecting: contextvars.ContextVar[Exposure | None] = contextvars.ContextVar(
     "commbox_connecting", default=None
 )
-
-#: The largest body watched by :class:`ReadWatch` (a socket's buffer takes it at once): a
-#: larger or streamed one is written over time that only aiohttp sees, so aiohttp's own read
-#: timeout, which starts once the body is written, is kept for it.
-_ONE_WRITE = 65536
 
 
 @functools.cache
@@ -439,8 +421,8 @@ def _exposing_connector() -> type[Any]:
     class ExposingConnector(aiohttp.TCPConnector):
         async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109 - aiohttp's own signature
             connection = await super().connect(req, traces, timeout)
-            attempt = _connecting.get()
-            if attempt is not None:
+            exposure = _connecting.get()
+            if exposure is not None:
                 # As in _Tracer: a stop that struck before the connection was got (or while
                 # it was) is delivered before aiohttp writes (anyio defers a cancellation
                 # whose task is about to resume, and aiohttp writes without waiting again).
@@ -449,9 +431,7 @@ def _exposing_connector() -> type[Any]:
                 except BaseException:
                     connection.release()
                     raise
-                attempt.exposure.sent = True
-                if attempt.watch is not None:
-                    attempt.watch.start(attempt, connection)
+                exposure.sent = True
             return connection
 
     return ExposingConnector
@@ -476,8 +456,7 @@ class AiohttpSender:
         # The last Timeout seen and its aiohttp form: without a deadline every call passes
         # the client's one Timeout object; with one, each call's is new anyway.
         self._timeout: httpx.Timeout | None = None
-        self._aio_timeouts: tuple[Any, Any] = (None, None)  # (watched, aiohttp's read timeout)
-        self._watch: ReadWatch | None = None
+        self._aio_timeout: Any = None
 
     @property
     def is_closed(self) -> bool:
@@ -500,8 +479,6 @@ class AiohttpSender:
         )
         # Bodies are inflated here, bounded (see _inflate), as they are on httpx.
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        timeout_error = getattr(aiohttp, "SocketTimeoutError", aiohttp.ServerTimeoutError)
-        self._watch = ReadWatch(asyncio.get_running_loop(), timeout_error)
         return self._session
 
     def _encode(self, out: Outgoing) -> tuple[str, dict[str, str], Any]:
@@ -533,22 +510,18 @@ class AiohttpSender:
             headers["Content-Type"] = "application/json"
         return url, headers, body
 
-    def _client_timeout(self, timeout: httpx.Timeout, watched: bool) -> Any:
+    def _client_timeout(self, timeout: httpx.Timeout) -> Any:
         if timeout is not self._timeout:
             # aiohttp's "connect" covers waiting for a pooled connection, like httpx's "pool";
             # it has no write timeout (a stalled upload ends at the read timeout instead).
-            # A watched attempt's read timeout is the ReadWatch's, not aiohttp's.
             self._timeout = timeout
-            self._aio_timeouts = tuple(
-                self._aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.pool,
-                    sock_connect=timeout.connect,
-                    sock_read=sock_read,
-                )
-                for sock_read in (None, timeout.read)
+            self._aio_timeout = self._aiohttp.ClientTimeout(
+                total=None,
+                connect=timeout.pool,
+                sock_connect=timeout.connect,
+                sock_read=timeout.read,
             )
-        return self._aio_timeouts[0 if watched else 1]
+        return self._aio_timeout
 
     async def send(self, out: Outgoing) -> ResponseLike:
         if self._closed:
@@ -557,29 +530,19 @@ class AiohttpSender:
         session = self._session or self._open()
         exposure = out.exposure
         limit = out.max_bytes
+        marker = _connecting.set(exposure)
         headers: dict[str, str] | None = None
-        watch: ReadWatch | None = None
-        marker: contextvars.Token[_Connecting | None] | None = None
         try:
             url, headers, body = self._encode(out)
-            read = out.timeout.read
-            if read is not None and (
-                body is None or (type(body) is bytes and len(body) <= _ONE_WRITE)
-            ):
-                watch = self._watch
-            attempt = _Connecting(exposure, watch, read or 0.0)
-            marker = _connecting.set(attempt)
             async with session.request(
                 out.method,
                 self._url(url, encoded=True),  # exactly as built: no re-quoting of %2F or %3D
                 headers=headers,
                 data=body,
                 allow_redirects=False,
-                timeout=self._client_timeout(out.timeout, watch is not None),
+                timeout=self._client_timeout(out.timeout),
             ) as response:
                 headers = None  # the plain token leaves this frame as soon as it is sent
-                if watch is not None:
-                    watch.responded(attempt, response.content)
                 status = response.status
                 exposure.status = status
                 response_headers = response.headers
@@ -602,17 +565,12 @@ class AiohttpSender:
             raise mapped from None
         finally:
             headers = None
-            if marker is not None:
-                if watch is not None:
-                    watch.stop(attempt)
-                _connecting.reset(marker)
+            _connecting.reset(marker)
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._watch is not None:
-            self._watch.close()
         if self._session is not None:
             await self._session.close()
 
@@ -636,6 +594,8 @@ class AutoSender:
 
     def _choose(self) -> Sender:
         if self._chosen is None:
+            import asyncio
+
             try:
                 asyncio.get_running_loop()
                 on_asyncio = True
@@ -773,6 +733,8 @@ def _aiohttp_error_map() -> tuple[tuple[type[BaseException], type[httpx.Transpor
     after reading the request, and calling that "never sent" would let a POST be retried into
     a duplicate. (httpx-aiohttp's own table maps it to ``ConnectTimeout``.)
     """
+    import asyncio
+
     import aiohttp
 
     table: list[tuple[type[BaseException], type[httpx.TransportError]]] = [

@@ -19,6 +19,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 #   ("respond", status, body_bytes, headers)  |  ("close",)  |  ("reset",)  |  ("hang",)
 #   ("late", seconds, action)  (the action, after a pause)  |  ("raw", bytes, then)
 #   (those bytes as they are, then "close", "reset" or "hang")  |  ("drip", head, rest, seconds)
+#   ("pieces", [bytes, ...], seconds)  (each piece after a pause, then "close")
 Behaviour = Callable[[str, str, bytes], tuple[Any, ...]]
 
 
@@ -61,6 +62,11 @@ class RawServer:
                         for i in range(len(action[2])):
                             await anyio.sleep(action[3])
                             await stream.send(action[2][i : i + 1])
+                        return
+                    if action[0] == "pieces":
+                        for piece in action[1]:
+                            await anyio.sleep(action[2])
+                            await stream.send(piece)
                         return
                     if action[0] == "close":
                         return
