@@ -587,13 +587,10 @@ class BaseClient:
                 ThrottleEvent(method=call.method, path=call.path, waited=waited),
             )
 
-    def _deadline_timeout(self, deadline_at: float) -> httpx.Timeout:
-        """The client's timeouts, each cut to what is left of the call's deadline (the same
-        object while the deadline is further off than any of them)."""
+    def _timeout_within(self, left: float) -> httpx.Timeout:
+        """The client's timeouts, each cut to the ``left`` seconds of the call's deadline."""
         timeout = self._options.timeout
-        left = max(0.001, deadline_at - time.monotonic())
-        if left > self._options.longest_timeout:
-            return timeout
+        left = max(0.001, left)
 
         def clamp(value: float | None) -> float:
             return left if value is None else min(value, left)
@@ -607,6 +604,12 @@ class BaseClient:
 
     def _outgoing(self, call: _Call, token: Secret, files: list[Any]) -> Outgoing:
         opts = self._options
+        timeout = opts.timeout
+        if call.deadline_at is not None:
+            left = call.deadline_at - time.monotonic()
+            # While the deadline is further off than every timeout, the same object.
+            if left <= opts.longest_timeout:
+                timeout = self._timeout_within(left)
         form = call.data
         if call.multipart and not files and form:
             # httpx only builds multipart when there are files: send the fields as parts
@@ -622,9 +625,7 @@ class BaseClient:
             json=call.json if not files else None,
             data=form,
             files=files or None,
-            timeout=opts.timeout
-            if call.deadline_at is None
-            else self._deadline_timeout(call.deadline_at),
+            timeout=timeout,
             exposure=call.exposure,
             max_bytes=opts.max_response_bytes,
         )

@@ -236,12 +236,18 @@ class AsyncCommBox(BaseClient):
             HttpxSender(http_client, owns=False)
             if http_client is not None
             else make_sender(
-                timeout=options.timeout, limits=limits, http2=http2, transport=transport
+                timeout=options.timeout,
+                limits=limits,
+                http2=http2,
+                transport=transport,
+                headers=options.static_headers,
             )
         )
         bulk_sender = None
         if transport is None and http_client is None and not http2:
-            bulk_sender = AutoSender(limits=limits, fallback=sender, owns_fallback=False)
+            bulk_sender = AutoSender(
+                limits=limits, fallback=sender, owns_fallback=False, headers=options.static_headers
+            )
         self._core = _Core(
             base_url=url,
             sender=sender,

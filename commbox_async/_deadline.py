@@ -21,7 +21,14 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Deadlines", "Expiry"]
+__all__ = ["Deadlines", "Expiry", "clock_of"]
+
+
+def clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """The loop's clock: asyncio's own is ``time.monotonic``, then called directly (no Python
+    frame per reading)."""
+    base = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
+    return time.monotonic if base else loop.time
 
 
 class _Task(Protocol):
@@ -65,9 +72,7 @@ class Deadlines:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._groups: dict[int, set[Expiry]] = {}
-        # The loop's clock: asyncio's own is time.monotonic, called directly (no Python frame).
-        base = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
-        self._time: Callable[[], float] = time.monotonic if base else loop.time
+        self._time = clock_of(loop)
 
     def arm(self, task: _Task, seconds: float) -> Expiry:
         """Cancel ``task`` ``seconds`` from now unless :meth:`disarm` is called first."""

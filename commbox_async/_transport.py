@@ -8,11 +8,13 @@ processed" verdict is made of, known here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import functools
 import importlib.util
 import json as json_module
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol
 
@@ -27,6 +29,8 @@ from ._exceptions import (
     MissingExtraError,
 )
 from ._inflate import BadEncoding, inflater, read_inflated
+from ._read_clock import ReadClock
+from ._read_clock import install as install_read_clock
 from ._secret import Secret, clear_locals
 from ._verdict import Exposure, Processed, for_status
 
@@ -123,10 +127,12 @@ class Outgoing:
         self.max_bytes = max_bytes
 
 
-def _wire_headers(out: Outgoing) -> dict[str, str]:
+def _wire_headers(out: Outgoing, added: Mapping[str, str] | None = None) -> dict[str, str]:
     """The attempt's own headers with the token: built inside a sender's call and handed
-    straight to the library, so no frame of the pipeline holds the token in plain text."""
-    headers = dict(out.headers)
+    straight to the library, so no frame of the pipeline holds the token in plain text.
+    ``added`` are headers the library adds to every request itself (the aiohttp session's):
+    when they are the attempt's, the token alone is given."""
+    headers = {} if out.headers is added else dict(out.headers)
     headers["Authorization"] = "Bearer " + out.token.reveal()
     return headers
 
@@ -171,7 +177,7 @@ async def read_body(
     declared = _declared_length(headers)
     if limit is not None and declared is not None and declared > limit:
         raise BodyTooLarge(status, headers, declared)
-    decoder = inflater(headers, status)
+    decoder = inflater(headers, status) if "content-encoding" in headers else None
     if decoder is not None:
         return await read_inflated(raw(), decoder, limit, status, headers, BodyTooLarge)
     if limit is None or (declared is not None and "transfer-encoding" not in headers):
@@ -197,17 +203,40 @@ async def _not_cancelled() -> None:
 
 
 @functools.cache
-def _not_cancelled_on_asyncio() -> Callable[[], Awaitable[None]]:
-    """:func:`_not_cancelled` where the loop is known to be asyncio (the aiohttp sender): the
-    same anyio check, its backend looked up once rather than on every call (asking which
-    library runs the loop costs more than the check itself)."""
+def _cancel_pending_on_asyncio() -> Callable[[], bool]:
+    """Whether the current asyncio task is inside an anyio scope that has been cancelled: the
+    question :func:`_not_cancelled` asks, answered without awaiting (it is asked on every
+    aiohttp request, nearly always to hear no). It reads anyio's table of task states the way
+    anyio's own ``checkpoint_if_cancelled`` does; when anything there is not as expected it
+    answers yes, and the caller's :func:`_not_cancelled` then decides."""
     try:
-        from anyio._core._eventloop import get_async_backend
+        from anyio._backends._asyncio import _task_states
 
-        check: Callable[[], Awaitable[None]] = get_async_backend("asyncio").checkpoint_if_cancelled
-    except Exception:  # pragma: no cover - an anyio laid out otherwise: the public check
-        return _not_cancelled
-    return check
+        states: Mapping[Any, Any] = _task_states.data  # type: ignore[attr-defined]
+    except Exception:  # pragma: no cover - an anyio laid out otherwise
+        return lambda: True
+
+    current_task = asyncio.current_task
+    ref = weakref.ref
+
+    def pending() -> bool:
+        if not states:  # no task has ever entered an anyio scope
+            return False
+        try:
+            task = current_task()
+            state = states.get(ref(task)) if task is not None else None
+            scope = state.cancel_scope if state is not None else None
+            while scope is not None:
+                if scope.cancel_called:
+                    return True
+                if scope.shield:
+                    return False
+                scope = scope._parent_scope
+            return False
+        except Exception:  # pragma: no cover - anyio's task state laid out otherwise
+            return True
+
+    return pending
 
 
 class Sender(Protocol):
@@ -427,7 +456,8 @@ def _exposing_connector() -> type[Any]:
                 # it was) is delivered before aiohttp writes (anyio defers a cancellation
                 # whose task is about to resume, and aiohttp writes without waiting again).
                 try:
-                    await _not_cancelled_on_asyncio()()
+                    if _cancel_pending_on_asyncio()():
+                        await _not_cancelled()
                 except BaseException:
                     connection.release()
                     raise
@@ -449,14 +479,21 @@ class AiohttpSender:
 
     name = "aiohttp"
 
-    def __init__(self, *, limits: httpx.Limits) -> None:
+    def __init__(self, *, limits: httpx.Limits, headers: Mapping[str, str] | None = None) -> None:
         self._limits = limits
+        # The client's static headers become the session's: a call that sends exactly those
+        # (every call of the client, and of a view that leaves them) passes aiohttp only its
+        # token, and aiohttp merges the rest in C rather than header by header in Python. A
+        # view's own headers always hold every one of these names (with_options merges), so
+        # sending them in full replaces each value and adds none it did not ask for.
+        self._headers = headers
         self._session: Any = None
         self._closed = False
         # The last Timeout seen and its aiohttp form: without a deadline every call passes
         # the client's one Timeout object; with one, each call's is new anyway.
         self._timeout: httpx.Timeout | None = None
         self._aio_timeout: Any = None
+        self._read_clock: ReadClock | None = None
 
     @property
     def is_closed(self) -> bool:
@@ -477,8 +514,11 @@ class AiohttpSender:
             else 15.0,
             ssl=httpx.create_ssl_context(),  # the same CA bundle as the httpx transport
         )
+        self._read_clock = install_read_clock(connector, asyncio.get_running_loop())
         # Bodies are inflated here, bounded (see _inflate), as they are on httpx.
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, headers=self._headers
+        )
         return self._session
 
     def _encode(self, out: Outgoing) -> tuple[str, dict[str, str], Any]:
@@ -503,7 +543,7 @@ class AiohttpSender:
             return str(request.url), headers, body
         if out.params:
             url = f"{url}?{httpx.QueryParams(out.params)}"
-        headers = _wire_headers(out)
+        headers = _wire_headers(out, self._headers)
         body = None
         if out.json is not None:
             body = _json_body(out.json)
@@ -573,14 +613,24 @@ class AiohttpSender:
         self._closed = True
         if self._session is not None:
             await self._session.close()
+        if self._read_clock is not None:
+            self._read_clock.close()
 
 
 class AutoSender:
     """aiohttp when it is installed and the running loop is asyncio, otherwise ``fallback``;
     decided at the first request, when the loop is known (a client stays on one loop)."""
 
-    def __init__(self, *, limits: httpx.Limits, fallback: Sender, owns_fallback: bool) -> None:
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits,
+        fallback: Sender,
+        owns_fallback: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self._limits = limits
+        self._headers = headers
         self._fallback = fallback
         self._owns_fallback = owns_fallback
         self._chosen: Sender | None = None
@@ -602,7 +652,7 @@ class AutoSender:
             except RuntimeError:  # trio
                 on_asyncio = False
             self._chosen = (
-                AiohttpSender(limits=self._limits)
+                AiohttpSender(limits=self._limits, headers=self._headers)
                 if on_asyncio and aiohttp_available()
                 else self._fallback
             )
@@ -623,8 +673,15 @@ class AutoSender:
 
 
 def make_sender(
-    *, timeout: httpx.Timeout, limits: httpx.Limits, http2: bool, transport: TransportOption
+    *,
+    timeout: httpx.Timeout,
+    limits: httpx.Limits,
+    http2: bool,
+    transport: TransportOption,
+    headers: Mapping[str, str] | None = None,
 ) -> Sender:
+    """The sender for ``transport``; ``headers`` are the client's static headers (see
+    :class:`AiohttpSender`)."""
     if transport == "aiohttp":
         if not aiohttp_available():
             raise MissingExtraError(
@@ -635,11 +692,11 @@ def make_sender(
             )
         if http2:
             raise ConfigurationError("the aiohttp transport speaks HTTP/1.1 only; drop http2=True")
-        return AiohttpSender(limits=limits)
+        return AiohttpSender(limits=limits, headers=headers)
     kwargs: dict[str, Any] = {"timeout": timeout, "limits": limits, "follow_redirects": False}
     if transport == "auto" and not http2:
         fallback = HttpxSender(httpx.AsyncClient(**kwargs), owns=True)
-        return AutoSender(limits=limits, fallback=fallback, owns_fallback=True)
+        return AutoSender(limits=limits, fallback=fallback, owns_fallback=True, headers=headers)
     if transport not in (None, "httpx", "auto"):
         if not isinstance(transport, httpx.AsyncBaseTransport):
             raise ConfigurationError(

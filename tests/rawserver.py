@@ -28,6 +28,10 @@ class RawServer:
         self.behaviour = behaviour
         self.received: list[tuple[str, str, bytes]] = []
         self.headers: list[dict[str, str]] = []  # each received request's, lower-cased names
+        #: Each received request's header lines as sent: (lower-cased name, value), repeats kept.
+        self.header_lines: list[list[tuple[str, str]]] = []
+        #: How many connections were accepted.
+        self.connections = 0
         self.port = 0
 
     @property
@@ -35,6 +39,7 @@ class RawServer:
         return f"http://127.0.0.1:{self.port}"
 
     async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+        self.connections += 1
         async with stream:
             buffered = BufferedByteReceiveStream(stream)
             try:
@@ -42,10 +47,12 @@ class RawServer:
                     head = await buffered.receive_until(b"\r\n\r\n", 65536)
                     lines = head.decode("latin-1").split("\r\n")
                     method, path, _ = lines[0].split(" ", 2)
-                    headers = {
-                        k.strip().lower(): v.strip()
+                    pairs = [
+                        (k.strip().lower(), v.strip())
                         for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)
-                    }
+                    ]
+                    headers = dict(pairs)
+                    self.header_lines.append(pairs)
                     length = int(headers.get("content-length", "0"))
                     body = await buffered.receive_exactly(length) if length else b""
                     self.received.append((method, path, body))

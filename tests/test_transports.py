@@ -224,6 +224,37 @@ async def test_both_transports_put_the_same_request_on_the_wire() -> None:
     assert seen["aiohttp"][4][1] == "/x/%2E%2E"
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_client_and_its_views_send_their_own_headers_on_both_transports() -> None:
+    """The aiohttp session carries the client's static headers, so a call passes aiohttp its
+    token alone; a view's own headers must still replace those values, once each, and add
+    its own, exactly as on httpx."""
+    sent: dict[str, list[list[tuple[str, str]]]] = {}
+    for name in ("httpx", "aiohttp"):
+        async with raw_server(lambda m, p, b: respond(200, {})) as server:
+            async with client(server.url, name, default_headers={"X-Team": "a"}) as cb:
+                view = cb.with_options(default_headers={"X-Team": "b", "X-Extra": "1"})
+                await cb.request("GET", "/one")
+                await view.request("POST", "/two", json={"k": 1})
+                await view.request("GET", "/three")
+                await cb.request("GET", "/four")
+        sent[name] = [
+            sorted(p for p in lines if p[0] not in ("host", "connection", "content-length"))
+            for lines in server.header_lines
+        ]
+    assert sent["aiohttp"] == sent["httpx"]
+    root = dict(sent["aiohttp"][0])
+    assert root["x-team"] == "a" and "x-extra" not in root
+    assert root["authorization"] == f"Bearer {TOKEN}"
+    for lines in sent["aiohttp"]:
+        names = [n for n, _ in lines]
+        assert len(names) == len(set(names)), names  # no header sent twice
+        assert {"accept", "accept-encoding", "user-agent", "authorization"} <= set(names)
+    for lines in sent["aiohttp"][1:3]:
+        assert ("x-team", "b") in lines and ("x-extra", "1") in lines
+    assert sent["aiohttp"][3] == sent["aiohttp"][0]
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 async def test_a_json_body_with_a_non_finite_number_is_refused_on_both_transports(
     transport: str, value: float
