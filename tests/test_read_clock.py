@@ -55,15 +55,18 @@ class FakeLoop:
     def pending(self) -> list[FakeHandle]:
         return [h for h in self.handles if not h.cancelled and h.callback is not None]
 
-    def advance(self, seconds: float, step: float = 0.001) -> None:
-        """Move time on in small steps, running each timer when its moment comes."""
+    def advance(self, seconds: float) -> None:
+        """Move time on, running each timer at its exact moment, in order."""
         end = self.now + seconds
-        while self.now < end - 1e-12:
-            self.now = min(end, self.now + step)
-            for handle in list(self.pending()):
-                if handle.when() <= self.now + 1e-12:
-                    callback, handle.callback = handle.callback, None  # type: ignore[assignment]
-                    callback()
+        while True:
+            due = [h for h in self.pending() if h.when() <= end]
+            if not due:
+                break
+            handle = min(due, key=lambda h: h.when())
+            self.now = max(self.now, handle.when())
+            callback, handle.callback = handle.callback, None  # type: ignore[assignment]
+            callback()
+        self.now = end
 
 
 class Proto:
@@ -97,9 +100,18 @@ def test_silence_for_the_read_timeout_expires_no_sooner_and_at_most_two_ticks_la
     loop.advance(1.999)
     assert p.expired_at == []
     loop.advance(2.0)
-    assert len(p.expired_at) == 1
-    assert 2.0 <= p.expired_at[0] - 1000.0 <= 2.0 + 2 * 0.5
+    # The clock starts at the write, exactly: the first tick at or after the read timeout.
+    assert p.expired_at == [1002.0]
     assert not p.running and loop.pending() == []  # nothing left to watch: no more ticks
+
+
+def test_silence_from_the_start_expires_at_most_one_tick_late() -> None:
+    loop, clock, (p,) = setup(1.0)  # a tick every 0.25 s
+    loop.now = 1000.1  # not on a tick's grid
+    clock.start(p)
+    loop.advance(5.0)
+    assert len(p.expired_at) == 1
+    assert 1.0 <= p.expired_at[0] - 1000.1 <= 1.0 + 0.25 + 1e-9
 
 
 def test_bytes_within_each_read_timeout_keep_it_alive() -> None:
@@ -150,6 +162,9 @@ def test_ticks_come_at_least_once_a_second_and_at_most_every_5ms() -> None:
     loop, clock, (long_, tiny) = setup(300.0, 0.0001)
     clock.start(long_)
     assert [round(h.when() - loop.now, 6) for h in loop.pending()] == [1.0]
+    mid_loop, mid_clock, (mid,) = setup(2.0)
+    mid_clock.start(mid)
+    assert [h.when() - 1000.0 for h in mid_loop.pending()] == [0.5]
     clock.start(tiny)
     assert min(h.when() - loop.now for h in loop.pending()) == pytest.approx(0.005)
     loop.advance(0.02)
@@ -184,6 +199,15 @@ def test_many_connections_expire_each_on_its_own_time() -> None:
         read = 0.5 + i * 0.25
         assert len(p.expired_at) == 1
         assert read <= p.expired_at[0] - 1000.0 <= read + 2 * min(1.0, read / 4) + 0.002
+
+
+def test_a_connector_built_some_other_way_is_left_alone() -> None:
+    class Connector:  # no _factory: an aiohttp that builds its protocols otherwise
+        pass
+
+    connector = Connector()
+    assert _read_clock.install(connector, FakeLoop()) is None  # type: ignore[arg-type]
+    assert vars(connector) == {}
 
 
 # -- the protocol: aiohttp's ResponseHandler with the clock in place of its timers -------------
