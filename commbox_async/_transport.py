@@ -516,10 +516,16 @@ class AiohttpSender:
         )
         self._read_clock = install_read_clock(connector, asyncio.get_running_loop())
         # Bodies are inflated here, bounded (see _inflate), as they are on httpx.
-        self._session = aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, headers=self._headers
         )
-        return self._session
+        # aiohttp sends a GET, PUT or DELETE again, once and unseen, when its connection drops
+        # before the response (RFC 9112 9.3.1): a repeat that no retry rule allowed, that
+        # max_retries=0 does not stop, and that no metric or hook sees. The retry rules decide.
+        if hasattr(session, "_retry_connection"):
+            session._retry_connection = False
+        self._session = session
+        return session
 
     def _encode(self, out: Outgoing) -> tuple[str, dict[str, str], Any]:
         """The URL, headers (with the token) and body aiohttp is given."""

@@ -89,6 +89,31 @@ async def test_retry_matrix_on_both_transports(transport: str, method: str, fail
         assert info.value.reason == "read_timeout"  # never reported as a connect error
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+@pytest.mark.parametrize("reused", [False, True], ids=["new-connection", "pooled-connection"])
+async def test_a_dropped_connection_is_not_resent_behind_the_retry_rules(
+    transport: str, method: str, reused: bool
+) -> None:
+    # aiohttp on its own sends an idempotent request once more when its connection drops
+    # before the response; with max_retries=0 the server must see it exactly once.
+    calls = 0
+
+    def behaviour(m: str, p: str, b: bytes) -> tuple[Any, ...]:
+        nonlocal calls
+        calls += 1
+        return respond(200, {"id": 1}) if reused and calls == 1 else ("close",)
+
+    async with raw_server(behaviour) as server:
+        async with client(server.url, transport, max_retries=0) as cb:
+            if reused:
+                await cb.request("GET", "/warm")
+            with pytest.raises(APIConnectionError) as info:
+                await cb.request(method, "/objects/1")
+            assert info.value.may_have_been_processed
+            assert sum(cb.metrics.retries.values()) == 0  # and nothing retried unseen
+    assert [r[0] for r in server.received] == ["GET"] * reused + [method]
+
+
 async def test_connection_refused_on_both_transports(transport: str) -> None:
     port = await unused_port()
     async with client(f"http://127.0.0.1:{port}", transport, max_retries=1) as cb:
