@@ -618,9 +618,27 @@ class AiohttpSender:
             return
         self._closed = True
         if self._session is not None:
+            _end_calls_in_flight(self._aiohttp, self._session.connector)
             await self._session.close()
         if self._read_clock is not None:
             self._read_clock.close()
+
+
+def _end_calls_in_flight(aiohttp: Any, connector: Any) -> None:
+    """Fail every call still waiting on one of ``connector``'s connections, as a connection
+    lost under it would. aiohttp's close lets go of a body being read without ending it (and
+    drops its read timeout), so a call that had its response's head went on waiting until its
+    deadline."""
+    from aiohttp.client_proto import ResponseHandler
+
+    for protocol in list(getattr(connector, "_acquired", ())):
+        if not isinstance(protocol, ResponseHandler):
+            continue  # a connection still being opened: aiohttp's close ends it
+        error = aiohttp.ClientConnectionError("the client was closed during the call")
+        payload = protocol._payload
+        if payload is not None:
+            payload.set_exception(error)
+        protocol.set_exception(error)
 
 
 class AutoSender:

@@ -375,6 +375,35 @@ HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
 HEAD += b"content-length: %d\r\n\r\n" % len(ENVELOPE)
 
 
+@pytest.mark.parametrize("answer", ["nothing", "head", "half-body"])
+async def test_calls_in_flight_end_when_the_client_closes(transport: str, answer: str) -> None:
+    # aiohttp's close lets go of a body being read without ending it: such a call waited
+    # until its deadline (here 60 s), its read timeout dropped with the connection.
+    sent = {"nothing": b"", "head": HEAD, "half-body": HEAD + ENVELOPE[:5]}[answer]
+    errors: list[BaseException] = []
+    async with raw_server(lambda m, p, b: ("raw", sent, "hang")) as server:
+        cb = client(server.url, transport, timeout=60, max_retries=0)
+        async with cb:
+
+            async def call() -> None:
+                try:
+                    await cb.request("POST", "/x", json={})
+                except BaseException as exc:
+                    errors.append(exc)
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(3):
+                        tg.start_soon(call)
+                    while len(server.received) < 3:
+                        await anyio.sleep(0.01)
+                    await anyio.sleep(0.05)
+                    await cb.aclose()
+    assert len(errors) == 3
+    assert all(type(e) is APIConnectionError for e in errors), errors
+    assert all(e.may_have_been_processed for e in errors)
+
+
 async def test_a_body_that_keeps_coming_is_not_a_read_timeout(transport: str) -> None:
     """The body's last 15 bytes one every READ / 3, four read timeouts in all: each byte is
     progress."""
