@@ -171,13 +171,12 @@ class ClientOptions:
             raise ConfigurationError(f"max_depth must be a positive int, got {self.max_depth!r}")
         if any(k.lower() == "authorization" for k in self.headers):
             raise ConfigurationError("set the token with token=, not an Authorization header")
-        static = {
+        defaults = {
             "Accept": "application/json",
             "Accept-Encoding": ACCEPT_ENCODING,
             "User-Agent": self.user_agent,
-            **self.headers,
         }
-        object.__setattr__(self, "static_headers", static)
+        object.__setattr__(self, "static_headers", merge_headers(defaults, self.headers))
         policy = RetryPolicy(
             max_retries=self.max_retries,
             initial_backoff=self.initial_backoff,
@@ -189,6 +188,23 @@ class ClientOptions:
         parts = (self.timeout.connect, self.timeout.read, self.timeout.write, self.timeout.pool)
         longest = math.inf if None in parts else max(p for p in parts if p is not None)
         object.__setattr__(self, "longest_timeout", longest)
+
+
+def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
+    """Header layers merged by name regardless of case, as HTTP compares names: a later
+    layer's value replaces an earlier one's (in the later layer's spelling), so no name is
+    sent twice."""
+    merged: dict[str, str] = {}
+    spelled: dict[str, str] = {}  # a lower-cased name: its spelling in merged
+    for layer in layers:
+        for name, value in layer.items():
+            key = name.lower()
+            previous = spelled.get(key)
+            if previous is not None:
+                del merged[previous]
+            merged[name] = value
+            spelled[key] = name
+    return merged
 
 
 def check_count(name: str, value: object) -> None:

@@ -19,6 +19,7 @@ from ._base_client import (
     TokenSource,
     _Core,
     check_seconds,
+    merge_headers,
 )
 from ._exceptions import ConfigurationError
 from ._files import AttachmentInput
@@ -291,7 +292,7 @@ class AsyncCommBox(BaseClient):
         if not isinstance(max_depth, NotGiven):
             changes["max_depth"] = max_depth
         if not isinstance(default_headers, NotGiven):
-            changes["headers"] = {**self._options.headers, **default_headers}
+            changes["headers"] = merge_headers(self._options.headers, default_headers)
         return self._view(attrs.evolve(self._options, **changes), self._sender)
 
     def _view(self, options: ClientOptions, sender: Sender | None) -> AsyncCommBox:

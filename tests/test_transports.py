@@ -280,6 +280,27 @@ async def test_a_client_and_its_views_send_their_own_headers_on_both_transports(
     assert sent["aiohttp"][3] == sent["aiohttp"][0]
 
 
+async def test_a_header_given_in_other_letter_case_replaces_the_default_once(
+    transport: str,
+) -> None:
+    """HTTP header names ignore case: a ``user-agent`` or ``accept`` of the user's replaces
+    the client's own, and a view's ``x-team`` replaces the client's ``X-Team``, each sent
+    once, on the client and on its views."""
+    given = {"user-agent": "mine/1", "accept": "application/xml", "X-Team": "a"}
+    async with raw_server(lambda m, p, b: respond(200, {})) as server:
+        async with client(server.url, transport, default_headers=given) as cb:
+            await cb.request("GET", "/root")
+            await cb.with_options(timeout=7).request("GET", "/view")
+            await cb.with_options(default_headers={"x-team": "b"}).request("GET", "/team")
+    for lines in server.header_lines:
+        names = [n for n, _ in lines]
+        assert len(names) == len(set(names)), names  # no header sent twice
+    for lines in server.header_lines:
+        sent = dict(lines)
+        assert sent["user-agent"] == "mine/1" and sent["accept"] == "application/xml"
+    assert [dict(lines)["x-team"] for lines in server.header_lines] == ["a", "a", "b"]
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 async def test_a_json_body_with_a_non_finite_number_is_refused_on_both_transports(
     transport: str, value: float
