@@ -417,56 +417,71 @@ class BaseClient:
             multipart=multipart,
             exposure=current_exposure() or Exposure(),
         )
-        if opts.deadline is None:
-            return self._run(call)
-        return self._with_deadline(call, opts.deadline)
+        if opts.deadline is not None and core.deadlines is None:  # not asyncio
+            return self._run_in_scope(call, opts.deadline)
+        return self._run(call, opts.deadline)
 
-    async def _with_deadline(self, call: _Call, deadline: float) -> Envelope:
+    async def _run(self, call: _Call, deadline: float | None) -> Envelope:
+        """The retry loop: attempts until one succeeds or the retry rules give up, on asyncio
+        within the call's ``deadline``.
+
+        The deadline is kept here rather than in a coroutine around the loop: on asyncio it
+        has ``asyncio.timeout``'s semantics without its timer per call (see _deadline), and
+        one coroutine fewer per call is a few percent of what the client costs per request."""
         deadlines = self._core.deadlines
-        task: Any = asyncio.current_task() if deadlines is not None else None
-        if deadlines is not None and task is not None:
-            # asyncio.timeout's semantics without its timer per call (see _deadline), a
-            # third of anyio's cancel scope's cost.
+        expiry = None
+        if deadline is not None and deadlines is not None:
+            task: Any = asyncio.current_task()  # cancelling()/uncancel(): 3.11+
+            if task is None:  # a coroutine driven by hand, outside any task
+                return await self._run_in_scope(call, deadline)
             expiry = deadlines.arm(task, deadline)
-            try:
-                envelope = await self._run(call)
-            except asyncio.CancelledError:
-                if not deadlines.disarm(expiry, True):
-                    raise
-            except BaseException:
-                deadlines.disarm(expiry, False)
+        try:
+            while True:
+                try:
+                    envelope = await self._attempt(call)
+                    break
+                except CommBoxError as exc:
+                    failure = exc
+                # From here on outside the except block, so that nothing chains the failure
+                # to an exception of the HTTP library (which holds the request, token
+                # included).
+                failure.processed = call.exposure.end_attempt(failure.processed)
+                wait = await self._next_wait(call, failure)
+                if wait is None:
+                    raise failure
+                if wait > 0:
+                    await anyio.sleep(wait)
+        except asyncio.CancelledError:
+            if expiry is None or not Deadlines.disarm(expiry, True):
                 raise
-            else:
-                deadlines.disarm(expiry, False)
-                return envelope
+        except BaseException:
+            if expiry is not None:
+                Deadlines.disarm(expiry, False)
+            raise
         else:
-            with anyio.move_on_after(deadline):
-                return await self._run(call)
+            if expiry is not None:
+                Deadlines.disarm(expiry, False)
+            return envelope
+        # Outside the except block: the deadline's error is not chained to its cancellation.
+        assert deadline is not None  # an expiry is armed only for a deadline
+        raise self._deadline_exceeded(call, deadline)
+
+    async def _run_in_scope(self, call: _Call, deadline: float) -> Envelope:
+        """:meth:`_run` within ``deadline`` where the loop is not asyncio's (trio)."""
+        with anyio.move_on_after(deadline):
+            return await self._run(call, None)
+        raise self._deadline_exceeded(call, deadline)
+
+    @staticmethod
+    def _deadline_exceeded(call: _Call, deadline: float) -> DeadlineExceededError:
         # The deadline cancelled the call wherever it was: its exposure says how far it got.
-        processed = call.exposure.verdict()
-        raise DeadlineExceededError(
+        return DeadlineExceededError(
             f"the call's deadline of {deadline:g}s ran out after {call.attempt} attempt(s)",
             method=call.method,
             path=call.path,
-            processed=processed,
+            processed=call.exposure.verdict(),
             reason="deadline",
         )
-
-    async def _run(self, call: _Call) -> Envelope:
-        """The retry loop: attempts until one succeeds or the retry rules give up."""
-        while True:
-            try:
-                return await self._attempt(call)
-            except CommBoxError as exc:
-                failure = exc
-            # From here on outside the except block, so that nothing chains the failure to
-            # an exception of the HTTP library (which holds the request, token included).
-            failure.processed = call.exposure.end_attempt(failure.processed)
-            wait = await self._next_wait(call, failure)
-            if wait is None:
-                raise failure
-            if wait > 0:
-                await anyio.sleep(wait)
 
     async def _next_wait(self, call: _Call, failure: CommBoxError) -> float | None:
         """How long to wait before the next attempt after ``failure``, or None to raise it."""

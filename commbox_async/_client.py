@@ -247,7 +247,11 @@ class AsyncCommBox(BaseClient):
         bulk_sender = None
         if transport is None and http_client is None and not http2:
             bulk_sender = AutoSender(
-                limits=limits, fallback=sender, owns_fallback=False, headers=options.static_headers
+                limits=limits,
+                fallback=sender,
+                owns_fallback=False,
+                headers=options.static_headers,
+                timeout=options.timeout,
             )
         self._core = _Core(
             base_url=url,

@@ -58,10 +58,17 @@ class APIResponse(Generic[T]):
     attempts: int
 
 
+#: The status texts CommBox sends, read without parsing ("200" is in nearly every envelope).
+_STATUS_TEXTS = {str(code): code for code in range(100, 600)}
+
+
 def _status_int(value: Any) -> int | None:
     if type(value) is int:  # not bool
         return value
     if type(value) is str:
+        known = _STATUS_TEXTS.get(value)
+        if known is not None:
+            return known
         text = value.strip()  # the same object when there is nothing to strip, as in "200"
         # isdecimal, not isdigit: "²" is a digit that int() refuses; and no status is longer
         # than a few digits (int() refuses thousands of them)
@@ -159,7 +166,7 @@ def parse_response(
     content = response.content
     body, is_json, refused = _decode(content, max_depth)
     envelope = _envelope_of(body, is_json)
-    if _fails(status, allow_partial) or not (200 <= status < 300):
+    if not 200 <= status < 300 or (status == 206 and not allow_partial):
         message = _MESSAGES.get(status, "CommBox returned an error")
         if status < 400 and status != 206:
             message = "unexpected HTTP status"

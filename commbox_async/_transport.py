@@ -157,13 +157,13 @@ def _declared_length(headers: Mapping[str, str]) -> int | None:
     return int(value) if value.isdecimal() and len(value) <= 18 else None
 
 
-async def read_body(
+def read_body(
     whole: Callable[[], Awaitable[bytes]],
     raw: Callable[[], AsyncIterator[bytes]],
     headers: Mapping[str, str],
     limit: int | None,
     status: int,
-) -> bytes:
+) -> Awaitable[bytes]:
     """A response's body, bounded by ``limit`` however it is framed or encoded.
 
     ``whole`` reads it in one go (the library's own read), ``raw()`` chunk by chunk as it came
@@ -179,12 +179,18 @@ async def read_body(
         raise BodyTooLarge(status, headers, declared)
     decoder = inflater(headers, status) if "content-encoding" in headers else None
     if decoder is not None:
-        return await read_inflated(raw(), decoder, limit, status, headers, BodyTooLarge)
+        return read_inflated(raw(), decoder, limit, status, headers, BodyTooLarge)
     if limit is None or (declared is not None and "transfer-encoding" not in headers):
-        return await whole()
+        return whole()
+    return _read_capped(raw(), limit, status, headers)
+
+
+async def _read_capped(
+    chunks: AsyncIterator[bytes], limit: int, status: int, headers: Mapping[str, str]
+) -> bytes:
     parts: list[bytes] = []
     total = 0
-    async for chunk in raw():
+    async for chunk in chunks:
         total += len(chunk)
         if total > limit:
             raise BodyTooLarge(status, headers, None)
@@ -479,7 +485,13 @@ class AiohttpSender:
 
     name = "aiohttp"
 
-    def __init__(self, *, limits: httpx.Limits, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> None:
         self._limits = limits
         # The client's static headers become the session's: a call that sends exactly those
         # (every call of the client, and of a view that leaves them) passes aiohttp only its
@@ -489,8 +501,10 @@ class AiohttpSender:
         self._headers = headers
         self._session: Any = None
         self._closed = False
-        # The last Timeout seen and its aiohttp form: without a deadline every call passes
-        # the client's one Timeout object; with one, each call's is new anyway.
+        # The client's Timeout is the session's: a call with it (every call without a
+        # deadline near, and of a view that keeps it) passes aiohttp none.
+        self._session_timeout = timeout
+        # The last other Timeout seen and its aiohttp form (a view's one Timeout object).
         self._timeout: httpx.Timeout | None = None
         self._aio_timeout: Any = None
         self._read_clock: ReadClock | None = None
@@ -516,8 +530,11 @@ class AiohttpSender:
         )
         self._read_clock = install_read_clock(connector, asyncio.get_running_loop())
         # Bodies are inflated here, bounded (see _inflate), as they are on httpx.
+        options: dict[str, Any] = {}
+        if self._session_timeout is not None:
+            options["timeout"] = self._client_timeout(self._session_timeout)
         session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, headers=self._headers
+            connector=connector, auto_decompress=False, headers=self._headers, **options
         )
         # aiohttp sends a GET, PUT or DELETE again, once and unseen, when its connection drops
         # before the response (RFC 9112 9.3.1): a repeat that no retry rule allowed, that
@@ -580,14 +597,19 @@ class AiohttpSender:
         headers: dict[str, str] | None = None
         try:
             url, headers, body = self._encode(out)
-            async with session.request(
-                out.method,
-                self._url(url, encoded=True),  # exactly as built: no re-quoting of %2F or %3D
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                timeout=self._client_timeout(out.timeout),
-            ) as response:
+            exact = self._url(url, encoded=True)  # as built: no re-quoting of %2F or %3D
+            if body is None and out.timeout is self._session_timeout:
+                context = session.request(out.method, exact, headers=headers, allow_redirects=False)
+            else:
+                context = session.request(
+                    out.method,
+                    exact,
+                    headers=headers,
+                    data=body,
+                    allow_redirects=False,
+                    timeout=self._client_timeout(out.timeout),
+                )
+            async with context as response:
                 headers = None  # the plain token leaves this frame as soon as it is sent
                 status = response.status
                 exposure.status = status
@@ -652,9 +674,11 @@ class AutoSender:
         fallback: Sender,
         owns_fallback: bool,
         headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> None:
         self._limits = limits
         self._headers = headers
+        self._timeout = timeout
         self._fallback = fallback
         self._owns_fallback = owns_fallback
         self._chosen: Sender | None = None
@@ -676,7 +700,7 @@ class AutoSender:
             except RuntimeError:  # trio
                 on_asyncio = False
             self._chosen = (
-                AiohttpSender(limits=self._limits, headers=self._headers)
+                AiohttpSender(limits=self._limits, headers=self._headers, timeout=self._timeout)
                 if on_asyncio and aiohttp_available()
                 else self._fallback
             )
@@ -716,11 +740,13 @@ def make_sender(
             )
         if http2:
             raise ConfigurationError("the aiohttp transport speaks HTTP/1.1 only; drop http2=True")
-        return AiohttpSender(limits=limits, headers=headers)
+        return AiohttpSender(limits=limits, headers=headers, timeout=timeout)
     kwargs: dict[str, Any] = {"timeout": timeout, "limits": limits, "follow_redirects": False}
     if transport == "auto" and not http2:
         fallback = HttpxSender(httpx.AsyncClient(**kwargs), owns=True)
-        return AutoSender(limits=limits, fallback=fallback, owns_fallback=True, headers=headers)
+        return AutoSender(
+            limits=limits, fallback=fallback, owns_fallback=True, headers=headers, timeout=timeout
+        )
     if transport not in (None, "httpx", "auto"):
         if not isinstance(transport, httpx.AsyncBaseTransport):
             raise ConfigurationError(

@@ -73,7 +73,7 @@ async def test_a_call_that_ends_in_time_leaves_nothing_armed(narrow: float) -> N
 
 
 async def _body(deadlines: Deadlines, outcome: list[object]) -> None:
-    """What _with_deadline does with a deadline of 10 s, recording what disarm said."""
+    """What BaseClient._run does with a deadline of 10 s, recording what disarm said."""
     task = asyncio.current_task()
     assert task is not None
     expiry = deadlines.arm(task, 10)  # type: ignore[arg-type]
