@@ -6,7 +6,9 @@ operations per request, each comparing in Python, about a quarter of what the cl
 request on aiohttp (benchmarks/bench_transport). The protocol here keeps aiohttp's decisions of
 when the timeout runs: aiohttp calls ``_reschedule_timeout`` and ``_drop_timeout`` wherever
 its own timer starts, restarts or stops (after the write, on every chunk, at the end of the
-body, on a pause, on an error, when the connection closes). Only the timer is replaced. A
+body, on a pause, on an error, when the connection closes), with one exception: after a 1xx
+(100 Continue, 103 Early Hints) it runs on, where aiohttp's own stops until the next bytes,
+whenever they come. Otherwise only the timer is replaced. A
 connection whose timeout runs joins its clock's set, and one timer per clock ticks while the
 set is not empty. A connection that received nothing for its read timeout gets aiohttp's own
 expiry, ``_on_read_timeout``: the same error on the protocol and on the body's stream.
@@ -116,6 +118,7 @@ def clocked_protocol() -> type[Any] | None:
     ``loop=`` and ``clock=``), or None when this aiohttp lacks the methods the clock stands in
     for: then its own timers run, as they would without this module."""
     from aiohttp.client_proto import ResponseHandler
+    from aiohttp.streams import EMPTY_PAYLOAD
 
     if not all(callable(getattr(ResponseHandler, name, None)) for name in _HOOKS):
         return None
@@ -139,6 +142,21 @@ def clocked_protocol() -> type[Any] | None:
         def _drop_timeout(self) -> None:
             if self.running:
                 self.clock.stop(self)
+                if self._payload is EMPTY_PAYLOAD:  # a message without a body: maybe a 1xx
+                    self._loop.call_soon(self._await_final_head)
+
+        def _await_final_head(self) -> None:
+            # aiohttp stops the read timeout at the end of every message without a body, a
+            # 1xx (100 Continue, 103 Early Hints) too; the response then waits for its real
+            # head with no timeout, until the deadline. By now the response has read that
+            # message: if it is waiting for another, the timeout runs again.
+            if (
+                getattr(self, "_waiter", None) is not None
+                and not self.running
+                and self._read_timeout
+                and self.is_connected()
+            ):
+                self.clock.start(self)
 
     return ClockedProtocol
 

@@ -18,7 +18,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 # A behaviour gets (method, path, body) and returns one of:
 #   ("respond", status, body_bytes, headers)  |  ("close",)  |  ("reset",)  |  ("hang",)
 #   ("late", seconds, action)  (the action, after a pause)  |  ("raw", bytes, then)
-#   (those bytes as they are, then "close", "reset" or "hang")  |  ("drip", head, rest, seconds)
+#   (those bytes as they are, then "close", "reset", "hang" or "keep": the next request)
+#   |  ("drip", head, rest, seconds)
 #   ("pieces", [bytes, ...], seconds)  (each piece after a pause, then "close")
 Behaviour = Callable[[str, str, bytes], tuple[Any, ...]]
 
@@ -87,6 +88,8 @@ class RawServer:
                         return
                     if action[0] == "hang":
                         await anyio.sleep_forever()
+                    if action[0] == "keep":  # the connection stays for the next request
+                        continue
                     _, status, payload, extra = action
                     hdrs = {"content-type": "application/json", "content-length": str(len(payload))}
                     hdrs.update(extra)

@@ -589,6 +589,47 @@ async def test_bytes_before_the_headers_are_complete_are_progress(
             assert anyio.current_time() - start > READ * 4 / 3
 
 
+@pytest.mark.parametrize(
+    "interim",
+    [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"],
+    ids=["100", "103"],
+)
+async def test_a_1xx_then_silence_is_a_read_timeout(transport: str, interim: bytes) -> None:
+    """A 1xx has no body, and aiohttp stops the read timeout at the end of every message
+    without one: the call then waited for the final status until its deadline (an outsider's
+    attack; the same on aiohttp's own timer). It ends at a read timeout, as on httpx."""
+    async with raw_server(lambda m, p, b: ("raw", interim, "hang")) as server:
+        async with client(server.url, transport, timeout=READ, max_retries=0, deadline=30) as cb:
+            with anyio.fail_after(5), pytest.raises(APITimeoutError) as info:
+                await cb.request("POST", "/x", json={})
+    assert info.value.reason == "read_timeout"
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("method", ["HEAD", "DELETE"])
+async def test_a_response_without_a_body_leaves_its_connection_off_the_read_clock(
+    method: str,
+) -> None:
+    """A HEAD's answer and a 204 are messages without a body too, the one a 1xx is looked
+    for after: the connection goes back to the pool with no read timeout running, and is
+    reused after idling for several read timeouts without a spurious one."""
+    no_body = b"HTTP/1.1 204 No Content\r\n\r\n"
+    answers = iter([("raw", no_body, "keep"), respond(200, {"id": 2})])
+
+    def behaviour(m: str, p: str, b: bytes) -> tuple[Any, ...]:
+        return next(answers)
+
+    async with raw_server(behaviour) as server:
+        async with client(server.url, "aiohttp", timeout=READ, max_retries=0) as cb:
+            await cb.request(method, "/objects/1")
+            await anyio.sleep(0.01)  # what aiohttp schedules at the end of the message
+            clock = cb._core.sender._read_clock  # type: ignore[attr-defined]
+            assert clock is not None and not clock._running
+            await anyio.sleep(READ * 3)
+            assert await cb.request("GET", "/objects/2") == {"id": 2}
+    assert server.connections == 1
+
+
 async def test_a_stall_after_headers_that_came_while_the_loop_was_blocked_still_times_out(
     transport: str,
 ) -> None:
