@@ -276,16 +276,20 @@ class _Tracer:
     """httpcore's ``trace`` extension for one attempt: marks the exposure as the request's
     first byte is about to be written, and records the status as soon as it is read."""
 
-    __slots__ = ("exposure",)
+    __slots__ = ("client", "exposure")
 
-    def __init__(self, exposure: Exposure) -> None:
+    def __init__(self, exposure: Exposure, client: httpx.AsyncClient | None = None) -> None:
         self.exposure = exposure
+        self.client = client
 
     async def __call__(self, name: str, info: dict[str, Any]) -> None:
         if name in _HEADERS_STARTED:
             # The last moment before a byte leaves: a stop that cancelled this call while
-            # it waited for a connection is delivered here, not after the request is out.
+            # it waited for a connection is delivered here, not after the request is out;
+            # and a call that waited while the client was closed is not sent after it.
             await _not_cancelled()
+            if self.client is not None and self.client.is_closed:
+                raise RuntimeError("the client was closed before the request was sent")
             self.exposure.sent = True
         elif name in _STATUS_RECEIVED:
             value = info.get("return_value")
@@ -388,7 +392,7 @@ class HttpxSender:
     async def send(self, out: Outgoing) -> ResponseLike:
         await _not_cancelled()
         exposure = out.exposure
-        tracer = _Tracer(exposure) if self._traced else None
+        tracer = _Tracer(exposure, self.client) if self._traced else None
         request = self.client.build_request(
             out.method,
             out.url,
@@ -627,7 +631,15 @@ class AiohttpSender:
             raise
         except BaseException as exc:
             clear_locals(exc)
-            mapped = _remap(exc) if isinstance(exc, Exception) else None
+            mapped: Exception | None
+            if isinstance(exc, Exception):
+                mapped = _remap(exc)
+            elif self.is_closed and isinstance(exc, asyncio.CancelledError) and _uncancelled():
+                # aiohttp's close cancels what waits for a connection (the pool, a DNS
+                # lookup), though nothing cancelled this call: not sent, and not a stop.
+                mapped = RuntimeError("the client was closed before the request was sent")
+            else:
+                mapped = None
             if mapped is None:
                 raise
             raise mapped from None
@@ -644,6 +656,14 @@ class AiohttpSender:
             await self._session.close()
         if self._read_clock is not None:
             self._read_clock.close()
+
+
+def _uncancelled() -> bool:
+    """Whether the current task has no cancellation pending (so a ``CancelledError`` it got
+    was a future's, not its own); False where asyncio cannot say (before Python 3.11)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is not None and cancelling() == 0
 
 
 def _end_calls_in_flight(aiohttp: Any, connector: Any) -> None:

@@ -3,6 +3,7 @@ same typed errors, the same "may have been processed" verdicts, the same bytes o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 from pathlib import Path
@@ -423,6 +424,73 @@ async def test_calls_in_flight_end_when_the_client_closes(transport: str, answer
     assert len(errors) == 3
     assert all(type(e) is APIConnectionError for e in errors), errors
     assert all(e.may_have_been_processed for e in errors)
+
+
+async def test_a_call_waiting_for_a_connection_when_the_client_closes_is_not_sent(
+    transport: str,
+) -> None:
+    """One connection, held by a call the server never answers; a second call waits for it.
+    Closing the client ends both: the first may have been processed, the second was not sent
+    (httpx sent it after the close; aiohttp raised a bare CancelledError, though nothing
+    cancelled the call)."""
+    outcome: dict[str, BaseException] = {}
+    async with raw_server(lambda m, p, b: ("hang",)) as server:
+        cb = client(server.url, transport, timeout=60, max_retries=0, max_connections=1)
+        async with cb:
+
+            async def call(name: str) -> None:
+                try:
+                    await cb.request("POST", f"/{name}", json={})
+                except BaseException as exc:
+                    outcome[name] = exc
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call, "holding")
+                    while not server.received:
+                        await anyio.sleep(0.01)
+                    tg.start_soon(call, "waiting")
+                    await anyio.sleep(0.1)
+                    await cb.aclose()
+    holding, waiting = outcome["holding"], outcome["waiting"]
+    assert type(holding) is APIConnectionError and holding.may_have_been_processed
+    assert type(waiting) is ClientStateError and not waiting.may_have_been_processed
+    assert [path for _, path, _ in server.received] == ["/holding"]
+
+
+async def test_a_call_cancelled_as_the_client_closes_is_cancelled(transport: str) -> None:
+    """The same wait for the one connection, its scope cancelled just before the close: the
+    call ends as cancelled (its scope catches it), not as a closed client's error."""
+    outcome: list[BaseException] = []
+    async with raw_server(lambda m, p, b: ("hang",)) as server:
+        cb = client(server.url, transport, timeout=60, max_retries=0, max_connections=1)
+        async with cb:
+
+            async def holding() -> None:
+                with contextlib.suppress(APIConnectionError):
+                    await cb.request("POST", "/holding", json={})
+
+            async def waiting(scope: anyio.CancelScope) -> None:
+                with scope:
+                    try:
+                        await cb.request("POST", "/waiting", json={})
+                    except BaseException as exc:
+                        outcome.append(exc)
+                        raise
+
+            scope = anyio.CancelScope()
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(holding)
+                    while not server.received:
+                        await anyio.sleep(0.01)
+                    tg.start_soon(waiting, scope)
+                    await anyio.sleep(0.1)
+                    scope.cancel()
+                    await cb.aclose()
+    assert scope.cancelled_caught
+    assert [type(e) for e in outcome] == [anyio.get_cancelled_exc_class()]
+    assert [path for _, path, _ in server.received] == ["/holding"]
 
 
 async def test_a_body_that_keeps_coming_is_not_a_read_timeout(transport: str) -> None:
