@@ -390,93 +390,136 @@ def _build(
     raw: Mapping[str, Any],
     xml_tag: str | None,
 ) -> Event:
-    sub = subscription.lower()
-    key = name.lower()
     common: dict[str, Any] = {
         "subscription": subscription,
         "name": name,
         "brand": brand,
         "raw": raw,
     }
+    builder = _BUILDERS.get(subscription.lower())
     try:
-        if sub == "object":
-            if "|" in name:
-                return AmbiguousObjectEvent(
-                    object=structure(payload, ObjectRecord),
-                    candidates=tuple(name.split("|")),
-                    **common,
-                )
-            cls = _OBJECT_EVENTS.get(key)
-            if cls is None:
-                return UnknownEvent(**common)
-            record = structure(
-                {k: v for k, v in payload.items() if k.lower() not in ("activities", "tags")},
-                ObjectRecord,
-            )
-            if cls is ObjectNewActivity:
-                return ObjectNewActivity(
-                    object=record, activities=_activities(_get(payload, "Activities")), **common
-                )
-            if cls is ObjectUpdateTag:
-                return ObjectUpdateTag(
-                    object=record, tags=structure(_get(payload, "Tags"), tuple[Tag, ...]), **common
-                )
-            return cls(object=record, **common)
-        if sub == "user":
-            nested = _get(payload, "User")
-            user_payload = nested if xml_tag is None and isinstance(nested, Mapping) else payload
-            tags = (
-                structure(_get(user_payload, "Tags"), tuple[Tag, ...])
-                if _get(user_payload, "Tags")
-                else ()
-            )
-            user = structure({k: v for k, v in user_payload.items() if k.lower() != "tags"}, User)
-            if "|" in name:
-                return AmbiguousUserEvent(
-                    user=user, tags=tags, candidates=tuple(name.split("|")), **common
-                )
-            ucls = _USER_EVENTS.get(key)
-            return ucls(user=user, tags=tags, **common) if ucls else UnknownEvent(**common)
-        if sub == "satisfaction" and key == "onsubmit":
-            return SatisfactionSubmit(
-                object_id=_opt(to_int, _get(payload, "ObjectId")),
-                score=_opt(to_int, _get(payload, "Score")),
-                description=_opt(to_str, _get(payload, "Description")),
-                **common,
-            )
-        if sub == "tag" and key in _TAG_EVENTS:
-            validation = _get(payload, "unitValidation")
-            return _TAG_EVENTS[key](
-                tag_id=_opt(to_int, _get(payload, "tagId")),
-                group_id=_opt(to_int, _get(payload, "groupId")),
-                tag_name=_opt(to_str, _get(payload, "name")),
-                is_object=_opt(to_bool, _get(payload, "isObject")),
-                is_user=_opt(to_bool, _get(payload, "isUser")),
-                tag_type=_opt(to_int, _get(payload, "type")),
-                unit=_opt(to_int, _get(payload, "unit")),
-                unit_validation_type=_opt(to_int, _get(payload, "unitValidationType")),
-                unit_validation=validation if validation != "" else None,
-                default_value=_opt(to_str, _get(payload, "defaultValue")),
-                **common,
-            )
-        if sub == "form" and key == "onsubmit":
-            return FormSubmit(
-                object_id=_opt(to_int, _get(payload, "ObjectId")),
-                form_url=_opt(lambda v: to_str(v).strip(), _get(payload, "FormUrl")),
-                properties=_opt(to_json_object, _get(payload, "Properties")),
-                **common,
-            )
-        if sub == "chat" and key == "onuserexit":
-            return ChatUserExit(
-                user_id=_opt(to_int, _get(_get(payload, "User"), "Id")),
-                object_id=_opt(to_int, _get(_get(payload, "Object"), "Id")),
-                **common,
-            )
+        event = builder(name, name.lower(), payload, common, xml_tag) if builder else None
     except DecodeError as exc:
         raise WebhookParseError(f"{subscription} {name} webhook: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise WebhookParseError(f"{subscription} {name} webhook: {exc}") from None
-    return UnknownEvent(**common)
+    return event if event is not None else UnknownEvent(**common)
+
+
+# Each subscription's events from the payload, or None for a name it does not know. Arguments:
+# the event name as sent and lower-cased, the payload, the fields every event has, and the
+# XML body's tag (None for JSON).
+
+
+def _object_event(
+    name: str, key: str, payload: dict[str, Any], common: dict[str, Any], xml_tag: str | None
+) -> Event | None:
+    if "|" in name:
+        return AmbiguousObjectEvent(
+            object=structure(payload, ObjectRecord), candidates=tuple(name.split("|")), **common
+        )
+    cls = _OBJECT_EVENTS.get(key)
+    if cls is None:
+        return None
+    record = structure(
+        {k: v for k, v in payload.items() if k.lower() not in ("activities", "tags")},
+        ObjectRecord,
+    )
+    if cls is ObjectNewActivity:
+        return ObjectNewActivity(
+            object=record, activities=_activities(_get(payload, "Activities")), **common
+        )
+    if cls is ObjectUpdateTag:
+        return ObjectUpdateTag(
+            object=record, tags=structure(_get(payload, "Tags"), tuple[Tag, ...]), **common
+        )
+    return cls(object=record, **common)
+
+
+def _user_event(
+    name: str, key: str, payload: dict[str, Any], common: dict[str, Any], xml_tag: str | None
+) -> Event | None:
+    nested = _get(payload, "User")
+    user_payload = nested if xml_tag is None and isinstance(nested, Mapping) else payload
+    tags = (
+        structure(_get(user_payload, "Tags"), tuple[Tag, ...]) if _get(user_payload, "Tags") else ()
+    )
+    user = structure({k: v for k, v in user_payload.items() if k.lower() != "tags"}, User)
+    if "|" in name:
+        return AmbiguousUserEvent(user=user, tags=tags, candidates=tuple(name.split("|")), **common)
+    ucls = _USER_EVENTS.get(key)
+    return ucls(user=user, tags=tags, **common) if ucls else None
+
+
+def _satisfaction_event(
+    name: str, key: str, payload: dict[str, Any], common: dict[str, Any], xml_tag: str | None
+) -> Event | None:
+    if key != "onsubmit":
+        return None
+    return SatisfactionSubmit(
+        object_id=_opt(to_int, _get(payload, "ObjectId")),
+        score=_opt(to_int, _get(payload, "Score")),
+        description=_opt(to_str, _get(payload, "Description")),
+        **common,
+    )
+
+
+def _tag_event(
+    name: str, key: str, payload: dict[str, Any], common: dict[str, Any], xml_tag: str | None
+) -> Event | None:
+    cls = _TAG_EVENTS.get(key)
+    if cls is None:
+        return None
+    validation = _get(payload, "unitValidation")
+    return cls(
+        tag_id=_opt(to_int, _get(payload, "tagId")),
+        group_id=_opt(to_int, _get(payload, "groupId")),
+        tag_name=_opt(to_str, _get(payload, "name")),
+        is_object=_opt(to_bool, _get(payload, "isObject")),
+        is_user=_opt(to_bool, _get(payload, "isUser")),
+        tag_type=_opt(to_int, _get(payload, "type")),
+        unit=_opt(to_int, _get(payload, "unit")),
+        unit_validation_type=_opt(to_int, _get(payload, "unitValidationType")),
+        unit_validation=validation if validation != "" else None,
+        default_value=_opt(to_str, _get(payload, "defaultValue")),
+        **common,
+    )
+
+
+def _form_event(
+    name: str, key: str, payload: dict[str, Any], common: dict[str, Any], xml_tag: str | None
+) -> Event | None:
+    if key != "onsubmit":
+        return None
+    return FormSubmit(
+        object_id=_opt(to_int, _get(payload, "ObjectId")),
+        form_url=_opt(lambda v: to_str(v).strip(), _get(payload, "FormUrl")),
+        properties=_opt(to_json_object, _get(payload, "Properties")),
+        **common,
+    )
+
+
+def _chat_event(
+    name: str, key: str, payload: dict[str, Any], common: dict[str, Any], xml_tag: str | None
+) -> Event | None:
+    if key != "onuserexit":
+        return None
+    return ChatUserExit(
+        user_id=_opt(to_int, _get(_get(payload, "User"), "Id")),
+        object_id=_opt(to_int, _get(_get(payload, "Object"), "Id")),
+        **common,
+    )
+
+
+_Builder = Callable[[str, str, dict[str, Any], dict[str, Any], str | None], Event | None]
+_BUILDERS: dict[str, _Builder] = {
+    "object": _object_event,
+    "user": _user_event,
+    "satisfaction": _satisfaction_event,
+    "tag": _tag_event,
+    "form": _form_event,
+    "chat": _chat_event,
+}
 
 
 def _activities(value: Any) -> tuple[WebhookActivity, ...]:
