@@ -21,7 +21,7 @@ import attrs
 import httpx
 
 from ._aio import call
-from ._deadline import Deadlines
+from ._deadline import Deadlines, Expiry
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -311,8 +311,9 @@ class _Core:
         await self.sender.aclose()
 
 
-class _Call:
-    """One API call's request and its progress across attempts."""
+class _Call(Expiry):
+    """One API call's request and its progress across attempts (and, on asyncio, its
+    deadline: see :meth:`Deadlines.arm`)."""
 
     __slots__ = (
         "allow_partial",
@@ -434,7 +435,7 @@ class BaseClient:
             task: Any = asyncio.current_task()  # cancelling()/uncancel(): 3.11+
             if task is None:  # a coroutine driven by hand, outside any task
                 return await self._run_in_scope(call, deadline)
-            expiry = deadlines.arm(task, deadline)
+            expiry = deadlines.arm(task, deadline, call)
         try:
             while True:
                 try:

@@ -47,21 +47,21 @@ _WIDTH = 1.0
 
 
 class Expiry:
-    """One call's deadline (what :meth:`Deadlines.arm` returns)."""
+    """One call's deadline (what :meth:`Deadlines.arm` fills in and returns). A call's own
+    object may be one (a subclass): then arming a deadline creates no object."""
 
     __slots__ = ("cancelling", "fired", "group", "handle", "task", "when")
 
-    def __init__(self, task: _Task, when: float) -> None:
-        self.task = task
-        self.when = when
-        #: The task's pending cancellations when the deadline was armed.
-        self.cancelling = task.cancelling()
-        #: Set when the deadline passed and cancelled the task.
-        self.fired = False
-        #: The call's own timer, once armed.
-        self.handle: asyncio.TimerHandle | None = None
-        #: The group of deadlines it waits in until then.
-        self.group: set[Expiry] | None = None
+    task: _Task
+    when: float
+    #: The task's pending cancellations when the deadline was armed.
+    cancelling: int
+    #: Set when the deadline passed and cancelled the task.
+    fired: bool
+    #: The call's own timer, once armed.
+    handle: asyncio.TimerHandle | None
+    #: The group of deadlines it waits in until then.
+    group: set[Expiry] | None
 
 
 class Deadlines:
@@ -74,16 +74,24 @@ class Deadlines:
         self._groups: dict[int, set[Expiry]] = {}
         self._time = clock_of(loop)
 
-    def arm(self, task: _Task, seconds: float) -> Expiry:
-        """Cancel ``task`` ``seconds`` from now unless :meth:`disarm` is called first."""
+    def arm(self, task: _Task, seconds: float, expiry: Expiry | None = None) -> Expiry:
+        """Cancel ``task`` ``seconds`` from now unless :meth:`disarm` is called first; the
+        deadline is kept in ``expiry`` (a new one when None), which is returned."""
         loop = self._loop
         now = self._time()
-        expiry = Expiry(task, now + seconds)
-        key = math.floor(expiry.when / _WIDTH)
+        if expiry is None:
+            expiry = Expiry()
+        expiry.task = task
+        expiry.when = when = now + seconds
+        expiry.cancelling = task.cancelling()
+        expiry.fired = False
+        expiry.handle = None
+        key = math.floor(when / _WIDTH)
         group = self._groups.get(key)
         if group is None:
             if (key - 1) * _WIDTH <= now:  # too near for a group: its own timer now
-                expiry.handle = loop.call_at(expiry.when, self._expire, expiry)
+                expiry.group = None
+                expiry.handle = loop.call_at(when, self._expire, expiry)
                 return expiry
             group = self._groups[key] = set()
             loop.call_at((key - 1) * _WIDTH, self._arm_group, key)

@@ -118,26 +118,20 @@ def _envelope_fields(envelope: dict[str, Any] | None) -> tuple[int | None, str |
     return _status_int(envelope.get("status")), description
 
 
-def _decode(content: bytes, max_depth: int) -> tuple[Any, bool, str | None]:
-    """(the body, whether it was JSON, which decoding limit refused it, if one did)."""
+def _decode(content: bytes, max_depth: int) -> tuple[Any, bool, str | None, dict[str, Any] | None]:
+    """(the body, whether it was JSON, which decoding limit refused it if one did, and the
+    body when it is a CommBox envelope: an object with a status, data or description)."""
     if not content:  # a blank body fails to decode like any other non-JSON one
-        return None, False, None
+        return None, False, None, None
     try:
-        return _loads(content, max_depth), True, None
+        body = _loads(content, max_depth)
     except JSONLimitError as exc:
-        return None, False, str(exc)
+        return None, False, str(exc), None
     except ValueError:
-        return None, False, None
-
-
-def _envelope_of(body: Any, is_json: bool) -> dict[str, Any] | None:
-    if (
-        is_json
-        and isinstance(body, dict)
-        and ("status" in body or "data" in body or "description" in body)
-    ):
-        return body
-    return None
+        return None, False, None, None
+    if isinstance(body, dict) and ("status" in body or "data" in body or "description" in body):
+        return body, True, None, body
+    return body, True, None, None
 
 
 def _fails(status: int, allow_partial: bool) -> bool:
@@ -164,8 +158,7 @@ def parse_response(
     status = response.status_code
     headers = response.headers  # a read-only view for callers; copied only for errors
     content = response.content
-    body, is_json, refused = _decode(content, max_depth)
-    envelope = _envelope_of(body, is_json)
+    body, is_json, refused, envelope = _decode(content, max_depth)
     if not 200 <= status < 300 or (status == 206 and not allow_partial):
         message = _MESSAGES.get(status, "CommBox returned an error")
         if status < 400 and status != 206:
