@@ -169,8 +169,18 @@ class ClientOptions:
             )
         if type(self.max_depth) is not int or self.max_depth < 1:
             raise ConfigurationError(f"max_depth must be a positive int, got {self.max_depth!r}")
-        if any(k.lower() == "authorization" for k in self.headers):
+        names = {k.lower() for k in self.headers}
+        if "authorization" in names:
             raise ConfigurationError("set the token with token=, not an Authorization header")
+        framing = sorted(names & _BODY_HEADERS)
+        if framing:
+            # Each body sets its own (a JSON body, a form, multipart with its boundary); a
+            # default would mislabel every other kind, and the transports disagree on which
+            # wins.
+            raise ConfigurationError(
+                f"{', '.join(framing)} is set per request from its body; leave it out of "
+                "default_headers"
+            )
         defaults = {
             "Accept": "application/json",
             "Accept-Encoding": ACCEPT_ENCODING,
@@ -188,6 +198,10 @@ class ClientOptions:
         parts = (self.timeout.connect, self.timeout.read, self.timeout.write, self.timeout.pool)
         longest = math.inf if None in parts else max(p for p in parts if p is not None)
         object.__setattr__(self, "longest_timeout", longest)
+
+
+#: Headers that describe a request's body, which the client sets for each body it sends.
+_BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding"})
 
 
 def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:

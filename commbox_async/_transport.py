@@ -267,6 +267,15 @@ class Sender(Protocol):
 _HEADERS_STARTED = frozenset(
     {"http11.send_request_headers.started", "http2.send_request_headers.started"}
 )
+#: httpcore opening a connection: a call that waited for one while the client closed opens
+#: none.
+_CONNECTING = frozenset(
+    {
+        "connection.connect_tcp.started",
+        "connection.connect_unix_socket.started",
+        "connection.start_tls.started",
+    }
+)
 _STATUS_RECEIVED = frozenset(
     {"http11.receive_response_headers.complete", "http2.receive_response_headers.complete"}
 )
@@ -291,6 +300,9 @@ class _Tracer:
             if self.client is not None and self.client.is_closed:
                 raise RuntimeError("the client was closed before the request was sent")
             self.exposure.sent = True
+        elif name in _CONNECTING:
+            if self.client is not None and self.client.is_closed:
+                raise RuntimeError("the client was closed before the request was sent")
         elif name in _STATUS_RECEIVED:
             value = info.get("return_value")
             if isinstance(value, tuple) and value:
@@ -580,7 +592,7 @@ class AiohttpSender:
     def _client_timeout(self, timeout: httpx.Timeout) -> Any:
         if timeout is not self._timeout:
             # aiohttp's "connect" covers waiting for a pooled connection, like httpx's "pool";
-            # it has no write timeout (a stalled upload ends at the read timeout instead).
+            # it has no write timeout (an upload the server stops reading ends at the deadline).
             self._timeout = timeout
             self._aio_timeout = self._aiohttp.ClientTimeout(
                 total=None,
@@ -681,6 +693,10 @@ def _end_calls_in_flight(aiohttp: Any, connector: Any) -> None:
         if payload is not None:
             payload.set_exception(error)
         protocol.set_exception(error)
+        # Dropped, not closed: a close waits to send what is still buffered, and a server
+        # that stopped reading an upload would hold the client's close forever.
+        if protocol.transport is not None:
+            protocol.transport.abort()
 
 
 class AutoSender:

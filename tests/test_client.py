@@ -90,6 +90,17 @@ def test_authorization_header_cannot_be_smuggled_in() -> None:
         AsyncCommBox(token=TOKEN, default_headers={"Authorization": "Bearer x"})
 
 
+@pytest.mark.parametrize("name", ["Content-Type", "content-length", "Transfer-Encoding"])
+def test_a_body_header_cannot_be_a_default(name: str) -> None:
+    # httpx kept a default Content-Type over a JSON body's, aiohttp sent application/json;
+    # over multipart it would drop the boundary.
+    with pytest.raises(ConfigurationError, match="set per request from its body"):
+        AsyncCommBox(token=TOKEN, default_headers={name: "text/plain"})
+    cb = AsyncCommBox(token=TOKEN)
+    with pytest.raises(ConfigurationError, match="set per request from its body"):
+        cb.with_options(default_headers={name: "text/plain"})
+
+
 async def test_brand_base_url_with_path_prefix() -> None:
     seen: list[str] = []
 

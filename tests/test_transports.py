@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from commbox_async import (
     APIConnectionError,
@@ -456,6 +458,44 @@ async def test_a_call_waiting_for_a_connection_when_the_client_closes_is_not_sen
     assert type(holding) is APIConnectionError and holding.may_have_been_processed
     assert type(waiting) is ClientStateError and not waiting.may_have_been_processed
     assert [path for _, path, _ in server.received] == ["/holding"]
+    assert server.connections == 1  # httpx opened one for the waiting call after the close
+
+
+async def test_closing_the_client_during_an_upload_the_server_stopped_reading(
+    transport: str,
+) -> None:
+    """The server reads the request's head and then nothing: the upload stalls with its
+    buffers full. Closing the client ends the call at once, typed and "may have been
+    processed", and the close itself returns (on aiohttp it waited to send the buffered
+    body, forever)."""
+    errors: list[BaseException] = []
+
+    async def reader(stream: anyio.abc.SocketStream) -> None:
+        buffered = BufferedByteReceiveStream(stream)
+        await buffered.receive_until(b"\r\n\r\n", 65536)
+        await anyio.sleep_forever()
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with anyio.create_task_group() as server:
+            server.start_soon(listener.serve, reader)
+            cb = client(f"http://127.0.0.1:{port}", transport, timeout=60, max_retries=0)
+            async with cb:
+
+                async def upload() -> None:
+                    try:
+                        await cb.request("POST", "/x", json={"blob": "x" * 20_000_000})
+                    except BaseException as exc:
+                        errors.append(exc)
+
+                with anyio.fail_after(10):
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(upload)
+                        await anyio.sleep(1)
+                        await cb.aclose()
+            server.cancel_scope.cancel()
+    [error] = errors
+    assert isinstance(error, CommBoxError) and error.may_have_been_processed, error
 
 
 async def test_a_call_cancelled_as_the_client_closes_is_cancelled(transport: str) -> None:
