@@ -894,3 +894,22 @@ async def test_a_pool_closed_during_the_call_is_a_client_state_error() -> None:
         with pytest.raises(ClientStateError) as info:
             await cb.request("GET", "/x")
     assert str(info.value) == "the connection pool under AsyncCommBox was closed during the call"
+
+
+async def test_multipart_without_files_sends_each_field_as_a_part() -> None:
+    """``multipart=True`` with a form and no file (a WhatsApp campaign by audience id): the
+    fields go as multipart parts, each with its value, never as a urlencoded form."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        request.read()
+        seen.append(request)
+        return ok(None)
+
+    async with make_client(handler) as cb:
+        await cb._request("POST", "/whatsapp/campaign", data={"a": "1", "b": 2}, multipart=True)
+    (request,) = seen
+    assert request.headers["content-type"].startswith("multipart/form-data; boundary=")
+    body = request.content.decode()
+    assert 'name="a"\r\n\r\n1\r\n' in body and 'name="b"\r\n\r\n2\r\n' in body
+    assert "filename" not in body

@@ -3,9 +3,11 @@ same typed errors, the same "may have been processed" verdicts, the same bytes o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import traceback
+import types
 from pathlib import Path
 from typing import Any
 
@@ -426,6 +428,34 @@ async def test_calls_in_flight_end_when_the_client_closes(transport: str, answer
     assert len(errors) == 3
     assert all(type(e) is APIConnectionError for e in errors), errors
     assert all(e.may_have_been_processed for e in errors)
+    if transport == "aiohttp":
+        assert all("the client was closed during the call" in str(e) for e in errors)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_closing_fails_each_connection_in_use_past_one_still_opening() -> None:
+    """What the close does to the connector's connections in use: a connection still being
+    opened (aiohttp's placeholder) is left to aiohttp, and every one after it is failed and
+    dropped; a connector without that set is left alone."""
+    import aiohttp
+    from aiohttp.client_proto import ResponseHandler
+
+    from commbox_async._transport import _end_calls_in_flight
+
+    class Transport:
+        aborted = False
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    protocol = ResponseHandler(asyncio.get_running_loop())
+    transport = Transport()
+    protocol.transport = transport  # type: ignore[assignment]
+    connector = types.SimpleNamespace(_acquired=[object(), protocol])
+    _end_calls_in_flight(aiohttp, connector)
+    error = protocol.exception()
+    assert isinstance(error, aiohttp.ClientConnectionError) and transport.aborted
+    _end_calls_in_flight(aiohttp, object())  # nothing to fail, and no error
 
 
 async def test_a_call_waiting_for_a_connection_when_the_client_closes_is_not_sent(
