@@ -430,8 +430,7 @@ async def test_calls_in_flight_end_when_the_client_closes(transport: str, answer
     assert all(e.may_have_been_processed for e in errors)
     if transport == "aiohttp":
         assert all(
-            "ClientConnectionError: the client was closed during the call" in str(e)
-            for e in errors
+            "ClientConnectionError: the client was closed during the call" in str(e) for e in errors
         ), errors
 
 
