@@ -264,6 +264,9 @@ class Sender(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: What a sender raises (as a RuntimeError) for a call the client's close stopped before it
+#: was sent; the pipeline answers it with ClientStateError.
+_CLOSED_BEFORE_SENT = "the client was closed before the request was sent"
 _HEADERS_STARTED = frozenset(
     {"http11.send_request_headers.started", "http2.send_request_headers.started"}
 )
@@ -287,22 +290,19 @@ class _Tracer:
 
     __slots__ = ("client", "exposure")
 
-    def __init__(self, exposure: Exposure, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, exposure: Exposure, client: httpx.AsyncClient) -> None:
         self.exposure = exposure
         self.client = client
 
     async def __call__(self, name: str, info: dict[str, Any]) -> None:
         if name in _HEADERS_STARTED:
             # The last moment before a byte leaves: a stop that cancelled this call while
-            # it waited for a connection is delivered here, not after the request is out;
-            # and a call that waited while the client was closed is not sent after it.
+            # it waited for a connection is delivered here, not after the request is out.
             await _not_cancelled()
-            if self.client is not None and self.client.is_closed:
-                raise RuntimeError("the client was closed before the request was sent")
+            self._refuse_if_closed()
             self.exposure.sent = True
         elif name in _CONNECTING:
-            if self.client is not None and self.client.is_closed:
-                raise RuntimeError("the client was closed before the request was sent")
+            self._refuse_if_closed()
         elif name in _STATUS_RECEIVED:
             value = info.get("return_value")
             if isinstance(value, tuple) and value:
@@ -310,6 +310,12 @@ class _Tracer:
                 status = value[1] if len(value) == 4 else value[0]
                 if isinstance(status, int):
                     self.exposure.status = status
+
+    def _refuse_if_closed(self) -> None:
+        # A call that waited for a connection while the client closed neither opens one nor
+        # sends after the close.
+        if self.client.is_closed:
+            raise RuntimeError(_CLOSED_BEFORE_SENT)
 
 
 def _is_traced(client: httpx.AsyncClient) -> bool:
@@ -615,6 +621,8 @@ class AiohttpSender:
             url, headers, body = self._encode(out)
             exact = self._url(url, encoded=True)  # as built: no re-quoting of %2F or %3D
             if body is None and out.timeout is self._session_timeout:
+                # The session's own timeout, and no body: aiohttp passes every keyword through
+                # two **kwargs, so the common call gives only the two it needs.
                 context = session.request(out.method, exact, headers=headers, allow_redirects=False)
             else:
                 context = session.request(
@@ -649,7 +657,7 @@ class AiohttpSender:
             elif self.is_closed and isinstance(exc, asyncio.CancelledError) and _uncancelled():
                 # aiohttp's close cancels what waits for a connection (the pool, a DNS
                 # lookup), though nothing cancelled this call: not sent, and not a stop.
-                mapped = RuntimeError("the client was closed before the request was sent")
+                mapped = RuntimeError(_CLOSED_BEFORE_SENT)
             else:
                 mapped = None
             if mapped is None:

@@ -14,6 +14,7 @@ import asyncio
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from commbox_async import AsyncCommBox
@@ -132,6 +133,6 @@ async def test_a_native_cancellation_during_the_pools_clean_up_does_not_leak_the
 
 
 def test_an_httpcore_without_those_internals_is_left_alone() -> None:
-    tracer = transport_module._Tracer(transport_module.Exposure())
+    tracer = transport_module._Tracer(transport_module.Exposure(), httpx.AsyncClient())
     assert transport_module._orphaned_connections(None, tracer) == []
     assert transport_module._orphaned_connections(object(), tracer) == []

@@ -185,7 +185,7 @@ async def test_httpx_marks_a_request_sent_only_if_its_call_still_stands() -> Non
     exposure = Exposure()
     with anyio.CancelScope() as scope:
         scope.cancel()
-        await _Tracer(exposure)("http11.send_request_headers.started", {})
+        await _Tracer(exposure, httpx.AsyncClient())("http11.send_request_headers.started", {})
     assert scope.cancelled_caught
     assert exposure.verdict() is NO
 
@@ -204,7 +204,7 @@ async def test_httpx_records_the_status_as_soon_as_its_line_is_read(
 ) -> None:
     exposure = Exposure()
     exposure.sent = True
-    await _Tracer(exposure)(event, {"return_value": value})
+    await _Tracer(exposure, httpx.AsyncClient())(event, {"return_value": value})
     assert exposure.status == 503
     assert exposure.verdict() is NO
 
