@@ -23,10 +23,11 @@ P = ParamSpec("P")
 _SNIPPET = 200
 
 
-@attrs.define(kw_only=True)
+@attrs.define
 class Envelope:
     """One decoded response: HTTP facts plus the envelope's fields, before typing ``data``.
-    (Internal, one per request: mutable, because a frozen class's __init__ costs more.)"""
+    (Internal, one per request: mutable, because a frozen class's __init__ costs more, and
+    built with positional arguments, as _Call is.)"""
 
     http_status: int
     headers: Mapping[str, str]
@@ -174,16 +175,16 @@ def parse_response(
         raise _status_error(env_status, message, response, body, is_json, envelope, method, path)
     response_time = envelope.get("response_time") if envelope is not None else None
     return Envelope(
-        http_status=status,
-        headers=headers,
-        envelope_status=env_status,
-        description=description,
-        response_time=str(response_time) if response_time is not None else None,
-        data=envelope.get("data") if envelope is not None else body,
-        body=body,
-        elapsed=elapsed,
-        attempts=attempts,
-        max_depth=max_depth,
+        status,
+        headers,
+        env_status,
+        description,
+        str(response_time) if response_time is not None else None,
+        envelope.get("data") if envelope is not None else body,
+        body,
+        elapsed,
+        attempts,
+        max_depth,
     )
 
 

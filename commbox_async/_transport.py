@@ -99,11 +99,11 @@ class Outgoing:
         "url",
     )
 
+    # Positional, as _Call's (see there).
     def __init__(
         self,
         method: str,
         url: str,
-        *,
         headers: Mapping[str, str],
         token: Secret,
         params: Mapping[str, Any] | None,
@@ -127,13 +127,15 @@ class Outgoing:
         self.max_bytes = max_bytes
 
 
-def _wire_headers(out: Outgoing, added: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The attempt's own headers with the token: built inside a sender's call and handed
-    straight to the library, so no frame of the pipeline holds the token in plain text.
-    ``added`` are headers the library adds to every request itself (the aiohttp session's):
-    when they are the attempt's, the token alone is given."""
+def _wire_headers(
+    out: Outgoing, added: Mapping[str, str] | None = None, name: str = "Authorization"
+) -> dict[str, str]:
+    """The attempt's own headers with the token (under ``name``): built inside a sender's call
+    and handed straight to the library, so no frame of the pipeline holds the token in plain
+    text. ``added`` are headers the library adds to every request lacking them itself (the
+    aiohttp sender's): when they are the attempt's, the token alone is given."""
     headers = {} if out.headers is added else dict(out.headers)
-    headers["Authorization"] = "Bearer " + out.token.reveal()
+    headers[name] = "Bearer " + out.token.reveal()
     return headers
 
 
@@ -495,6 +497,17 @@ def _exposing_connector() -> type[Any]:
     return ExposingConnector
 
 
+def _request_with_defaults(headers: Mapping[str, str]) -> type[Any]:
+    """aiohttp's ClientRequest adding ``headers`` to a request that lacks them, in place of
+    its own defaults (``*/*``, its User-Agent)."""
+    from aiohttp import ClientRequest
+    from multidict import istr
+
+    # istr: aiohttp's header table folds the case of a plain str name on every request.
+    defaults = {istr(name): value for name, value in headers.items()}
+    return type("CommBoxRequest", (ClientRequest,), {"DEFAULT_HEADERS": defaults})
+
+
 class AiohttpSender:
     """Requests straight through one ``aiohttp.ClientSession`` (asyncio only).
 
@@ -515,9 +528,10 @@ class AiohttpSender:
         timeout: httpx.Timeout | None = None,
     ) -> None:
         self._limits = limits
-        # The client's static headers become the session's: a call that sends exactly those
-        # (every call of the client, and of a view that leaves them) passes aiohttp only its
-        # token, and aiohttp merges the rest in C rather than header by header in Python. A
+        # The client's static headers become the ones aiohttp adds to a request lacking them
+        # (its own defaults, which it adds anyway, are replaced): a call that sends exactly
+        # those (every call of the client, and of a view that leaves them) passes aiohttp
+        # only its token, and its headers are not merged one by one into every request. A
         # view's own headers always hold every one of these names (with_options merges), so
         # sending them in full replaces each value and adds none it did not ask for.
         self._headers = headers
@@ -537,10 +551,13 @@ class AiohttpSender:
 
     def _open(self) -> Any:
         import aiohttp
+        from multidict import istr
         from yarl import URL
 
         self._aiohttp: Any = aiohttp
         self._url: Any = URL
+        # What aiohttp names its own headers with (see _request_with_defaults).
+        self._token_name: str = istr("Authorization")
 
         limits = self._limits
         connector = _exposing_connector()(
@@ -555,9 +572,9 @@ class AiohttpSender:
         options: dict[str, Any] = {}
         if self._session_timeout is not None:
             options["timeout"] = self._client_timeout(self._session_timeout)
-        session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, headers=self._headers, **options
-        )
+        if self._headers is not None:
+            options["request_class"] = _request_with_defaults(self._headers)
+        session = aiohttp.ClientSession(connector=connector, auto_decompress=False, **options)
         # aiohttp sends a GET, PUT or DELETE again, once and unseen, when its connection drops
         # before the response (RFC 9112 9.3.1): a repeat that no retry rule allowed, that
         # max_retries=0 does not stop, and that no metric or hook sees. The retry rules decide.
@@ -588,7 +605,7 @@ class AiohttpSender:
             return str(request.url), headers, body
         if out.params:
             url = f"{url}?{httpx.QueryParams(out.params)}"
-        headers = _wire_headers(out, self._headers)
+        headers = _wire_headers(out, self._headers, self._token_name)
         body = None
         if out.json is not None:
             body = _json_body(out.json)

@@ -256,9 +256,9 @@ async def test_both_transports_put_the_same_request_on_the_wire() -> None:
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_a_client_and_its_views_send_their_own_headers_on_both_transports() -> None:
-    """The aiohttp session carries the client's static headers, so a call passes aiohttp its
-    token alone; a view's own headers must still replace those values, once each, and add
-    its own, exactly as on httpx."""
+    """aiohttp adds the client's static headers to a request itself (in place of its own
+    defaults), so a call passes aiohttp its token alone; a view's own headers must still
+    replace those values, once each, and add its own, exactly as on httpx."""
     sent: dict[str, list[list[tuple[str, str]]]] = {}
     for name in ("httpx", "aiohttp"):
         async with raw_server(lambda m, p, b: respond(200, {})) as server:
